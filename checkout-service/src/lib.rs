@@ -1,0 +1,21 @@
+//! checkout-service: the gRPC `checkout.Checkout/DoCheckout` endpoint.
+//!
+//! It prices a cart from its catalog, publishes a `checkout.processed`
+//! message carrying the W3C trace context in its AMQP headers, and answers
+//! only after RabbitMQ has confirmed the message, so an accepted order is
+//! never only in this process's memory.
+//!
+//! # Layout
+//!
+//! - [`configuration`]: settings from the environment.
+//! - [`catalog`]: item prices and order pricing (the domain).
+//! - [`publisher`]: the AMQP publisher: one long-lived confirming channel,
+//!   reconnected in the background when the broker goes away.
+//! - [`service`]: the tonic service implementation and its server span.
+//! - [`startup`]: [`startup::Application`], which binds and runs the server.
+
+pub mod catalog;
+pub mod configuration;
+pub mod publisher;
+pub mod service;
+pub mod startup;

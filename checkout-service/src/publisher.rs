@@ -1,0 +1,287 @@
+//! Publishing `checkout.processed` to RabbitMQ, with publisher confirms.
+//!
+//! One connection and one channel in confirm mode serve every request: lapin
+//! channels are safe to share, and confirms are matched to their publish by
+//! delivery tag, so concurrent checkouts pipeline on one channel instead of
+//! paying for a channel (or connection) each.
+//!
+//! A publish succeeds only when the broker has confirmed the message
+//! (`basic.ack`) and did not return it as unroutable (the `mandatory` flag):
+//! a confirmed message is on disk in a durable queue, so the 202 the client
+//! gets is a promise the broker can keep. Anything else is an error.
+//!
+//! When the connection drops, publishing fails fast with
+//! [`PublishError::Unavailable`] while a background task reconnects with
+//! capped exponential backoff; nothing waits on the broker in an unbounded queue.
+
+use std::{
+    sync::{Arc, RwLock},
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
+
+use futures::StreamExt;
+use lapin::{
+    BasicProperties, Channel, Confirmation, Connection, ConnectionProperties, Event, ExchangeKind,
+    options::{BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions},
+    types::{FieldTable, ShortString},
+};
+use tokio::sync::Notify;
+use tracing::{Instrument, field::Empty};
+use tracing_opentelemetry::OpenTelemetrySpanExt;
+use utils::{config::redact_url, message, propagation, shutdown::CancellationToken};
+
+use crate::configuration::AmqpSettings;
+
+/// Why a message was not published.
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    /// Not connected right now (a reconnect is under way).
+    #[error("the message broker is unavailable")]
+    Unavailable,
+    /// The broker or the connection failed during the publish.
+    #[error("publish failed: {0}")]
+    Broker(#[from] lapin::Error),
+    /// No queue is bound for the routing key, so the message would be lost.
+    #[error("the broker could not route the message: no queue is bound to {exchange} with {routing_key}")]
+    Unroutable {
+        /// Exchange published to.
+        exchange: String,
+        /// Routing key used.
+        routing_key: String,
+    },
+    /// The broker refused the message (`basic.nack`).
+    #[error("the broker refused the message")]
+    Nacked,
+}
+
+/// The shared publisher; clone it freely.
+#[derive(Clone)]
+pub struct Publisher {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    settings: AmqpSettings,
+    /// `publish {exchange}`, the producer span's name.
+    span_name: String,
+    server_address: String,
+    server_port: u16,
+    /// The confirming channel, `None` while disconnected.
+    channel: RwLock<Option<Channel>>,
+    /// Raised by a failed publish to make the supervisor check the connection.
+    connection_suspect: Notify,
+}
+
+impl Publisher {
+    /// Connects (failing fast if the broker cannot be reached now), declares
+    /// the exchange, and keeps the connection alive until `shutdown`.
+    pub async fn connect(
+        settings: AmqpSettings,
+        shutdown: CancellationToken,
+    ) -> Result<Self, lapin::Error> {
+        let (server_address, server_port) = match settings.url.parse::<lapin::uri::AMQPUri>() {
+            Ok(uri) => (uri.authority.host, uri.authority.port),
+            Err(_) => (String::new(), 0),
+        };
+        let (connection, channel) = open(&settings).await?;
+        let shared = Arc::new(Shared {
+            span_name: format!("publish {}", settings.exchange),
+            settings,
+            server_address,
+            server_port,
+            channel: RwLock::new(Some(channel)),
+            connection_suspect: Notify::new(),
+        });
+        tokio::spawn(supervise(shared.clone(), connection, shutdown));
+        Ok(Self { shared })
+    }
+
+    /// True while a channel is open.
+    pub fn is_connected(&self) -> bool {
+        self.current_channel()
+            .is_some_and(|channel| channel.status().connected())
+    }
+
+    fn current_channel(&self) -> Option<Channel> {
+        self.shared
+            .channel
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+
+    /// Publishes `order` and waits for the broker's confirm, inside a
+    /// PRODUCER span whose context travels in the message headers.
+    pub async fn publish(&self, order: &message::CheckoutProcessed) -> Result<(), PublishError> {
+        let shared = &self.shared;
+        let body = order.to_json();
+        let span = tracing::info_span!(
+            "publish",
+            otel.name = %shared.span_name,
+            otel.kind = "producer",
+            otel.status_code = Empty,
+            otel.status_message = Empty,
+            error.type = Empty,
+            messaging.system = "rabbitmq",
+            messaging.operation.type = "send",
+            messaging.operation.name = "publish",
+            messaging.destination.name = %shared.settings.exchange,
+            messaging.rabbitmq.destination.routing_key = %shared.settings.routing_key,
+            messaging.message.id = %order.order_id,
+            messaging.message.body.size = body.len(),
+            server.address = %shared.server_address,
+            server.port = shared.server_port,
+        );
+        let result = self.publish_confirmed(order, &body).instrument(span.clone()).await;
+        if let Err(error) = &result {
+            span.record("otel.status_code", "ERROR");
+            span.record("otel.status_message", error.to_string());
+            span.record("error.type", error.kind());
+            if matches!(error, PublishError::Broker(_) | PublishError::Unavailable) {
+                shared.connection_suspect.notify_one();
+            }
+        }
+        result
+    }
+
+    async fn publish_confirmed(
+        &self,
+        order: &message::CheckoutProcessed,
+        body: &[u8],
+    ) -> Result<(), PublishError> {
+        let channel = self
+            .current_channel()
+            .filter(|channel| channel.status().connected())
+            .ok_or(PublishError::Unavailable)?;
+        let settings = &self.shared.settings;
+
+        let mut headers = FieldTable::default();
+        propagation::amqp::inject(&tracing::Span::current().context(), &mut headers);
+        let timestamp = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |elapsed| elapsed.as_secs());
+        let properties = BasicProperties::default()
+            .with_content_type(message::CONTENT_TYPE.into())
+            .with_delivery_mode(2) // persistent
+            .with_message_id(order.order_id.to_string().into())
+            .with_timestamp(timestamp)
+            .with_app_id("checkout-service".into())
+            .with_headers(headers);
+
+        let confirm = channel
+            .basic_publish(
+                ShortString::from(settings.exchange.as_str()),
+                ShortString::from(settings.routing_key.as_str()),
+                BasicPublishOptions {
+                    mandatory: true,
+                    ..BasicPublishOptions::default()
+                },
+                body,
+                properties,
+            )
+            .await?;
+        match confirm.await? {
+            Confirmation::Ack(None) => Ok(()),
+            Confirmation::Ack(Some(_returned)) => Err(PublishError::Unroutable {
+                exchange: settings.exchange.clone(),
+                routing_key: settings.routing_key.clone(),
+            }),
+            Confirmation::Nack(_) | Confirmation::NotRequested => Err(PublishError::Nacked),
+        }
+    }
+}
+
+impl PublishError {
+    /// A short, stable name for `error.type`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Unavailable => "broker_unavailable",
+            Self::Broker(_) => "broker_error",
+            Self::Unroutable { .. } => "unroutable",
+            Self::Nacked => "nacked",
+        }
+    }
+}
+
+/// Opens a connection and a confirming channel, and declares the exchange
+/// (idempotent; stock-service declares the same one).
+async fn open(settings: &AmqpSettings) -> Result<(Connection, Channel), lapin::Error> {
+    let properties =
+        ConnectionProperties::default().with_connection_name("checkout-service".into());
+    let connection = Connection::connect(&settings.url, properties).await?;
+    let channel = connection.create_channel().await?;
+    channel
+        .confirm_select(ConfirmSelectOptions::default())
+        .await?;
+    channel
+        .exchange_declare(
+            settings.exchange.as_str().into(),
+            ExchangeKind::Topic,
+            ExchangeDeclareOptions {
+                durable: true,
+                ..ExchangeDeclareOptions::default()
+            },
+            FieldTable::default(),
+        )
+        .await?;
+    tracing::info!(url = %redact_url(&settings.url), exchange = %settings.exchange, "connected to the broker");
+    Ok((connection, channel))
+}
+
+/// Watches the connection; when it fails, drops the channel (so publishes
+/// fail fast) and reconnects with capped exponential backoff.
+async fn supervise(shared: Arc<Shared>, mut connection: Connection, shutdown: CancellationToken) {
+    const FIRST_DELAY: Duration = Duration::from_millis(100);
+    const MAX_DELAY: Duration = Duration::from_secs(5);
+    loop {
+        let mut events = connection.events_listener();
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => {
+                    let _ = connection.close(200, "shutting down".into()).await;
+                    return;
+                }
+                event = events.next() => match event {
+                    Some(Event::Error(error)) => {
+                        tracing::warn!(%error, "broker connection lost");
+                        break;
+                    }
+                    Some(_) => {}
+                    None => break,
+                },
+                () = shared.connection_suspect.notified() => {
+                    let channel_open = shared
+                        .channel
+                        .read()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .as_ref()
+                        .is_some_and(|channel| channel.status().connected());
+                    if !connection.status().connected() || !channel_open {
+                        tracing::warn!("broker connection or channel lost");
+                        let _ = connection.close(200, "reconnecting".into()).await;
+                        break;
+                    }
+                }
+            }
+        }
+        *shared.channel.write().unwrap_or_else(|p| p.into_inner()) = None;
+
+        let mut delay = FIRST_DELAY;
+        connection = loop {
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                () = tokio::time::sleep(delay) => {}
+            }
+            match open(&shared.settings).await {
+                Ok((connection, channel)) => {
+                    *shared.channel.write().unwrap_or_else(|p| p.into_inner()) = Some(channel);
+                    break connection;
+                }
+                Err(error) => {
+                    tracing::warn!(%error, retry_in = ?delay, "broker reconnect failed");
+                    delay = (delay * 2).min(MAX_DELAY);
+                }
+            }
+        };
+    }
+}

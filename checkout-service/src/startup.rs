@@ -1,0 +1,81 @@
+//! Building and running checkout-service.
+//!
+//! [`Application::build`] does everything that can fail at start (binding the
+//! port, reaching the broker) so `main` reports it before serving;
+//! [`Application::run_until_stopped`] serves until the shutdown token fires.
+//! Binding port 0 lets tests run the real server in-process.
+
+use std::net::SocketAddr;
+
+use anyhow::Context;
+use proto::checkout_server::CheckoutServer;
+use tokio::net::TcpListener;
+use tonic::transport::{Server, server::TcpIncoming};
+use utils::shutdown::CancellationToken;
+
+use crate::{configuration::Settings, publisher::Publisher, service::CheckoutService};
+
+/// A bound, connected checkout-service, ready to run.
+pub struct Application {
+    listener: TcpListener,
+    local_addr: SocketAddr,
+    service: CheckoutService,
+    publisher_stop: CancellationToken,
+}
+
+impl Application {
+    /// Binds the gRPC port and connects to the broker.
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let listener = TcpListener::bind(settings.grpc_address)
+            .await
+            .with_context(|| format!("cannot listen on {}", settings.grpc_address))?;
+        let local_addr = listener.local_addr()?;
+        let publisher_stop = CancellationToken::new();
+        let publisher = Publisher::connect(settings.amqp.clone(), publisher_stop.clone())
+            .await
+            .with_context(|| {
+                format!(
+                    "cannot reach the broker at {}",
+                    utils::config::redact_url(&settings.amqp.url)
+                )
+            })?;
+        Ok(Self {
+            listener,
+            local_addr,
+            service: CheckoutService::new(settings.catalog, publisher),
+            publisher_stop,
+        })
+    }
+
+    /// The bound address (the real port when 0 was asked for).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Serves until `shutdown` is cancelled, then stops accepting calls, lets
+    /// the calls in flight finish (their publishes are confirmed or failed),
+    /// and closes the broker connection.
+    pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        let (health_reporter, health_service) = tonic_health::server::health_reporter();
+        health_reporter
+            .set_serving::<CheckoutServer<CheckoutService>>()
+            .await;
+        let reflection = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .build_v1()?;
+
+        tracing::info!(address = %self.local_addr, "checkout-service listening");
+        let served = Server::builder()
+            .add_service(health_service)
+            .add_service(reflection)
+            .add_service(CheckoutServer::new(self.service))
+            .serve_with_incoming_shutdown(
+                TcpIncoming::from(self.listener).with_nodelay(Some(true)),
+                shutdown.cancelled_owned(),
+            )
+            .await;
+        self.publisher_stop.cancel();
+        served.context("gRPC server failed")
+    }
+}

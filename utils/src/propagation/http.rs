@@ -1,0 +1,57 @@
+//! Trace context in HTTP headers: how the gateway continues a client's trace.
+//!
+//! The carrier types are `opentelemetry-http`'s, which already adapt
+//! [`http::HeaderMap`] to the propagation API; this module only pins them to
+//! the pipeline's propagator.
+
+use http::HeaderMap;
+use opentelemetry::Context;
+pub use opentelemetry_http::{HeaderExtractor, HeaderInjector};
+
+/// Reads the W3C context (`traceparent`, `tracestate`, `baggage`) from request headers.
+pub fn extract(headers: &HeaderMap) -> Context {
+    super::extract(&HeaderExtractor(headers))
+}
+
+/// Writes `cx` into outgoing request headers.
+pub fn inject(cx: &Context, headers: &mut HeaderMap) {
+    super::inject(cx, &mut HeaderInjector(headers));
+}
+
+#[cfg(test)]
+mod tests {
+    use http::HeaderValue;
+    use opentelemetry::{baggage::BaggageExt, trace::TraceContextExt};
+
+    use super::*;
+
+    const TRACEPARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+
+    #[test]
+    fn round_trips_traceparent_and_baggage() {
+        let mut headers = HeaderMap::new();
+        headers.insert("traceparent", HeaderValue::from_static(TRACEPARENT));
+        headers.insert("baggage", HeaderValue::from_static("tenant=acme"));
+        let cx = extract(&headers);
+        assert_eq!(
+            cx.span().span_context().trace_id().to_string(),
+            "4bf92f3577b34da6a3ce929d0e0e4736"
+        );
+        assert_eq!(cx.baggage().get("tenant").unwrap().as_str(), "acme");
+
+        let mut out = HeaderMap::new();
+        inject(&cx, &mut out);
+        assert_eq!(out["traceparent"], TRACEPARENT);
+        assert_eq!(out["baggage"], "tenant=acme");
+    }
+
+    #[test]
+    fn malformed_or_non_utf8_headers_start_a_new_trace() {
+        for bad in [&b"garbage"[..], b"00-zz-yy-01", b"\xff\xfe"] {
+            let mut headers = HeaderMap::new();
+            headers.insert("traceparent", HeaderValue::from_bytes(bad).unwrap());
+            let cx = extract(&headers);
+            assert!(!cx.span().span_context().is_valid());
+        }
+    }
+}
