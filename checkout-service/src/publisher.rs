@@ -120,7 +120,7 @@ impl Publisher {
             otel.name = %shared.span_name,
             otel.kind = "producer",
             otel.status_code = Empty,
-            otel.status_message = Empty,
+            otel.status_description = Empty,
             error.type = Empty,
             messaging.system = "rabbitmq",
             messaging.operation.type = "send",
@@ -128,14 +128,14 @@ impl Publisher {
             messaging.destination.name = %shared.settings.exchange,
             messaging.rabbitmq.destination.routing_key = %shared.settings.routing_key,
             messaging.message.id = %order.order_id,
-            messaging.message.body.size = body.len(),
+            messaging.message.body.size = body.len() as i64,
             server.address = %shared.server_address,
-            server.port = shared.server_port,
+            server.port = i64::from(shared.server_port),
         );
         let result = self.publish_confirmed(order, &body).instrument(span.clone()).await;
         if let Err(error) = &result {
             span.record("otel.status_code", "ERROR");
-            span.record("otel.status_message", error.to_string());
+            span.record("otel.status_description", error.to_string());
             span.record("error.type", error.kind());
             if matches!(error, PublishError::Broker(_) | PublishError::Unavailable) {
                 shared.connection_suspect.notify_one();

@@ -105,7 +105,7 @@ fn server_span<T>(request: &Request<T>, method: &str) -> Span {
         otel.name = %format_args!("{}/{method}", proto::SERVICE_NAME),
         otel.kind = "server",
         otel.status_code = Empty,
-        otel.status_message = Empty,
+        otel.status_description = Empty,
         rpc.system = "grpc",
         rpc.service = proto::SERVICE_NAME,
         rpc.method = method,
@@ -137,6 +137,6 @@ fn record_status<T>(span: &Span, result: &Result<T, Status>) {
         )
     {
         span.record("otel.status_code", "ERROR");
-        span.record("otel.status_message", status.message());
+        span.record("otel.status_description", status.message());
     }
 }

@@ -1,1 +1,493 @@
-//! placeholder
+//! Test harness: the whole pipeline in one process.
+//!
+//! [`TestPipeline::start`] runs an OTLP receiver and the three real services,
+//! each built with its own `Application::build` on port 0, against the local
+//! RabbitMQ and a fresh SQLite file. Every pipeline gets its own exchange,
+//! queues and database, so tests running in parallel cannot take each
+//! other's messages, and removes them when dropped.
+//!
+//! Each service runs on its own thread with its own Tokio runtime and its own
+//! [`Telemetry`], installed as that thread's default `tracing` dispatcher.
+//! That is what keeps three services in one process apart: each exports
+//! spans with its own `service.name`, exactly as three processes would.
+
+use std::{
+    future::Future,
+    net::SocketAddr,
+    path::PathBuf,
+    pin::Pin,
+    thread::JoinHandle,
+    time::Duration,
+};
+
+use anyhow::Context;
+use checkout_cli::receiver::{OtlpReceiver, ReceivedSpan};
+use lapin::{Connection, ConnectionProperties, options::*};
+use reqwest::StatusCode;
+use serde_json::Value;
+use utils::{
+    shutdown::CancellationToken,
+    telemetry::{Telemetry, TelemetryConfig},
+};
+
+/// Generous deadline for anything a loaded 2-core machine must eventually do.
+pub const PATIENCE: Duration = Duration::from_secs(30);
+
+/// The local broker used by the tests (`AMQP_URL` overrides).
+pub fn amqp_url() -> String {
+    std::env::var("AMQP_URL").unwrap_or_else(|_| "amqp://guest:guest@localhost:5672/%2f".into())
+}
+
+/// A service's future, as built on its own thread.
+pub type RunFuture = Pin<Box<dyn Future<Output = anyhow::Result<()>>>>;
+
+/// One service running on its own thread and runtime.
+pub struct RunningService {
+    /// `gateway`, `checkout-service` or `stock-service`.
+    pub name: &'static str,
+    /// Its bound address.
+    pub addr: SocketAddr,
+    stop: CancellationToken,
+    telemetry: Telemetry,
+    thread: Option<JoinHandle<anyhow::Result<()>>>,
+}
+
+impl RunningService {
+    /// Starts `build` on a new thread under its own telemetry; `build`
+    /// returns the bound address and the future that serves until the token
+    /// is cancelled.
+    pub fn spawn<B, F>(
+        name: &'static str,
+        telemetry_config: TelemetryConfig,
+        build: B,
+    ) -> anyhow::Result<Self>
+    where
+        B: FnOnce(CancellationToken) -> F + Send + 'static,
+        F: Future<Output = anyhow::Result<(SocketAddr, RunFuture)>>,
+    {
+        let stop = CancellationToken::new();
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let token = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name(name.to_owned())
+            .spawn(move || -> anyhow::Result<()> {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()?;
+                // The exporter's gRPC channel lives on this runtime.
+                let telemetry = runtime.block_on(async {
+                    Telemetry::build_with_writer(&telemetry_config, log_writer(name))
+                });
+                let telemetry = match telemetry {
+                    Ok(telemetry) => telemetry,
+                    Err(error) => {
+                        let _ = ready_tx.send(Err(anyhow::anyhow!("{error}")));
+                        return Ok(());
+                    }
+                };
+                let _default = tracing::dispatcher::set_default(telemetry.dispatch());
+                runtime.block_on(async {
+                    let run = match build(token).await {
+                        Ok((addr, run)) => {
+                            let _ = ready_tx.send(Ok((addr, telemetry.clone())));
+                            run
+                        }
+                        Err(error) => {
+                            let _ = ready_tx.send(Err(error));
+                            return Ok(());
+                        }
+                    };
+                    let result = run.await;
+                    telemetry.shutdown().await;
+                    result
+                })
+            })?;
+        let (addr, telemetry) = ready_rx
+            .recv()
+            .context("service thread ended before it was ready")?
+            .with_context(|| format!("{name} did not start"))?;
+        Ok(Self {
+            name,
+            addr,
+            stop,
+            telemetry,
+            thread: Some(thread),
+        })
+    }
+
+    /// Exports every span this service has finished.
+    pub fn flush(&self) {
+        self.telemetry.force_flush();
+    }
+
+    /// Graceful stop: cancel, then wait for the thread to finish.
+    pub fn stop(&mut self) -> anyhow::Result<()> {
+        self.stop.cancel();
+        match self.thread.take() {
+            Some(thread) => thread
+                .join()
+                .map_err(|_| anyhow::anyhow!("{} panicked", self.name))?,
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for RunningService {
+    fn drop(&mut self) {
+        let _ = self.stop();
+    }
+}
+
+/// Service logs are discarded unless `E2E_LOGS=1`, which sends them to stderr.
+fn log_writer(_service: &str) -> tracing_subscriber_writer::Writer {
+    tracing_subscriber_writer::Writer(std::env::var_os("E2E_LOGS").is_some())
+}
+
+mod tracing_subscriber_writer {
+    /// stderr or nothing.
+    #[derive(Clone, Copy)]
+    pub struct Writer(pub bool);
+
+    impl std::io::Write for Writer {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            if self.0 {
+                std::io::stderr().write(buf)
+            } else {
+                Ok(buf.len())
+            }
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Writer {
+        type Writer = Self;
+        fn make_writer(&'a self) -> Self {
+            *self
+        }
+    }
+}
+
+/// Names of the broker objects and files one pipeline owns.
+#[derive(Clone, Debug)]
+pub struct Isolation {
+    /// Topic exchange.
+    pub exchange: String,
+    /// stock-service's queue.
+    pub queue: String,
+    /// Routing key.
+    pub routing_key: String,
+    /// Directory holding the SQLite database.
+    pub dir: PathBuf,
+}
+
+impl Isolation {
+    /// Fresh, unique names.
+    pub fn new() -> Self {
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        let dir = std::env::temp_dir().join(format!("checkout-e2e-{id}"));
+        Self {
+            exchange: format!("e2e-{id}"),
+            queue: format!("e2e-{id}"),
+            routing_key: "checkout.processed".to_owned(),
+            dir,
+        }
+    }
+
+    /// The SQLite URL inside [`Isolation::dir`].
+    pub fn database_url(&self) -> String {
+        format!("sqlite://{}?mode=rwc", self.dir.join("stock.db").display())
+    }
+
+    /// Deletes the queues, exchanges and files (best effort).
+    pub async fn clean_up(&self) {
+        if let Ok(connection) = Connection::connect(&amqp_url(), ConnectionProperties::default()).await
+            && let Ok(channel) = connection.create_channel().await
+        {
+            for queue in [self.queue.clone(), format!("{}.dead", self.queue)] {
+                let _ = channel
+                    .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
+                    .await;
+            }
+            for exchange in [self.exchange.clone(), format!("{}.dlx", self.exchange)] {
+                let _ = channel
+                    .exchange_delete(exchange.as_str().into(), ExchangeDeleteOptions::default())
+                    .await;
+            }
+            let _ = connection.close(200, "done".into()).await;
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+impl Default for Isolation {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Telemetry for a service under test: export quickly to the receiver.
+pub fn test_telemetry(service: &str, receiver: &OtlpReceiver) -> TelemetryConfig {
+    let mut config = TelemetryConfig::new(service, &receiver.grpc_endpoint());
+    config.batch.scheduled_delay = Duration::from_millis(100);
+    config.log_filter = std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into());
+    config
+}
+
+/// How to start a [`TestPipeline`].
+#[derive(Clone, Debug)]
+pub struct PipelineOptions {
+    /// Units of each of items 1–4 in the new database.
+    pub initial_stock: i64,
+    /// The gateway's gRPC deadline.
+    pub checkout_deadline: Duration,
+}
+
+impl Default for PipelineOptions {
+    fn default() -> Self {
+        Self {
+            initial_stock: 1000,
+            checkout_deadline: Duration::from_secs(2),
+        }
+    }
+}
+
+/// The three services, an OTLP receiver and an HTTP client.
+pub struct TestPipeline {
+    /// Receives every span the services export.
+    pub receiver: OtlpReceiver,
+    /// Broker and file names owned by this pipeline.
+    pub isolation: Isolation,
+    /// `http://127.0.0.1:PORT` of the gateway.
+    pub gateway_url: String,
+    /// `http://127.0.0.1:PORT` of stock-service's HTTP API.
+    pub stock_url: String,
+    /// Plain HTTP client.
+    pub http: reqwest::Client,
+    /// stock-service, checkout-service, gateway (in start order).
+    pub services: Vec<RunningService>,
+}
+
+impl TestPipeline {
+    /// Starts everything with default options.
+    pub async fn start() -> Self {
+        Self::start_with(PipelineOptions::default()).await
+    }
+
+    /// Starts the receiver, then stock-service (which declares the queue),
+    /// checkout-service and the gateway.
+    pub async fn start_with(options: PipelineOptions) -> Self {
+        let receiver = OtlpReceiver::start(([127, 0, 0, 1], 0).into(), None)
+            .await
+            .expect("OTLP receiver starts");
+        let isolation = Isolation::new();
+        std::fs::create_dir_all(&isolation.dir).expect("temp dir");
+
+        let stock = start_stock_service(&receiver, &isolation, options.initial_stock)
+            .expect("stock-service starts");
+        let checkout =
+            start_checkout_service(&receiver, &isolation).expect("checkout-service starts");
+        let gateway = start_gateway(&receiver, checkout.addr, options.checkout_deadline)
+            .expect("gateway starts");
+
+        Self {
+            gateway_url: format!("http://{}", gateway.addr),
+            stock_url: format!("http://{}", stock.addr),
+            receiver,
+            isolation,
+            http: reqwest::Client::new(),
+            services: vec![stock, checkout, gateway],
+        }
+    }
+
+    /// The running service called `name`.
+    pub fn service(&mut self, name: &str) -> &mut RunningService {
+        self.services
+            .iter_mut()
+            .find(|service| service.name == name)
+            .unwrap_or_else(|| panic!("no service {name}"))
+    }
+
+    /// Posts `body` to `/api/checkout` with extra headers; returns the status
+    /// and the JSON body.
+    pub async fn checkout(&self, body: &Value, headers: &[(&str, &str)]) -> (StatusCode, Value) {
+        let mut request = self
+            .http
+            .post(format!("{}/api/checkout", self.gateway_url))
+            .json(body);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let response = request.send().await.expect("gateway answers");
+        let status = response.status();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Units of `item` available, from stock-service's API.
+    pub async fn stock(&self, item: i64) -> i64 {
+        let body: Value = self
+            .http
+            .get(format!("{}/api/stock/{item}", self.stock_url))
+            .send()
+            .await
+            .expect("stock-service answers")
+            .json()
+            .await
+            .expect("JSON body");
+        body["available"].as_i64().expect("available is a number")
+    }
+
+    /// Waits until stock-service has processed `order_id`; returns its record.
+    pub async fn wait_for_order(&self, order_id: &str) -> Value {
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        loop {
+            let response = self
+                .http
+                .get(format!("{}/api/orders/{order_id}", self.stock_url))
+                .send()
+                .await
+                .expect("stock-service answers");
+            if response.status() == StatusCode::OK {
+                return response.json().await.expect("JSON body");
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "order {order_id} was not processed within {PATIENCE:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Exports every finished span of every service now.
+    pub async fn flush_telemetry(&self) {
+        let telemetries: Vec<Telemetry> = self
+            .services
+            .iter()
+            .map(|service| service.telemetry.clone())
+            .collect();
+        tokio::task::spawn_blocking(move || telemetries.iter().for_each(Telemetry::force_flush))
+            .await
+            .expect("flush");
+    }
+
+    /// Flushes, then waits until the trace satisfies `done`.
+    pub async fn wait_for_trace(
+        &self,
+        trace_id: &str,
+        done: impl Fn(&[ReceivedSpan]) -> bool,
+    ) -> Vec<ReceivedSpan> {
+        self.flush_telemetry().await;
+        match self.receiver.store().wait_for_trace(trace_id, PATIENCE, done).await {
+            Ok(spans) => spans,
+            Err(seen) => panic!(
+                "trace {trace_id} incomplete after {PATIENCE:?}; received:\n{}",
+                seen.iter()
+                    .map(|s| format!("  {} {} {} ({})", s.service_name, s.kind, s.name, s.span_id))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            ),
+        }
+    }
+
+    /// Stops every service, removes the broker objects and files (what
+    /// dropping the pipeline does, off the async threads).
+    pub async fn shut_down(self) {
+        tokio::task::spawn_blocking(move || drop(self))
+            .await
+            .expect("pipeline shuts down");
+    }
+}
+
+impl Drop for TestPipeline {
+    /// Runs on success and on a failed assertion alike, so a failing test
+    /// leaves no queues behind either.
+    fn drop(&mut self) {
+        for mut service in self.services.drain(..).rev() {
+            let _ = service.stop();
+        }
+        let isolation = self.isolation.clone();
+        let _ = std::thread::spawn(move || {
+            if let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                runtime.block_on(isolation.clean_up());
+            }
+        })
+        .join();
+    }
+}
+
+/// Starts stock-service on port 0 with the pipeline's names.
+pub fn start_stock_service(
+    receiver: &OtlpReceiver,
+    isolation: &Isolation,
+    initial_stock: i64,
+) -> anyhow::Result<RunningService> {
+    let mut settings = stock_service::configuration::Settings::default();
+    settings.amqp.url = amqp_url();
+    settings.amqp.exchange = isolation.exchange.clone();
+    settings.amqp.queue = isolation.queue.clone();
+    settings.amqp.routing_key = isolation.routing_key.clone();
+    settings.database_url = isolation.database_url();
+    settings.http_address = ([127, 0, 0, 1], 0).into();
+    settings.initial_stock = stock_service::configuration::InitialStock::uniform(initial_stock);
+    RunningService::spawn(
+        "stock-service",
+        test_telemetry("stock-service", receiver),
+        move |stop| async move {
+            let application = stock_service::startup::Application::build(settings).await?;
+            let addr = application.http_addr();
+            let run: RunFuture = Box::pin(application.run_until_stopped(stop));
+            Ok((addr, run))
+        },
+    )
+}
+
+/// Starts checkout-service on port 0 publishing to the pipeline's exchange.
+pub fn start_checkout_service(
+    receiver: &OtlpReceiver,
+    isolation: &Isolation,
+) -> anyhow::Result<RunningService> {
+    let settings = checkout_service::configuration::Settings {
+        grpc_address: ([127, 0, 0, 1], 0).into(),
+        amqp: checkout_service::configuration::AmqpSettings {
+            url: amqp_url(),
+            exchange: isolation.exchange.clone(),
+            routing_key: isolation.routing_key.clone(),
+        },
+        catalog: Default::default(),
+    };
+    RunningService::spawn(
+        "checkout-service",
+        test_telemetry("checkout-service", receiver),
+        move |stop| async move {
+            let application = checkout_service::startup::Application::build(settings).await?;
+            let addr = application.local_addr();
+            let run: RunFuture = Box::pin(application.run_until_stopped(stop));
+            Ok((addr, run))
+        },
+    )
+}
+
+/// Starts the gateway on port 0, calling checkout-service at `checkout_addr`.
+pub fn start_gateway(
+    receiver: &OtlpReceiver,
+    checkout_addr: SocketAddr,
+    checkout_deadline: Duration,
+) -> anyhow::Result<RunningService> {
+    let mut settings =
+        gateway::configuration::Settings::new(([127, 0, 0, 1], 0).into(), &format!("http://{checkout_addr}"));
+    settings.checkout_deadline = checkout_deadline;
+    RunningService::spawn(
+        "gateway",
+        test_telemetry("gateway", receiver),
+        move |stop| async move {
+            let application = gateway::startup::Application::build(settings).await?;
+            let addr = application.local_addr();
+            let run: RunFuture = Box::pin(application.run_until_stopped(stop));
+            Ok((addr, run))
+        },
+    )
+}

@@ -1,1 +1,46 @@
-//! placeholder
+//! stock-service: the last hop of the checkout pipeline.
+//!
+//! It consumes the `checkout.processed` messages checkout-service publishes
+//! to RabbitMQ, continues each message's trace (the W3C context travels in
+//! the AMQP headers), and adjusts stock in its database exactly once per
+//! order, however often the broker delivers the message. A small HTTP API
+//! shows stock levels and what was decided for each order.
+//!
+//! # Layout
+//!
+//! - [`configuration`]: [`Settings`] from environment variables, with
+//!   defaults and errors that name the variable.
+//! - [`domain`]: the vocabulary: [`Outcome`](domain::Outcome) of applying an
+//!   order, [`OrderRecord`](domain::OrderRecord).
+//! - [`store`]: the database (SQLite or PostgreSQL): migrations, seeding,
+//!   and [`Store::apply`](store::Store::apply), the one-transaction,
+//!   idempotent stock update.
+//! - [`broker`]: the RabbitMQ connection and the topology (exchange, quorum
+//!   queue, dead-letter exchange and queue).
+//! - [`consumer`]: the delivery loop: the consumer span, settling each
+//!   delivery (ack, dead-letter, requeue), reconnecting.
+//! - [`routes`]: the HTTP API and health probes.
+//! - [`startup`]: [`Application`]: builds all of the above and runs it until
+//!   a [`CancellationToken`](utils::shutdown::CancellationToken) is cancelled.
+//!
+//! Telemetry set-up (OTLP export, JSON logs) is shared with the other
+//! services and lives in [`utils::telemetry`]; `main` installs it.
+//!
+//! # Shutdown
+//!
+//! On SIGINT/SIGTERM the HTTP listener stops accepting, the consumer cancels
+//! its subscription and finishes the message in hand (commit, then ack),
+//! and the connection closes, so prefetched messages go back to the queue
+//! unprocessed rather than half-processed. Only then does `main` flush the
+//! remaining spans.
+
+pub mod broker;
+pub mod configuration;
+pub mod consumer;
+pub mod domain;
+pub mod routes;
+pub mod startup;
+pub mod store;
+
+pub use configuration::Settings;
+pub use startup::Application;

@@ -1,0 +1,198 @@
+//! Every malformed request gets the documented status and a JSON error body,
+//! and the failures that are the server's (checkout-service gone, no queue to
+//! route to, a deadline) are recorded as error spans.
+
+use std::time::Duration;
+
+use checkout_cli::receiver::{SpanKind, SpanStatus};
+use e2e::{Isolation, TestPipeline};
+use reqwest::{StatusCode, header};
+use serde_json::{Value, json};
+
+async fn send(request: reqwest::RequestBuilder) -> (StatusCode, header::HeaderMap, Value) {
+    let response = request.send().await.expect("gateway answers");
+    let status = response.status();
+    let headers = response.headers().clone();
+    let body = response.json().await.expect("a JSON body");
+    (status, headers, body)
+}
+
+fn assert_error(status: StatusCode, body: &Value, expected: StatusCode, code: &str) {
+    assert_eq!(status, expected, "{body}");
+    assert_eq!(body["error"]["code"], code, "{body}");
+    assert!(
+        body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()),
+        "{body}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_requests_get_clear_json_errors() {
+    let pipeline = TestPipeline::start().await;
+    let url = format!("{}/api/checkout", pipeline.gateway_url);
+    let http = &pipeline.http;
+    let json_post = |body: String| {
+        http.post(&url)
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(body)
+    };
+
+    let (status, _, body) = send(json_post("{not json".into())).await;
+    assert_error(status, &body, StatusCode::BAD_REQUEST, "malformed_json");
+
+    let (status, _, body) = send(json_post(r#"{"items":[{"id":"one"}]}"#.into())).await;
+    assert_error(status, &body, StatusCode::BAD_REQUEST, "malformed_json");
+
+    for empty in [r#"{}"#, r#"{"items":[]}"#, r#"{"itemsID":[]}"#] {
+        let (status, _, body) = send(json_post(empty.into())).await;
+        assert_error(status, &body, StatusCode::BAD_REQUEST, "invalid_cart");
+    }
+
+    for quantity in [0, -3] {
+        let body = format!(r#"{{"items":[{{"id":1,"quantity":{quantity}}}]}}"#);
+        let (status, _, body) = send(json_post(body)).await;
+        assert_error(status, &body, StatusCode::BAD_REQUEST, "invalid_cart");
+    }
+
+    let (status, headers, body) = send(http.get(&url)).await;
+    assert_error(status, &body, StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed");
+    assert_eq!(headers[header::ALLOW], "POST");
+
+    let huge = format!(r#"{{"itemsID":[1],"pad":"{}"}}"#, "x".repeat(65 * 1024));
+    let (status, _, body) = send(json_post(huge)).await;
+    assert_error(status, &body, StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large");
+
+    let (status, _, body) = send(
+        http.post(&url)
+            .header(header::CONTENT_TYPE, "text/plain")
+            .body(r#"{"itemsID":[1]}"#),
+    )
+    .await;
+    assert_error(status, &body, StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type");
+
+    let (status, _, body) = send(http.post(&url).json(&json!({"itemsID": [1, 99]}))).await;
+    assert_error(status, &body, StatusCode::UNPROCESSABLE_ENTITY, "unknown_item");
+
+    let (status, _, body) = send(http.get(format!("{}/nope", pipeline.gateway_url))).await;
+    assert_error(status, &body, StatusCode::NOT_FOUND, "not_found");
+
+    let (status, _, body) = send(
+        http.post(&url)
+            .header("idempotency-key", "has space")
+            .json(&json!({"itemsID": [1]})),
+    )
+    .await;
+    assert_error(status, &body, StatusCode::BAD_REQUEST, "invalid_idempotency_key");
+
+    // Nothing above reached the broker: stock is untouched.
+    assert_eq!(pipeline.stock(1).await, 1000);
+    pipeline.shut_down().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn checkout_service_down_gives_503_and_error_spans() {
+    let mut pipeline = TestPipeline::start().await;
+    pipeline
+        .service("checkout-service")
+        .stop()
+        .expect("checkout-service stops");
+
+    let trace_id = "0af7651916cd43dd8448eb211c80319c";
+    let started = std::time::Instant::now();
+    let (status, body) = pipeline
+        .checkout(
+            &json!({"itemsID": [1]}),
+            &[("traceparent", &format!("00-{trace_id}-b7ad6b7169203331-01"))],
+        )
+        .await;
+    assert_error(status, &body, StatusCode::SERVICE_UNAVAILABLE, "service_unavailable");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "answered within the deadline's order of magnitude, not hung"
+    );
+
+    let spans = pipeline
+        .wait_for_trace(trace_id, |spans| {
+            spans.iter().any(|s| s.kind == SpanKind::Server)
+                && spans.iter().any(|s| s.kind == SpanKind::Client)
+        })
+        .await;
+    let server = spans.iter().find(|s| s.kind == SpanKind::Server).unwrap();
+    let client = spans.iter().find(|s| s.kind == SpanKind::Client).unwrap();
+    assert_eq!(server.attr_i64("http.response.status_code"), Some(503));
+    assert!(matches!(server.status, SpanStatus::Error { .. }), "{server:?}");
+    assert!(matches!(client.status, SpanStatus::Error { .. }), "{client:?}");
+    assert_eq!(client.attr_i64("rpc.grpc.status_code"), Some(14)); // UNAVAILABLE
+    pipeline.shut_down().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unroutable_order_is_a_503_not_a_silent_drop() {
+    // checkout-service publishing to an exchange with no queue bound.
+    let receiver = checkout_cli::receiver::OtlpReceiver::start(([127, 0, 0, 1], 0).into(), None)
+        .await
+        .unwrap();
+    let isolation = Isolation::new();
+    let checkout = e2e::start_checkout_service(&receiver, &isolation).unwrap();
+    let gateway =
+        e2e::start_gateway(&receiver, checkout.addr, Duration::from_secs(2)).unwrap();
+
+    let (status, _, body) = send(
+        reqwest::Client::new()
+            .post(format!("http://{}/api/checkout", gateway.addr))
+            .json(&json!({"itemsID": [1]})),
+    )
+    .await;
+    assert_error(status, &body, StatusCode::SERVICE_UNAVAILABLE, "service_unavailable");
+
+    checkout.flush();
+    let spans = receiver
+        .store()
+        .wait_for(e2e::PATIENCE, |spans| {
+            spans.iter().any(|s| s.kind == SpanKind::Producer)
+        })
+        .await
+        .expect("the failed publish is traced");
+    let producer = spans.iter().find(|s| s.kind == SpanKind::Producer).unwrap();
+    assert!(matches!(&producer.status, SpanStatus::Error { message } if message.contains("route")));
+
+    drop((gateway, checkout));
+    isolation.clean_up().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_checkout_service_gives_504_at_the_deadline() {
+    // A real gRPC server that never answers in time.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let slow_addr = listener.local_addr().unwrap();
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(proto::checkout_server::CheckoutServer::new(Slow))
+            .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener)),
+    );
+    let receiver = checkout_cli::receiver::OtlpReceiver::start(([127, 0, 0, 1], 0).into(), None)
+        .await
+        .unwrap();
+    let gateway = e2e::start_gateway(&receiver, slow_addr, Duration::from_millis(300)).unwrap();
+
+    let (status, _, body) = send(
+        reqwest::Client::new()
+            .post(format!("http://{}/api/checkout", gateway.addr))
+            .json(&json!({"itemsID": [1]})),
+    )
+    .await;
+    assert_error(status, &body, StatusCode::GATEWAY_TIMEOUT, "deadline_exceeded");
+}
+
+struct Slow;
+
+#[tonic::async_trait]
+impl proto::checkout_server::Checkout for Slow {
+    async fn do_checkout(
+        &self,
+        _: tonic::Request<proto::CheckoutRequest>,
+    ) -> Result<tonic::Response<proto::CheckoutResponse>, tonic::Status> {
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        Err(tonic::Status::internal("unreachable"))
+    }
+}

@@ -1,0 +1,107 @@
+//! The gRPC client for checkout-service.
+//!
+//! One lazily-connected [`Channel`] (HTTP/2, multiplexed) is shared by every
+//! request; cloning the client is cheap. Each call gets a deadline, sent to
+//! the server as `grpc-timeout` and enforced here too, and a CLIENT span whose
+//! context the [`TraceContextInterceptor`] writes into the call's metadata.
+
+use std::time::Duration;
+
+use proto::{CheckoutRequest, CheckoutResponse, LineItem};
+use tonic::{
+    Code, Status,
+    service::interceptor::InterceptedService,
+    transport::{Channel, Endpoint},
+};
+use tracing::{Instrument, field::Empty};
+use utils::propagation::grpc::TraceContextInterceptor;
+
+use crate::domain::Cart;
+
+type Inner = proto::checkout_client::CheckoutClient<InterceptedService<Channel, TraceContextInterceptor>>;
+
+/// A traced `DoCheckout` caller.
+#[derive(Clone)]
+pub struct CheckoutClient {
+    inner: Inner,
+    deadline: Duration,
+    server_address: String,
+    server_port: u16,
+}
+
+impl CheckoutClient {
+    /// A client for `endpoint_url`; connects on first use and reconnects on
+    /// its own, so the gateway starts even while checkout-service is down.
+    pub fn new(endpoint_url: &str, deadline: Duration) -> Result<Self, tonic::transport::Error> {
+        let endpoint = Endpoint::from_shared(endpoint_url.to_owned())?
+            .connect_timeout(deadline)
+            .tcp_nodelay(true);
+        let uri = endpoint.uri();
+        let server_address = uri.host().unwrap_or_default().to_owned();
+        let server_port = uri.port_u16().unwrap_or(80);
+        let channel = endpoint.connect_lazy();
+        Ok(Self {
+            inner: proto::checkout_client::CheckoutClient::with_interceptor(
+                channel,
+                TraceContextInterceptor,
+            ),
+            deadline,
+            server_address,
+            server_port,
+        })
+    }
+
+    /// Calls `DoCheckout` for `cart` within the deadline.
+    pub async fn do_checkout(
+        &self,
+        cart: &Cart,
+        idempotency_key: Option<&str>,
+    ) -> Result<CheckoutResponse, Status> {
+        let span = tracing::info_span!(
+            "grpc.client",
+            otel.name = "checkout.Checkout/DoCheckout",
+            otel.kind = "client",
+            otel.status_code = Empty,
+            otel.status_description = Empty,
+            rpc.system = "grpc",
+            rpc.service = proto::SERVICE_NAME,
+            rpc.method = "DoCheckout",
+            rpc.grpc.status_code = Empty,
+            server.address = %self.server_address,
+            server.port = i64::from(self.server_port),
+        );
+        let mut request = tonic::Request::new(CheckoutRequest {
+            items_id: Vec::new(),
+            items: cart
+                .lines()
+                .iter()
+                .map(|line| LineItem {
+                    id: line.id,
+                    quantity: line.quantity,
+                })
+                .collect(),
+            idempotency_key: idempotency_key.unwrap_or_default().to_owned(),
+        });
+        request.set_timeout(self.deadline);
+        let mut client = self.inner.clone();
+        let call = async {
+            match tokio::time::timeout(self.deadline, client.do_checkout(request)).await {
+                Ok(result) => result.map(tonic::Response::into_inner),
+                Err(_) => Err(Status::deadline_exceeded("deadline exceeded")),
+            }
+        };
+        let result = call.instrument(span.clone()).await;
+
+        let code = result.as_ref().map_or_else(Status::code, |_| Code::Ok);
+        span.record("rpc.grpc.status_code", code as i64);
+        if let Err(status) = &result {
+            // For a client every non-OK status is an error.
+            span.record("otel.status_code", "ERROR");
+            span.record(
+                "otel.status_description",
+                format!("{:?}: {}", status.code(), status.message()),
+            );
+        }
+        result
+    }
+}

@@ -1,0 +1,366 @@
+//! The consumer: takes `checkout.processed` deliveries off the queue, applies
+//! each inside a span that continues the publisher's trace, and decides how
+//! the broker should settle it.
+//!
+//! # Settling a delivery
+//!
+//! | outcome                                  | broker                     | span status |
+//! |------------------------------------------|----------------------------|-------------|
+//! | applied                                  | `ack` after the commit     | unset       |
+//! | duplicate (order id already recorded)    | `ack`, nothing changes     | unset       |
+//! | rejected (unknown item, not enough stock)| recorded as rejected, `ack`| unset       |
+//! | poison (not JSON, bad fields, version)   | dead-lettered with reason  | error       |
+//! | database error                           | `nack` + requeue, after a pause | error  |
+//!
+//! A rejection is a business answer, not a failure: the order is recorded
+//! with its reason and the span only says `stock.outcome = "rejected"`.
+//!
+//! Poison messages: retrying cannot fix the bytes, so the consumer publishes
+//! the message itself to `<exchange>.dlx` with routing key `<queue>.dead`,
+//! its original headers and properties, plus an `x-death-reason` header
+//! saying what was wrong, and acknowledges the original once the broker
+//! confirmed the copy. That makes the reason readable on the dead letter,
+//! which a plain `basic.reject` cannot do. If the copy is not confirmed, the
+//! original is rejected without requeue and the broker dead-letters it
+//! through the same exchange (without the reason). If the connection drops
+//! between the confirm and the ack, the message comes back and is
+//! dead-lettered a second time: dead letters are at-least-once too.
+//!
+//! A database error is assumed transient: the delivery is requeued after
+//! [`DB_RETRY_DELAY`], and the quorum queue's delivery limit dead-letters it
+//! if the error persists.
+//!
+//! # One delivery at a time
+//!
+//! Deliveries are processed sequentially. The prefetch window still keeps the
+//! next messages on hand, while SQLite gets a single writer (no lock
+//! contention), the log reads in order, and shutdown has at most one message
+//! in flight.
+//!
+//! # Reconnecting
+//!
+//! When the connection or channel is lost, the consumer logs it, reconnects
+//! with exponential backoff (100 ms doubling to 5 s), re-declares the
+//! topology and subscribes again. Unacknowledged deliveries return to the
+//! queue on their own; the store's idempotency makes their redelivery
+//! harmless.
+
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
+
+use futures::StreamExt;
+use lapin::{
+    Confirmation,
+    message::Delivery,
+    options::{
+        BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions,
+        BasicPublishOptions, BasicRejectOptions,
+    },
+    types::{AMQPValue, FieldTable, LongString},
+};
+use opentelemetry::baggage::BaggageExt;
+use tracing::{Instrument, Span, field::Empty, info, info_span, warn};
+use tracing_opentelemetry::OpenTelemetrySpanExt;
+use utils::{
+    message::{CheckoutProcessed, DecodeError},
+    propagation::amqp,
+    shutdown::CancellationToken,
+};
+
+use crate::{
+    broker::{BrokerError, BrokerSession},
+    configuration::AmqpSettings,
+    domain::Outcome,
+    store::Store,
+};
+
+/// Pause before requeueing a delivery that hit a database error.
+pub const DB_RETRY_DELAY: Duration = Duration::from_millis(500);
+const FIRST_RECONNECT_DELAY: Duration = Duration::from_millis(100);
+const MAX_RECONNECT_DELAY: Duration = Duration::from_secs(5);
+
+/// Whether the consumer is subscribed right now (the readiness probe reads
+/// it). Clones share the flag.
+#[derive(Clone, Debug, Default)]
+pub struct ConsumerStatus(Arc<AtomicBool>);
+
+impl ConsumerStatus {
+    /// True while a subscription is active.
+    pub fn is_consuming(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    fn set(&self, consuming: bool) {
+        self.0.store(consuming, Ordering::Relaxed);
+    }
+}
+
+/// Applies `checkout.processed` deliveries to the store.
+pub struct Consumer {
+    settings: AmqpSettings,
+    store: Store,
+    status: ConsumerStatus,
+}
+
+impl Consumer {
+    /// A consumer for the queue in `settings`, writing to `store`.
+    pub fn new(settings: AmqpSettings, store: Store) -> Self {
+        Self {
+            settings,
+            store,
+            status: ConsumerStatus::default(),
+        }
+    }
+
+    /// The subscription flag, for the readiness probe.
+    pub fn status(&self) -> ConsumerStatus {
+        self.status.clone()
+    }
+
+    /// Consumes on `session` until `shutdown` is cancelled, reconnecting
+    /// whenever the connection is lost. On shutdown it cancels the
+    /// subscription, finishes the delivery in hand, and closes the
+    /// connection.
+    pub async fn run(&self, session: BrokerSession, shutdown: CancellationToken) {
+        let mut session = Some(session);
+        let mut delay = FIRST_RECONNECT_DELAY;
+        loop {
+            let current = match session.take() {
+                Some(current) => current,
+                None => {
+                    let opened = tokio::select! {
+                        () = shutdown.cancelled() => return,
+                        opened = BrokerSession::open(&self.settings) => opened,
+                    };
+                    match opened {
+                        Ok(current) => current,
+                        Err(error) => {
+                            warn!(%error, retry_in_ms = delay.as_millis(), "cannot reconnect to RabbitMQ");
+                            if pause(delay, &shutdown).await {
+                                return;
+                            }
+                            delay = (delay * 2).min(MAX_RECONNECT_DELAY);
+                            continue;
+                        }
+                    }
+                }
+            };
+            let result = self.consume(&current, &shutdown).await;
+            if self.status.is_consuming() {
+                // The subscription worked; start the next backoff afresh.
+                delay = FIRST_RECONNECT_DELAY;
+            }
+            self.status.set(false);
+            current.close().await;
+            match result {
+                Ok(()) => return,
+                Err(error) => {
+                    warn!(%error, retry_in_ms = delay.as_millis(), "lost the RabbitMQ connection; reconnecting");
+                    if pause(delay, &shutdown).await {
+                        return;
+                    }
+                    delay = (delay * 2).min(MAX_RECONNECT_DELAY);
+                }
+            }
+        }
+    }
+
+    /// Subscribes and processes deliveries until shutdown (`Ok`) or until the
+    /// channel or connection fails (`Err`).
+    async fn consume(
+        &self,
+        session: &BrokerSession,
+        shutdown: &CancellationToken,
+    ) -> Result<(), BrokerError> {
+        let mut deliveries = session
+            .consume
+            .basic_consume(
+                self.settings.queue.as_str().into(),
+                "".into(),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
+        self.status.set(true);
+        info!(queue = %self.settings.queue, prefetch = self.settings.prefetch, "consuming");
+        loop {
+            // `biased`: once shutdown is requested, take no further delivery.
+            // A delivery being processed is not interrupted: this select is
+            // only reached between deliveries.
+            let next = tokio::select! {
+                biased;
+                () = shutdown.cancelled() => break,
+                next = deliveries.next() => next,
+            };
+            match next {
+                Some(Ok(delivery)) => self.handle(delivery, session).await?,
+                Some(Err(error)) => return Err(error.into()),
+                None => return Err(BrokerError::ConsumerEnded),
+            }
+        }
+        self.status.set(false);
+        info!("shutting down: cancelling the subscription");
+        session
+            .consume
+            .basic_cancel(deliveries.tag(), BasicCancelOptions::default())
+            .await?;
+        Ok(())
+    }
+
+    /// Processes one delivery inside its consumer span. Errors are broker
+    /// errors only (settling failed); everything about the message itself is
+    /// handled here.
+    async fn handle(&self, delivery: Delivery, session: &BrokerSession) -> Result<(), BrokerError> {
+        let span = consumer_span(&delivery, &self.settings.queue);
+        self.process(&delivery, session).instrument(span).await
+    }
+
+    async fn process(&self, delivery: &Delivery, session: &BrokerSession) -> Result<(), BrokerError> {
+        let span = Span::current();
+        let order = match CheckoutProcessed::decode(&delivery.data) {
+            Ok(order) => order,
+            Err(error) => {
+                let reason = error.to_string();
+                record_error(&span, decode_error_type(&error), &reason);
+                warn!(%reason, "poison message: dead-lettering it");
+                return self.dead_letter(delivery, &reason, session).await;
+            }
+        };
+        if delivery.properties.message_id().is_none() {
+            span.record("messaging.message.id", order.order_id.to_string());
+        }
+        match self.store.apply(&order).await {
+            Ok(outcome) => {
+                span.record("stock.outcome", outcome.as_str());
+                match &outcome {
+                    Outcome::Rejected { reason } => {
+                        span.record("stock.rejection_reason", reason.as_str());
+                        info!(order_id = %order.order_id, %reason, "order rejected");
+                    }
+                    _ => info!(order_id = %order.order_id, outcome = outcome.as_str(), "order processed"),
+                }
+                delivery.acker.ack(BasicAckOptions::default()).await?;
+            }
+            Err(error) => {
+                let message = error.to_string();
+                record_error(&span, "database_error", &message);
+                warn!(order_id = %order.order_id, error = %message, "cannot apply the order; requeueing it");
+                tokio::time::sleep(DB_RETRY_DELAY).await;
+                let requeue = BasicNackOptions {
+                    requeue: true,
+                    ..BasicNackOptions::default()
+                };
+                delivery.acker.nack(requeue).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Publishes a copy of `delivery` with an `x-death-reason` header to the
+    /// dead-letter exchange, then acknowledges the original (see the module
+    /// docs).
+    async fn dead_letter(
+        &self,
+        delivery: &Delivery,
+        reason: &str,
+        session: &BrokerSession,
+    ) -> Result<(), BrokerError> {
+        let mut headers = delivery.properties.headers().clone().unwrap_or_default();
+        headers.insert(
+            "x-death-reason".into(),
+            AMQPValue::LongString(LongString::from(reason)),
+        );
+        let properties = delivery.properties.clone().with_headers(headers);
+        let confirmation = session
+            .publish
+            .basic_publish(
+                self.settings.dead_letter_exchange().as_str().into(),
+                self.settings.dead_letter_queue().as_str().into(),
+                // Mandatory: a copy that reaches no queue comes back instead
+                // of being confirmed and lost.
+                BasicPublishOptions {
+                    mandatory: true,
+                    ..BasicPublishOptions::default()
+                },
+                &delivery.data,
+                properties,
+            )
+            .await?
+            .await?;
+        if let Confirmation::Ack(None) = confirmation {
+            delivery.acker.ack(BasicAckOptions::default()).await?;
+        } else {
+            warn!("the dead-letter copy was not stored; rejecting the message instead");
+            delivery
+                .acker
+                .reject(BasicRejectOptions { requeue: false })
+                .await?;
+        }
+        Ok(())
+    }
+}
+
+/// The CONSUMER span of one delivery, parented on the context the publisher
+/// put in the message headers, and carrying its W3C baggage as
+/// `baggage.<key>` attributes.
+///
+/// The parent is set before the span is first entered: once entered, the
+/// OpenTelemetry span has started and its parent can no longer change.
+pub fn consumer_span(delivery: &Delivery, queue: &str) -> Span {
+    let span = info_span!(
+        "process",
+        otel.name = "process checkout",
+        otel.kind = "consumer",
+        otel.status_code = Empty,
+        otel.status_message = Empty,
+        error.type = Empty,
+        messaging.system = "rabbitmq",
+        messaging.destination.name = delivery.exchange.as_str(),
+        messaging.rabbitmq.destination.routing_key = delivery.routing_key.as_str(),
+        messaging.message.id = delivery.properties.message_id().as_ref().map(|id| id.as_str()),
+        messaging.operation.type = "process",
+        messaging.operation.name = "process",
+        messaging.consumer.group.name = queue,
+        messaging.message.body.size = delivery.data.len(),
+        stock.outcome = Empty,
+        stock.rejection_reason = Empty,
+    );
+    let parent = amqp::extract(delivery.properties.headers().as_ref());
+    for (key, (value, _metadata)) in parent.baggage() {
+        span.set_attribute(format!("baggage.{}", key.as_str()), value.clone());
+    }
+    if let Err(error) = span.set_parent(parent) {
+        // No OpenTelemetry layer (traces disabled) or the span is filtered
+        // out: nothing to connect, not a processing problem.
+        tracing::debug!(%error, "consumer span not linked to the publisher's trace");
+    }
+    span
+}
+
+fn record_error(span: &Span, error_type: &str, message: &str) {
+    span.record("otel.status_code", "ERROR");
+    span.record("otel.status_message", message);
+    span.record("error.type", error_type);
+}
+
+/// `error.type` for a body that cannot be decoded.
+fn decode_error_type(error: &DecodeError) -> &'static str {
+    match error {
+        DecodeError::Malformed(_) => "malformed_message",
+        DecodeError::UnsupportedVersion(_) => "unsupported_schema_version",
+        DecodeError::Invalid(_) => "invalid_message",
+    }
+}
+
+/// Sleeps for `delay`; returns true if shutdown was requested meanwhile.
+async fn pause(delay: Duration, shutdown: &CancellationToken) -> bool {
+    tokio::select! {
+        () = shutdown.cancelled() => true,
+        () = tokio::time::sleep(delay) => false,
+    }
+}

@@ -1,0 +1,117 @@
+//! Wiring: builds every part of the service from [`Settings`] and runs them
+//! until shutdown.
+//!
+//! [`Application::build`] does everything that can fail because of the
+//! environment (binding the port, opening and migrating the database,
+//! connecting to RabbitMQ and declaring the topology), so a misconfigured
+//! service fails at start with a clear error. [`Application::run_until_stopped`]
+//! then only runs. Tests build the real application with port 0 and their
+//! own queue and database, and stop it with a [`CancellationToken`].
+
+use std::net::SocketAddr;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use utils::{config::redact_url, shutdown::CancellationToken};
+
+use crate::{
+    broker::BrokerSession,
+    configuration::Settings,
+    consumer::Consumer,
+    routes::{AppState, router},
+    store::Store,
+};
+
+/// A built, not yet running, stock-service.
+pub struct Application {
+    listener: TcpListener,
+    http_addr: SocketAddr,
+    store: Store,
+    consumer: Consumer,
+    session: BrokerSession,
+}
+
+impl Application {
+    /// Binds the HTTP listener (port 0 picks a free port), opens and
+    /// migrates the database, seeds missing stock, connects to RabbitMQ and
+    /// declares the topology.
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let listener = TcpListener::bind(settings.http_address)
+            .await
+            .with_context(|| format!("cannot listen on {}", settings.http_address))?;
+        let http_addr = listener.local_addr()?;
+
+        let store = Store::connect(&settings.database_url)
+            .await
+            .with_context(|| format!("cannot open {}", redact_url(&settings.database_url)))?;
+        store.migrate().await?;
+        let seeded = store.seed(&settings.initial_stock).await?;
+
+        let session = BrokerSession::open(&settings.amqp).await.with_context(|| {
+            format!("cannot set up RabbitMQ at {}", redact_url(&settings.amqp.url))
+        })?;
+        tracing::info!(
+            %http_addr,
+            database = %redact_url(&settings.database_url),
+            seeded_items = seeded,
+            amqp = %redact_url(&settings.amqp.url),
+            exchange = %settings.amqp.exchange,
+            queue = %settings.amqp.queue,
+            "stock-service ready to start"
+        );
+        Ok(Self {
+            listener,
+            http_addr,
+            consumer: Consumer::new(settings.amqp, store.clone()),
+            store,
+            session,
+        })
+    }
+
+    /// The bound HTTP address.
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http_addr
+    }
+
+    /// The bound HTTP port.
+    pub fn http_port(&self) -> u16 {
+        self.http_addr.port()
+    }
+
+    /// A handle to the store (for tests). It is closed when the application
+    /// stops.
+    pub fn store(&self) -> Store {
+        self.store.clone()
+    }
+
+    /// Serves HTTP and consumes messages until `shutdown` is cancelled, then
+    /// stops in order: the listener stops accepting and finishes open
+    /// requests; the consumer cancels its subscription, finishes (commits
+    /// and acknowledges) the delivery in hand and closes the connection,
+    /// which returns prefetched, unprocessed deliveries to the queue; last,
+    /// the database pool closes.
+    pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        let state = AppState {
+            store: self.store.clone(),
+            consumer: self.consumer.status(),
+        };
+        // A child token: if either half stops on its own (the HTTP server
+        // failing), the other stops too, without cancelling the caller's token.
+        let stop = shutdown.child_token();
+        let http = async {
+            let served = axum::serve(self.listener, router(state))
+                .with_graceful_shutdown(stop.clone().cancelled_owned())
+                .await;
+            stop.cancel();
+            served.context("HTTP server failed")
+        };
+        let consume = async {
+            self.consumer.run(self.session, stop.clone()).await;
+            stop.cancel();
+        };
+        let (served, ()) = tokio::join!(http, consume);
+        self.store.close().await;
+        tracing::info!("stock-service stopped");
+        served
+    }
+}
