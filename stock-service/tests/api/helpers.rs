@@ -1,0 +1,327 @@
+//! Test harness: the real service in-process, its own broker topology and
+//! SQLite file, a publisher, and waiting on conditions instead of sleeping.
+
+use std::{
+    future::Future,
+    path::PathBuf,
+    sync::OnceLock,
+    time::{Duration, Instant},
+};
+
+use lapin::{
+    BasicProperties, Channel, Confirmation, Connection, ConnectionProperties,
+    message::Delivery,
+    options::{
+        BasicGetOptions, BasicPublishOptions, ConfirmSelectOptions, ExchangeDeleteOptions,
+        QueueDeleteOptions,
+    },
+    types::{AMQPValue, FieldTable, LongString},
+};
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider, SpanData};
+use stock_service::{
+    Application, Settings,
+    configuration::{AmqpSettings, InitialStock},
+    domain::OrderRecord,
+    store::Store,
+};
+use tokio::task::JoinHandle;
+use tracing_subscriber::{filter::LevelFilter, layer::SubscriberExt};
+use utils::{
+    message::{CheckoutProcessed, OrderLine},
+    shutdown::CancellationToken,
+};
+use uuid::Uuid;
+
+/// How long any awaited condition may take before the test fails.
+const DEADLINE: Duration = Duration::from_secs(30);
+const POLL_EVERY: Duration = Duration::from_millis(50);
+
+/// Every span the tests' services finish, exported in memory. Installed
+/// once as the global subscriber of this test binary, so the services run
+/// with tracing on exactly as in production; tests find their own spans by
+/// trace id.
+pub fn finished_spans() -> Vec<SpanData> {
+    static EXPORTER: OnceLock<(SdkTracerProvider, InMemorySpanExporter)> = OnceLock::new();
+    let (_, exporter) = EXPORTER.get_or_init(init_tracing);
+    exporter.get_finished_spans().unwrap_or_default()
+}
+
+fn init_tracing() -> (SdkTracerProvider, InMemorySpanExporter) {
+    let exporter = InMemorySpanExporter::default();
+    let provider = SdkTracerProvider::builder()
+        .with_simple_exporter(exporter.clone())
+        .build();
+    let subscriber = tracing_subscriber::registry()
+        .with(LevelFilter::INFO)
+        .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("stock-service-tests")));
+    tracing::subscriber::set_global_default(subscriber).expect("no other global subscriber");
+    (provider, exporter)
+}
+
+/// A running stock-service with a unique exchange, queue and database.
+pub struct TestApp {
+    /// `http://127.0.0.1:<port>`
+    pub address: String,
+    pub store: Store,
+    pub settings: Settings,
+    pub http: reqwest::Client,
+    /// In confirm mode: every publish waits for the broker's ack.
+    pub publisher: Channel,
+    _connection: Connection,
+    shutdown: CancellationToken,
+    running: Option<JoinHandle<anyhow::Result<()>>>,
+    dir: PathBuf,
+}
+
+/// Starts a service with 1000 units of items 1 to 4.
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(InitialStock::default()).await
+}
+
+/// Starts a service with the given stock.
+pub async fn spawn_app_with(initial_stock: InitialStock) -> TestApp {
+    finished_spans(); // installs the subscriber before the service starts
+    let id = Uuid::new_v4().simple().to_string();
+    let dir = std::env::temp_dir().join(format!("stock-service-test-{id}"));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let settings = Settings {
+        amqp: AmqpSettings {
+            url: std::env::var("AMQP_URL")
+                .unwrap_or_else(|_| AmqpSettings::default().url),
+            exchange: format!("test-checkout-{id}"),
+            queue: format!("test-stock-{id}"),
+            prefetch: 8,
+            ..AmqpSettings::default()
+        },
+        // A bare path: also exercises the "file path means SQLite" form.
+        database_url: dir.join("stock.db").display().to_string(),
+        http_address: "127.0.0.1:0".parse().expect("address"),
+        initial_stock,
+    };
+    let application = Application::build(settings.clone())
+        .await
+        .expect("the application builds");
+    let address = format!("http://{}", application.http_addr());
+    let store = application.store();
+    let shutdown = CancellationToken::new();
+    let running = tokio::spawn(application.run_until_stopped(shutdown.clone()));
+
+    let connection = Connection::connect(&settings.amqp.url, ConnectionProperties::default())
+        .await
+        .expect("test connection to RabbitMQ");
+    let publisher = connection.create_channel().await.expect("channel");
+    publisher
+        .confirm_select(ConfirmSelectOptions::default())
+        .await
+        .expect("confirm mode");
+    TestApp {
+        address,
+        store,
+        settings,
+        http: reqwest::Client::new(),
+        publisher,
+        _connection: connection,
+        shutdown,
+        running: Some(running),
+        dir,
+    }
+}
+
+impl TestApp {
+    /// Publishes `body` to the service's exchange and routing key and waits
+    /// for the broker's confirm. Returns whether the message was routed to a
+    /// queue (mandatory publish).
+    pub async fn try_publish(&self, body: &[u8], properties: BasicProperties) -> bool {
+        let confirmation = self
+            .publisher
+            .basic_publish(
+                self.settings.amqp.exchange.as_str().into(),
+                self.settings.amqp.routing_key.as_str().into(),
+                BasicPublishOptions {
+                    mandatory: true,
+                    ..BasicPublishOptions::default()
+                },
+                body,
+                properties,
+            )
+            .await
+            .expect("publish")
+            .await
+            .expect("publisher confirm");
+        match confirmation {
+            Confirmation::Ack(returned) => returned.is_none(),
+            other => panic!("the broker did not take the message: {other:?}"),
+        }
+    }
+
+    /// Publishes and asserts the message reached the queue.
+    pub async fn publish(&self, body: &[u8], properties: BasicProperties) {
+        assert!(
+            self.try_publish(body, properties).await,
+            "the message was not routed to the queue"
+        );
+    }
+
+    /// Publishes an order as checkout-service does (JSON, message id =
+    /// order id, persistent).
+    pub async fn publish_order(&self, order: &CheckoutProcessed) {
+        self.publish(&order.to_json(), order_properties(order, FieldTable::default()))
+            .await;
+    }
+
+    /// Waits until the order has been decided on.
+    pub async fn wait_for_order(&self, order_id: Uuid) -> OrderRecord {
+        eventually(&format!("order {order_id} to be processed"), || async {
+            self.store.order_status(order_id).await.expect("store query")
+        })
+        .await
+    }
+
+    /// Waits until the dead-letter queue holds `count` messages and takes them.
+    pub async fn take_dead_letters(&self, count: usize) -> Vec<Delivery> {
+        let queue = self.settings.amqp.dead_letter_queue();
+        let deadline = Instant::now() + DEADLINE;
+        let mut taken = Vec::new();
+        while taken.len() < count {
+            assert!(Instant::now() < deadline, "timed out waiting for {count} dead letters");
+            match self
+                .publisher
+                .basic_get(queue.as_str().into(), BasicGetOptions { no_ack: true })
+                .await
+                .expect("basic.get")
+            {
+                Some(message) => taken.push(message.delivery),
+                None => tokio::time::sleep(POLL_EVERY).await,
+            }
+        }
+        taken
+    }
+
+    /// Units of `item_id` on hand, through the HTTP API.
+    pub async fn stock_via_http(&self, item_id: i64) -> i64 {
+        let body: serde_json::Value = self
+            .get(&format!("/api/stock/{item_id}"))
+            .await
+            .json()
+            .await
+            .expect("JSON body");
+        body["available"].as_i64().expect("available is a number")
+    }
+
+    /// `GET <path>`.
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.http
+            .get(format!("{}{path}", self.address))
+            .send()
+            .await
+            .expect("HTTP request")
+    }
+
+    /// Cancels the service and checks that it stops cleanly.
+    pub async fn stop(mut self) {
+        self.shutdown.cancel();
+        if let Some(running) = self.running.take() {
+            let stopped = tokio::time::timeout(DEADLINE, running)
+                .await
+                .expect("the service stops in time")
+                .expect("the service task did not panic");
+            stopped.expect("the service stops without error");
+        }
+    }
+}
+
+impl Drop for TestApp {
+    /// Stops the service and deletes the test's exchanges, queues and
+    /// database, also when the test failed. Async clean-up cannot run in
+    /// `drop`, so it runs on a thread with its own runtime.
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+        let amqp = self.settings.amqp.clone();
+        let cleanup = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("clean-up runtime");
+            runtime.block_on(delete_topology(&amqp));
+        });
+        let _ = cleanup.join();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+async fn delete_topology(amqp: &AmqpSettings) {
+    let Ok(connection) = Connection::connect(&amqp.url, ConnectionProperties::default()).await
+    else {
+        return;
+    };
+    if let Ok(channel) = connection.create_channel().await {
+        for queue in [amqp.queue.clone(), amqp.dead_letter_queue()] {
+            let _ = channel
+                .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
+                .await;
+        }
+        for exchange in [amqp.exchange.clone(), amqp.dead_letter_exchange()] {
+            let _ = channel
+                .exchange_delete(exchange.as_str().into(), ExchangeDeleteOptions::default())
+                .await;
+        }
+    }
+    let _ = connection.close(200, "test done".into()).await;
+}
+
+/// Polls `probe` every 50 ms until it returns `Some`, failing the test after
+/// 30 s.
+pub async fn eventually<T, F, Fut>(what: &str, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        if let Some(value) = probe().await {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(POLL_EVERY).await;
+    }
+}
+
+/// An order with a fresh id.
+pub fn order(items: &[(i32, i32)], total_amount: i64) -> CheckoutProcessed {
+    CheckoutProcessed::new(
+        Uuid::new_v4(),
+        items
+            .iter()
+            .map(|&(id, quantity)| OrderLine { id, quantity })
+            .collect(),
+        total_amount,
+    )
+}
+
+/// The properties checkout-service publishes with, plus `headers`.
+pub fn order_properties(order: &CheckoutProcessed, headers: FieldTable) -> BasicProperties {
+    BasicProperties::default()
+        .with_message_id(order.order_id.to_string().into())
+        .with_content_type("application/json".into())
+        .with_delivery_mode(2)
+        .with_headers(headers)
+}
+
+/// A headers table of long strings, the type RabbitMQ expects for text.
+pub fn long_string_headers(entries: &[(&str, &str)]) -> FieldTable {
+    let mut headers = FieldTable::default();
+    for &(key, value) in entries {
+        headers.insert(key.into(), AMQPValue::LongString(LongString::from(value)));
+    }
+    headers
+}
+
+/// The text of a header, whatever string type it was sent as.
+pub fn header_text(delivery: &Delivery, key: &str) -> Option<String> {
+    match delivery.properties.headers().as_ref()?.inner().get(key)? {
+        AMQPValue::LongString(value) => Some(String::from_utf8_lossy(value.as_bytes()).into_owned()),
+        AMQPValue::ShortString(value) => Some(value.as_str().to_owned()),
+        _ => None,
+    }
+}
