@@ -25,7 +25,7 @@ use lapin::{
     options::{BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions},
     types::{FieldTable, ShortString},
 };
-use tokio::sync::Notify;
+use tokio::sync::{Notify, watch};
 use tracing::{Instrument, field::Empty};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 use utils::{config::redact_url, message, propagation, shutdown::CancellationToken};
@@ -70,6 +70,8 @@ struct Shared {
     channel: RwLock<Option<Channel>>,
     /// Raised by a failed publish to make the supervisor check the connection.
     connection_suspect: Notify,
+    /// Whether a channel is open, for health reporting.
+    connected: watch::Sender<bool>,
 }
 
 impl Publisher {
@@ -91,6 +93,7 @@ impl Publisher {
             server_port,
             channel: RwLock::new(Some(channel)),
             connection_suspect: Notify::new(),
+            connected: watch::Sender::new(true),
         });
         tokio::spawn(supervise(shared.clone(), connection, shutdown));
         Ok(Self { shared })
@@ -100,6 +103,11 @@ impl Publisher {
     pub fn is_connected(&self) -> bool {
         self.current_channel()
             .is_some_and(|channel| channel.status().connected())
+    }
+
+    /// Follows the connection state (true: connected), for readiness.
+    pub fn connection_state(&self) -> watch::Receiver<bool> {
+        self.shared.connected.subscribe()
     }
 
     fn current_channel(&self) -> Option<Channel> {
@@ -265,6 +273,7 @@ async fn supervise(shared: Arc<Shared>, mut connection: Connection, shutdown: Ca
             }
         }
         *shared.channel.write().unwrap_or_else(|p| p.into_inner()) = None;
+        shared.connected.send_replace(false);
 
         let mut delay = FIRST_DELAY;
         connection = loop {
@@ -275,6 +284,8 @@ async fn supervise(shared: Arc<Shared>, mut connection: Connection, shutdown: Ca
             match open(&shared.settings).await {
                 Ok((connection, channel)) => {
                     *shared.channel.write().unwrap_or_else(|p| p.into_inner()) = Some(channel);
+                    shared.connected.send_replace(true);
+                    tracing::info!("broker connection restored");
                     break connection;
                 }
                 Err(error) => {

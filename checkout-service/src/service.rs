@@ -4,6 +4,16 @@
 //! the request metadata ([`utils::propagation::grpc`]) and follows the
 //! OpenTelemetry RPC conventions: `rpc.system`, `rpc.service`, `rpc.method`,
 //! `rpc.grpc.status_code`. The PRODUCER span of the publish is its child.
+//!
+//! # Idempotency
+//!
+//! With an idempotency key the order id is a UUID v5 of the key, so a retry
+//! names the same order and stock-service, which applies each order id once,
+//! turns any number of retries into one stock change: no shared store is
+//! needed for that guarantee. To answer a key reused with a *different* cart
+//! with an error rather than silently dropping the second cart, the service
+//! remembers the cart of each recent key in a bounded in-memory cache; that
+//! check is per instance and best effort, the stock guarantee is not.
 
 use proto::{CheckoutRequest, CheckoutResponse, checkout_server::Checkout};
 use tonic::{Code, Request, Response, Status};
@@ -24,17 +34,30 @@ use crate::{
 /// same key always names the same order.
 const ORDER_ID_NAMESPACE: Uuid = Uuid::from_u128(0x6f1c_2a7e_58d4_4b0e_9a51_0c3e_8e7d_2b91);
 
-/// The service implementation: a catalog and a publisher.
+/// How many recent idempotency keys are remembered, and for how long.
+const RECENT_KEYS: u64 = 100_000;
+const RECENT_KEY_TTL: std::time::Duration = std::time::Duration::from_secs(24 * 60 * 60);
+
+/// The service implementation: a catalog, a publisher and the recent keys.
 #[derive(Clone)]
 pub struct CheckoutService {
     catalog: Catalog,
     publisher: Publisher,
+    /// Idempotency key → the cart it was first used with.
+    recent_keys: moka::sync::Cache<String, Vec<OrderLine>>,
 }
 
 impl CheckoutService {
     /// Prices with `catalog`, publishes with `publisher`.
     pub fn new(catalog: Catalog, publisher: Publisher) -> Self {
-        Self { catalog, publisher }
+        Self {
+            catalog,
+            publisher,
+            recent_keys: moka::sync::Cache::builder()
+                .max_capacity(RECENT_KEYS)
+                .time_to_live(RECENT_KEY_TTL)
+                .build(),
+        }
     }
 
     async fn checkout(&self, request: CheckoutRequest) -> Result<CheckoutResponse, Status> {
@@ -59,6 +82,14 @@ impl CheckoutService {
         let order_id = if request.idempotency_key.is_empty() {
             Uuid::new_v4()
         } else {
+            let first_cart = self
+                .recent_keys
+                .get_with_by_ref(&request.idempotency_key, || order.lines.clone());
+            if first_cart != order.lines {
+                return Err(Status::failed_precondition(
+                    "this Idempotency-Key was already used with a different cart",
+                ));
+            }
             Uuid::new_v5(&ORDER_ID_NAMESPACE, request.idempotency_key.as_bytes())
         };
         Span::current().record("checkout.order_id", order_id.to_string());

@@ -10,6 +10,7 @@ use std::net::SocketAddr;
 use anyhow::Context;
 use proto::checkout_server::CheckoutServer;
 use tokio::net::TcpListener;
+use tokio::sync::watch;
 use tonic::transport::{Server, server::TcpIncoming};
 use utils::shutdown::CancellationToken;
 
@@ -20,6 +21,7 @@ pub struct Application {
     listener: TcpListener,
     local_addr: SocketAddr,
     service: CheckoutService,
+    publisher: Publisher,
     publisher_stop: CancellationToken,
 }
 
@@ -42,7 +44,8 @@ impl Application {
         Ok(Self {
             listener,
             local_addr,
-            service: CheckoutService::new(settings.catalog, publisher),
+            service: CheckoutService::new(settings.catalog, publisher.clone()),
+            publisher,
             publisher_stop,
         })
     }
@@ -57,9 +60,11 @@ impl Application {
     /// and closes the broker connection.
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         let (health_reporter, health_service) = tonic_health::server::health_reporter();
-        health_reporter
-            .set_serving::<CheckoutServer<CheckoutService>>()
-            .await;
+        tokio::spawn(report_health(
+            health_reporter,
+            self.publisher.connection_state(),
+            self.publisher_stop.clone(),
+        ));
         let reflection = tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -77,5 +82,29 @@ impl Application {
             .await;
         self.publisher_stop.cancel();
         served.context("gRPC server failed")
+    }
+}
+
+/// Keeps the standard gRPC health service (`grpc.health.v1`) in step with
+/// the broker connection: without it no order can be accepted, so the
+/// service reports NOT_SERVING until it reconnects.
+async fn report_health(
+    reporter: tonic_health::server::HealthReporter,
+    mut connected: watch::Receiver<bool>,
+    stop: CancellationToken,
+) {
+    loop {
+        let serving = *connected.borrow_and_update();
+        if serving {
+            reporter.set_serving::<CheckoutServer<CheckoutService>>().await;
+        } else {
+            reporter
+                .set_not_serving::<CheckoutServer<CheckoutService>>()
+                .await;
+        }
+        tokio::select! {
+            () = stop.cancelled() => return,
+            changed = connected.changed() => if changed.is_err() { return },
+        }
     }
 }

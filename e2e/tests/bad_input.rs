@@ -84,6 +84,13 @@ async fn malformed_requests_get_clear_json_errors() {
     .await;
     assert_error(status, &body, StatusCode::BAD_REQUEST, "invalid_idempotency_key");
 
+    let ready = http
+        .get(format!("{}/readyz", pipeline.gateway_url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), StatusCode::OK);
+
     // Nothing above reached the broker: stock is untouched.
     assert_eq!(pipeline.stock(1).await, 1000);
     pipeline.shut_down().await;
@@ -123,6 +130,12 @@ async fn checkout_service_down_gives_503_and_error_spans() {
     assert!(matches!(server.status, SpanStatus::Error { .. }), "{server:?}");
     assert!(matches!(client.status, SpanStatus::Error { .. }), "{client:?}");
     assert_eq!(client.attr_i64("rpc.grpc.status_code"), Some(14)); // UNAVAILABLE
+
+    // Alive, but not ready.
+    let get = |path: &str| pipeline.http.get(format!("{}{path}", pipeline.gateway_url)).send();
+    assert_eq!(get("/healthz").await.unwrap().status(), StatusCode::OK);
+    let (status, _, body) = send(pipeline.http.get(format!("{}/readyz", pipeline.gateway_url))).await;
+    assert_error(status, &body, StatusCode::SERVICE_UNAVAILABLE, "not_ready");
     pipeline.shut_down().await;
 }
 

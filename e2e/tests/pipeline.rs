@@ -185,6 +185,13 @@ async fn the_same_idempotency_key_gives_one_order_and_one_stock_change() {
     assert_eq!(first_status, StatusCode::ACCEPTED);
     assert_eq!(second_status, StatusCode::ACCEPTED);
     assert_eq!(first["orderId"], second["orderId"]);
+    assert_eq!(first["totalAmount"], second["totalAmount"]);
+
+    let (status, reused) = pipeline
+        .checkout(&json!({"items": [{"id": 2, "quantity": 4}]}), &key)
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{reused}");
+    assert_eq!(reused["error"]["code"], "idempotency_key_reused");
 
     // A later order without a key is processed after both copies, so once it
     // is applied the duplicate has had every chance to be applied too.

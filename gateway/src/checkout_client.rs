@@ -13,6 +13,9 @@ use tonic::{
     service::interceptor::InterceptedService,
     transport::{Channel, Endpoint},
 };
+use tonic_health::pb::{
+    HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
+};
 use tracing::{Instrument, field::Empty};
 use utils::propagation::grpc::TraceContextInterceptor;
 
@@ -24,6 +27,7 @@ type Inner = proto::checkout_client::CheckoutClient<InterceptedService<Channel, 
 #[derive(Clone)]
 pub struct CheckoutClient {
     inner: Inner,
+    health: HealthClient<Channel>,
     deadline: Duration,
     server_address: String,
     server_port: u16,
@@ -41,6 +45,7 @@ impl CheckoutClient {
         let server_port = uri.port_u16().unwrap_or(80);
         let channel = endpoint.connect_lazy();
         Ok(Self {
+            health: HealthClient::new(channel.clone()),
             inner: proto::checkout_client::CheckoutClient::with_interceptor(
                 channel,
                 TraceContextInterceptor,
@@ -103,5 +108,22 @@ impl CheckoutClient {
             );
         }
         result
+    }
+
+    /// Asks checkout-service's standard health service whether it can take
+    /// orders (it reports NOT_SERVING while its broker connection is down).
+    pub async fn ready(&self) -> Result<(), String> {
+        let request = HealthCheckRequest {
+            service: proto::SERVICE_NAME.to_owned(),
+        };
+        let mut health = self.health.clone();
+        let answer = tokio::time::timeout(self.deadline, health.check(request))
+            .await
+            .map_err(|_| "checkout-service health check timed out".to_owned())?
+            .map_err(|status| format!("checkout-service unreachable: {}", status.message()))?;
+        match answer.into_inner().status() {
+            ServingStatus::Serving => Ok(()),
+            status => Err(format!("checkout-service is {}", status.as_str_name())),
+        }
     }
 }

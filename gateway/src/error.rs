@@ -98,9 +98,11 @@ impl From<tonic::Status> for ApiError {
                 Self::new(StatusCode::BAD_REQUEST, "invalid_cart", message)
             }
             Code::NotFound => Self::new(StatusCode::UNPROCESSABLE_ENTITY, "unknown_item", message),
-            Code::FailedPrecondition | Code::AlreadyExists => {
-                Self::new(StatusCode::UNPROCESSABLE_ENTITY, "conflict", message)
-            }
+            Code::FailedPrecondition | Code::AlreadyExists => Self::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "idempotency_key_reused",
+                message,
+            ),
             Code::Unavailable | Code::ResourceExhausted => Self::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "service_unavailable",

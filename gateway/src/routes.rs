@@ -76,6 +76,15 @@ pub async fn healthz() -> Json<Value> {
     Json(json!({ "status": "ok" }))
 }
 
+/// `GET /readyz`: checkout-service can take orders (readiness). A gateway
+/// that is up but cannot reach a serving checkout-service is alive, not ready.
+pub async fn readyz(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    state.checkout.ready().await.map_err(|reason| {
+        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_ready", reason)
+    })?;
+    Ok(Json(json!({ "status": "ready" })))
+}
+
 /// Any path the gateway does not serve.
 pub async fn not_found() -> ApiError {
     ApiError::not_found()

@@ -81,6 +81,7 @@ pub fn router(state: AppState, settings: &Settings) -> Router {
     Router::new()
         .route("/api/checkout", post(routes::checkout))
         .route("/healthz", get(routes::healthz))
+        .route("/readyz", get(routes::readyz))
         .method_not_allowed_fallback(routes::method_not_allowed)
         .fallback(routes::not_found)
         .with_state(state)

@@ -317,7 +317,7 @@ pub fn consumer_span(delivery: &Delivery, queue: &str) -> Span {
         otel.name = "process checkout",
         otel.kind = "consumer",
         otel.status_code = Empty,
-        otel.status_message = Empty,
+        otel.status_description = Empty,
         error.type = Empty,
         messaging.system = "rabbitmq",
         messaging.destination.name = delivery.exchange.as_str(),
@@ -342,9 +342,13 @@ pub fn consumer_span(delivery: &Delivery, queue: &str) -> Span {
     span
 }
 
+/// Marks the span as failed. `otel.status_code` and
+/// `otel.status_description` are the fields tracing-opentelemetry maps to the
+/// span status (any other name, `otel.status_message` included, would only
+/// become a plain attribute).
 fn record_error(span: &Span, error_type: &str, message: &str) {
     span.record("otel.status_code", "ERROR");
-    span.record("otel.status_message", message);
+    span.record("otel.status_description", message);
     span.record("error.type", error_type);
 }
 

@@ -8,4 +8,4 @@ mod consuming;
 mod health_and_errors;
 mod helpers;
 mod startup;
-mod tracing;
+mod trace_context;

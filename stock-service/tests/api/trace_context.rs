@@ -1,0 +1,159 @@
+//! The trace goes on in stock-service: the consumer span is a child of the
+//! publisher's span, carries the message's baggage, and parents the
+//! database spans.
+
+use std::collections::BTreeMap;
+
+use lapin::{
+    BasicProperties,
+    message::Delivery,
+    types::{AMQPValue, FieldTable, ShortString},
+};
+use opentelemetry::trace::{SpanId, SpanKind, Status, TraceId};
+use opentelemetry_sdk::trace::SpanData;
+use stock_service::consumer::consumer_span;
+
+use crate::helpers::{
+    eventually, finished_spans, long_string_headers, order, order_properties, spawn_app,
+};
+
+/// A fresh W3C parent: (trace id, span id, traceparent header).
+fn remote_parent() -> (TraceId, SpanId, String) {
+    let trace_id = TraceId::from_bytes(uuid::Uuid::new_v4().into_bytes());
+    let span_id = SpanId::from_bytes(uuid::Uuid::new_v4().as_bytes()[..8].try_into().unwrap());
+    (trace_id, span_id, format!("00-{trace_id}-{span_id}-01"))
+}
+
+fn attribute(span: &SpanData, key: &str) -> Option<String> {
+    span.attributes
+        .iter()
+        .find(|kv| kv.key.as_str() == key)
+        .map(|kv| kv.value.to_string())
+}
+
+/// Waits for the consumer span of `trace_id`; returns every span of the trace.
+async fn trace_with_consumer_span(trace_id: TraceId) -> (SpanData, Vec<SpanData>) {
+    eventually("the consumer span to be exported", || async {
+        let spans: Vec<SpanData> = finished_spans()
+            .into_iter()
+            .filter(|span| span.span_context.trace_id() == trace_id)
+            .collect();
+        let consumer = spans
+            .iter()
+            .find(|span| span.span_kind == SpanKind::Consumer)?
+            .clone();
+        Some((consumer, spans))
+    })
+    .await
+}
+
+#[tokio::test]
+async fn the_consumer_span_continues_the_trace_and_parents_the_database_spans() {
+    let app = spawn_app().await;
+    let (trace_id, parent_id, traceparent) = remote_parent();
+    let order = order(&[(2, 3)], 300);
+    let headers = long_string_headers(&[
+        ("traceparent", &traceparent),
+        ("baggage", "tenant=acme,checkout.channel=web"),
+    ]);
+    app.publish(&order.to_json(), order_properties(&order, headers))
+        .await;
+    app.wait_for_order(order.order_id).await;
+
+    let (consumer, spans) = trace_with_consumer_span(trace_id).await;
+    assert_eq!(consumer.name, "process checkout");
+    assert_eq!(consumer.parent_span_id, parent_id);
+    assert_eq!(consumer.status, Status::Unset);
+    let expect = |key: &str, value: &str| {
+        assert_eq!(attribute(&consumer, key).as_deref(), Some(value), "{key}");
+    };
+    expect("baggage.tenant", "acme");
+    expect("baggage.checkout.channel", "web");
+    expect("messaging.system", "rabbitmq");
+    expect("messaging.destination.name", &app.settings.amqp.exchange);
+    expect("messaging.rabbitmq.destination.routing_key", &app.settings.amqp.routing_key);
+    expect("messaging.consumer.group.name", &app.settings.amqp.queue);
+    expect("messaging.message.id", &order.order_id.to_string());
+    expect("messaging.operation.type", "process");
+    expect("stock.outcome", "applied");
+
+    let db_spans: Vec<&SpanData> = spans
+        .iter()
+        .filter(|span| span.span_kind == SpanKind::Client)
+        .collect();
+    let names: Vec<&str> = db_spans.iter().map(|span| span.name.as_ref()).collect();
+    assert_eq!(names, ["INSERT processed_orders", "UPDATE stock"]);
+    for span in db_spans {
+        assert_eq!(span.parent_span_id, consumer.span_context.span_id());
+        assert_eq!(attribute(span, "db.system.name").as_deref(), Some("sqlite"));
+        assert_eq!(attribute(span, "db.namespace").as_deref(), Some("stock.db"));
+        let query = attribute(span, "db.query.text").unwrap_or_default();
+        assert!(query.contains("$1"), "parameterized, never values: {query}");
+    }
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_poison_message_marks_its_span_as_failed() {
+    let app = spawn_app().await;
+    let (trace_id, _, traceparent) = remote_parent();
+    let headers = long_string_headers(&[("traceparent", &traceparent)]);
+    app.publish(b"{", BasicProperties::default().with_headers(headers))
+        .await;
+    app.take_dead_letters(1).await;
+
+    let (consumer, _) = trace_with_consumer_span(trace_id).await;
+    assert!(
+        matches!(&consumer.status, Status::Error { description } if description.starts_with("malformed body")),
+        "{:?}",
+        consumer.status
+    );
+    assert_eq!(
+        attribute(&consumer, "error.type").as_deref(),
+        Some("malformed_message")
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn trace_headers_sent_as_short_strings_are_understood() {
+    finished_spans(); // the subscriber must be installed before the span is created
+    let (trace_id, parent_id, traceparent) = remote_parent();
+    let headers = FieldTable::from(BTreeMap::from([
+        (ShortString::from("traceparent"), AMQPValue::ShortString(traceparent.into())),
+        (ShortString::from("baggage"), AMQPValue::ShortString("tenant=short".into())),
+    ]));
+    let mut delivery = Delivery::mock(1, "checkout".into(), "checkout.processed".into(), false, vec![]);
+    delivery.properties = BasicProperties::default().with_headers(headers);
+    drop(consumer_span(&delivery, "stock-queue"));
+
+    let (consumer, _) = trace_with_consumer_span(trace_id).await;
+    assert_eq!(consumer.parent_span_id, parent_id);
+    assert_eq!(attribute(&consumer, "baggage.tenant").as_deref(), Some("short"));
+}
+
+/// RabbitMQ itself refuses AMQP short strings in a headers table (it reads
+/// the `s` tag as a 16-bit integer), so a publisher cannot get them through
+/// the broker; the test above covers the consumer side directly.
+#[tokio::test]
+#[ignore = "documents broker behaviour; closes the publishing channel"]
+async fn rabbitmq_refuses_short_string_headers() {
+    let app = spawn_app().await;
+    let order = order(&[(1, 1)], 100);
+    let headers = FieldTable::from(BTreeMap::from([(
+        ShortString::from("traceparent"),
+        AMQPValue::ShortString("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".into()),
+    )]));
+    let published = app
+        .publisher
+        .basic_publish(
+            app.settings.amqp.exchange.as_str().into(),
+            app.settings.amqp.routing_key.as_str().into(),
+            Default::default(),
+            &order.to_json(),
+            order_properties(&order, headers),
+        )
+        .await;
+    println!("{published:?}");
+    app.stop().await;
+}
