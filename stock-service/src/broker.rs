@@ -45,6 +45,9 @@ pub const DELIVERY_LIMIT: i32 = 5;
 /// How long a TCP connect plus AMQP handshake may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How long closing may wait for the broker's answer.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// Talking to the broker failed.
 #[derive(Debug, thiserror::Error)]
 pub enum BrokerError {
@@ -100,13 +103,12 @@ impl BrokerSession {
     /// Closes the connection (and with it both channels). Deliveries that
     /// were received but not acknowledged go back to the queue.
     pub async fn close(self) {
-        if let Err(error) = self
-            .connection
-            .close(200, "stock-service stopping".into())
-            .await
-        {
+        let closing = self.connection.close(200, "stock-service stopping".into());
+        match tokio::time::timeout(CLOSE_TIMEOUT, closing).await {
+            Ok(Ok(())) => {}
             // Typically the connection is already gone, which is why we close.
-            tracing::debug!(%error, "closing the AMQP connection");
+            Ok(Err(error)) => tracing::debug!(%error, "closing the AMQP connection"),
+            Err(_) => tracing::warn!("the broker did not confirm closing the connection"),
         }
     }
 }
@@ -166,7 +168,10 @@ async fn declare_topology(channel: &Channel, settings: &AmqpSettings) -> Result<
         "x-dead-letter-routing-key".into(),
         long_string(&dead_letter_queue),
     );
-    work_queue.insert("x-delivery-limit".into(), AMQPValue::LongInt(DELIVERY_LIMIT));
+    work_queue.insert(
+        "x-delivery-limit".into(),
+        AMQPValue::LongInt(DELIVERY_LIMIT),
+    );
     channel
         .queue_declare(
             settings.queue.as_str().into(),

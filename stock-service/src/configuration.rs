@@ -132,7 +132,9 @@ impl FromStr for InitialStock {
     fn from_str(raw: &str) -> Result<Self, Self::Err> {
         let units = |raw: &str| match raw.trim().parse::<i64>() {
             Ok(n) if n >= 0 => Ok(n),
-            _ => Err(format!("{raw:?} is not a whole number of units (0 or more)")),
+            _ => Err(format!(
+                "{raw:?} is not a whole number of units (0 or more)"
+            )),
         };
         if !raw.contains('=') {
             return units(raw).map(Self::uniform);
@@ -207,7 +209,10 @@ mod tests {
             InitialStock(BTreeMap::from([(1, 100), (2, 50), (7, 3)]))
         );
         for bad in ["-1", "x", "1=2,1=3", "1=", "a=1", "1=2,3"] {
-            assert!(bad.parse::<InitialStock>().is_err(), "{bad} must be rejected");
+            assert!(
+                bad.parse::<InitialStock>().is_err(),
+                "{bad} must be rejected"
+            );
         }
         let list = "1=100,2=50".parse::<InitialStock>().unwrap();
         assert_eq!(list.to_string().parse::<InitialStock>().unwrap(), list);

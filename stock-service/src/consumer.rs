@@ -127,44 +127,54 @@ impl Consumer {
     /// subscription, finishes the delivery in hand, and closes the
     /// connection.
     pub async fn run(&self, session: BrokerSession, shutdown: CancellationToken) {
-        let mut session = Some(session);
+        let mut session = session;
         let mut delay = FIRST_RECONNECT_DELAY;
         loop {
-            let current = match session.take() {
-                Some(current) => current,
-                None => {
-                    let opened = tokio::select! {
-                        () = shutdown.cancelled() => return,
-                        opened = BrokerSession::open(&self.settings) => opened,
-                    };
-                    match opened {
-                        Ok(current) => current,
-                        Err(error) => {
-                            warn!(%error, retry_in_ms = delay.as_millis(), "cannot reconnect to RabbitMQ");
-                            if pause(delay, &shutdown).await {
-                                return;
-                            }
-                            delay = (delay * 2).min(MAX_RECONNECT_DELAY);
-                            continue;
-                        }
-                    }
-                }
-            };
-            let result = self.consume(&current, &shutdown).await;
+            let result = self.consume(&session, &shutdown).await;
             if self.status.is_consuming() {
-                // The subscription worked; start the next backoff afresh.
+                // The subscription worked: the next outage starts its
+                // backoff afresh.
                 delay = FIRST_RECONNECT_DELAY;
             }
             self.status.set(false);
-            current.close().await;
-            match result {
-                Ok(()) => return,
+            session.close().await;
+            if let Err(error) = result {
+                warn!(%error, "lost the RabbitMQ connection; reconnecting");
+            }
+            if shutdown.is_cancelled() {
+                return;
+            }
+            session = match self.reconnect(&mut delay, &shutdown).await {
+                Some(session) => session,
+                None => return,
+            };
+        }
+    }
+
+    /// Opens a new session, waiting `delay` before each attempt and doubling
+    /// it (up to 5 s) after each. `None` if shutdown came first.
+    async fn reconnect(
+        &self,
+        delay: &mut Duration,
+        shutdown: &CancellationToken,
+    ) -> Option<BrokerSession> {
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => return None,
+                () = tokio::time::sleep(*delay) => {}
+            }
+            *delay = (*delay * 2).min(MAX_RECONNECT_DELAY);
+            let opened = tokio::select! {
+                () = shutdown.cancelled() => return None,
+                opened = BrokerSession::open(&self.settings) => opened,
+            };
+            match opened {
+                Ok(session) => {
+                    info!("reconnected to RabbitMQ");
+                    return Some(session);
+                }
                 Err(error) => {
-                    warn!(%error, retry_in_ms = delay.as_millis(), "lost the RabbitMQ connection; reconnecting");
-                    if pause(delay, &shutdown).await {
-                        return;
-                    }
-                    delay = (delay * 2).min(MAX_RECONNECT_DELAY);
+                    warn!(%error, retry_in_ms = delay.as_millis(), "cannot reconnect to RabbitMQ");
                 }
             }
         }
@@ -220,7 +230,11 @@ impl Consumer {
         self.process(&delivery, session).instrument(span).await
     }
 
-    async fn process(&self, delivery: &Delivery, session: &BrokerSession) -> Result<(), BrokerError> {
+    async fn process(
+        &self,
+        delivery: &Delivery,
+        session: &BrokerSession,
+    ) -> Result<(), BrokerError> {
         let span = Span::current();
         let order = match CheckoutProcessed::decode(&delivery.data) {
             Ok(order) => order,
@@ -242,7 +256,9 @@ impl Consumer {
                         span.record("stock.rejection_reason", reason.as_str());
                         info!(order_id = %order.order_id, %reason, "order rejected");
                     }
-                    _ => info!(order_id = %order.order_id, outcome = outcome.as_str(), "order processed"),
+                    _ => {
+                        info!(order_id = %order.order_id, outcome = outcome.as_str(), "order processed")
+                    }
                 }
                 delivery.acker.ack(BasicAckOptions::default()).await?;
             }
@@ -314,7 +330,8 @@ impl Consumer {
 pub fn consumer_span(delivery: &Delivery, queue: &str) -> Span {
     let span = info_span!(
         "process",
-        otel.name = "process checkout",
+        // "{operation} {destination}": "process checkout" with the default exchange.
+        otel.name = format!("process {}", delivery.exchange),
         otel.kind = "consumer",
         otel.status_code = Empty,
         otel.status_description = Empty,
@@ -326,18 +343,23 @@ pub fn consumer_span(delivery: &Delivery, queue: &str) -> Span {
         messaging.operation.type = "process",
         messaging.operation.name = "process",
         messaging.consumer.group.name = queue,
-        messaging.message.body.size = delivery.data.len(),
+        messaging.message.body.size = delivery.data.len() as i64,
         stock.outcome = Empty,
         stock.rejection_reason = Empty,
     );
     let parent = amqp::extract(delivery.properties.headers().as_ref());
-    for (key, (value, _metadata)) in parent.baggage() {
-        span.set_attribute(format!("baggage.{}", key.as_str()), value.clone());
-    }
+    let baggage: Vec<_> = parent
+        .baggage()
+        .iter()
+        .map(|(key, (value, _metadata))| (format!("baggage.{}", key.as_str()), value.clone()))
+        .collect();
     if let Err(error) = span.set_parent(parent) {
         // No OpenTelemetry layer (traces disabled) or the span is filtered
         // out: nothing to connect, not a processing problem.
         tracing::debug!(%error, "consumer span not linked to the publisher's trace");
+    }
+    for (key, value) in baggage {
+        span.set_attribute(key, value);
     }
     span
 }
@@ -358,13 +380,5 @@ fn decode_error_type(error: &DecodeError) -> &'static str {
         DecodeError::Malformed(_) => "malformed_message",
         DecodeError::UnsupportedVersion(_) => "unsupported_schema_version",
         DecodeError::Invalid(_) => "invalid_message",
-    }
-}
-
-/// Sleeps for `delay`; returns true if shutdown was requested meanwhile.
-async fn pause(delay: Duration, shutdown: &CancellationToken) -> bool {
-    tokio::select! {
-        () = shutdown.cancelled() => true,
-        () = tokio::time::sleep(delay) => false,
     }
 }

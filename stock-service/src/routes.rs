@@ -21,11 +21,13 @@ use axum::{
 };
 use serde::Serialize;
 use serde_json::json;
+use tower_http::trace::TraceLayer;
 use uuid::Uuid;
 
 use crate::{
     consumer::ConsumerStatus,
     store::{Store, StoreError},
+    telemetry::{MakeServerSpan, RecordResponse},
 };
 
 /// How long the readiness probe waits for the database.
@@ -42,11 +44,18 @@ pub struct AppState {
 
 /// The API's routes.
 pub fn router(state: AppState) -> Router {
+    let traced = TraceLayer::new_for_http()
+        .make_span_with(MakeServerSpan)
+        .on_response(RecordResponse)
+        .on_failure(());
     Router::new()
-        .route("/healthz", get(health))
-        .route("/readyz", get(ready))
         .route("/api/stock/{item_id}", get(stock_level))
         .route("/api/orders/{order_id}", get(order))
+        // Only the routes above get a SERVER span (see `telemetry`).
+        .route_layer(traced)
+        .route("/healthz", get(health))
+        .route("/readyz", get(ready))
+        .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
         .fallback(|| async { ApiError::not_found("no such route".to_owned()) })
         .with_state(state)
 }
@@ -78,7 +87,9 @@ async fn ready(State(state): State<AppState>) -> Result<Json<serde_json::Value>,
     match tokio::time::timeout(DB_PING_TIMEOUT, state.store.ping()).await {
         Ok(Ok(())) => Ok(Json(json!({ "status": "ready" }))),
         Ok(Err(error)) => Err(ApiError::not_ready(error.to_string())),
-        Err(_) => Err(ApiError::not_ready("the database did not answer in time".to_owned())),
+        Err(_) => Err(ApiError::not_ready(
+            "the database did not answer in time".to_owned(),
+        )),
     }
 }
 
@@ -86,12 +97,14 @@ async fn stock_level(
     State(state): State<AppState>,
     Path(item_id): Path<String>,
 ) -> Result<Json<StockLevel>, ApiError> {
-    let item_id: i64 = item_id
-        .parse()
-        .map_err(|_| ApiError::bad_request(format!("itemId must be an integer, got {item_id:?}")))?;
+    let item_id: i64 = item_id.parse().map_err(|_| {
+        ApiError::bad_request(format!("itemId must be an integer, got {item_id:?}"))
+    })?;
     match state.store.stock_level(item_id).await? {
         Some(available) => Ok(Json(StockLevel { item_id, available })),
-        None => Err(ApiError::not_found(format!("no stock record for item {item_id}"))),
+        None => Err(ApiError::not_found(format!(
+            "no stock record for item {item_id}"
+        ))),
     }
 }
 
@@ -109,7 +122,9 @@ async fn order(
             reason: record.reason,
             total_amount: record.total_amount,
         })),
-        None => Err(ApiError::not_found(format!("order {order_id} has not been processed"))),
+        None => Err(ApiError::not_found(format!(
+            "order {order_id} has not been processed"
+        ))),
     }
 }
 
@@ -135,6 +150,14 @@ impl ApiError {
             status: StatusCode::NOT_FOUND,
             code: "not_found",
             message,
+        }
+    }
+
+    fn method_not_allowed() -> Self {
+        Self {
+            status: StatusCode::METHOD_NOT_ALLOWED,
+            code: "method_not_allowed",
+            message: "this route only answers GET".to_owned(),
         }
     }
 

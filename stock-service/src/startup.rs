@@ -48,7 +48,10 @@ impl Application {
         let seeded = store.seed(&settings.initial_stock).await?;
 
         let session = BrokerSession::open(&settings.amqp).await.with_context(|| {
-            format!("cannot set up RabbitMQ at {}", redact_url(&settings.amqp.url))
+            format!(
+                "cannot set up RabbitMQ at {}",
+                redact_url(&settings.amqp.url)
+            )
         })?;
         tracing::info!(
             %http_addr,

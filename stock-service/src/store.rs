@@ -205,7 +205,10 @@ impl Store {
         let mut tx = self.pool.begin().await?;
         // Claim the order id first: if another delivery of this order got
         // here before, stop before touching stock.
-        if !self.record(&mut tx, order, OrderStatus::Applied, None).await? {
+        if !self
+            .record(&mut tx, order, OrderStatus::Applied, None)
+            .await?
+        {
             tx.rollback().await?;
             return Ok(Outcome::Duplicate);
         }
@@ -296,7 +299,11 @@ impl Store {
     /// Decrements one line's item if enough is on hand. Returns whether it
     /// did; the `available >= $1` guard means stock never goes below zero,
     /// even with concurrent writers.
-    async fn take_stock(&self, conn: &mut AnyConnection, line: &OrderLine) -> Result<bool, StoreError> {
+    async fn take_stock(
+        &self,
+        conn: &mut AnyConnection,
+        line: &OrderLine,
+    ) -> Result<bool, StoreError> {
         let updated = sqlx::query(TAKE_STOCK.sql)
             .bind(i64::from(line.quantity))
             .bind(i64::from(line.id))
@@ -307,7 +314,11 @@ impl Store {
         Ok(updated == 1)
     }
 
-    async fn available(&self, conn: &mut AnyConnection, item_id: i64) -> Result<Option<i64>, StoreError> {
+    async fn available(
+        &self,
+        conn: &mut AnyConnection,
+        item_id: i64,
+    ) -> Result<Option<i64>, StoreError> {
         let row = sqlx::query(SELECT_STOCK.sql)
             .bind(item_id)
             .fetch_optional(conn)
@@ -352,9 +363,10 @@ fn describe(url: &str) -> (DatabaseSystem, String) {
     let without_query = url.split(['?', '#']).next().unwrap_or_default();
     if let Some(path) = without_query.strip_prefix("sqlite:") {
         let path = path.trim_start_matches("//");
-        let name = Path::new(path)
-            .file_name()
-            .map_or_else(|| path.to_owned(), |name| name.to_string_lossy().into_owned());
+        let name = Path::new(path).file_name().map_or_else(
+            || path.to_owned(),
+            |name| name.to_string_lossy().into_owned(),
+        );
         return (DatabaseSystem::Sqlite, name);
     }
     // postgres://user:password@host:port/database
@@ -367,7 +379,9 @@ fn describe(url: &str) -> (DatabaseSystem, String) {
 fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map_or(0, |elapsed| i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX))
+        .map_or(0, |elapsed| {
+            i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX)
+        })
 }
 
 #[cfg(test)]

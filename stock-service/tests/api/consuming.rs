@@ -48,7 +48,10 @@ async fn a_message_without_message_id_or_trace_headers_is_processed() {
     let order = order(&[(2, 1)], 100);
     app.publish(&order.to_json(), lapin::BasicProperties::default())
         .await;
-    assert_eq!(app.wait_for_order(order.order_id).await.status, OrderStatus::Applied);
+    assert_eq!(
+        app.wait_for_order(order.order_id).await.status,
+        OrderStatus::Applied
+    );
     assert_eq!(app.stock_via_http(2).await, 999);
     app.stop().await;
 }
@@ -65,7 +68,10 @@ async fn the_same_order_delivered_twice_is_applied_once() {
     app.publish_order(&marker).await;
     app.wait_for_order(marker.order_id).await;
 
-    assert_eq!(app.wait_for_order(order.order_id).await.status, OrderStatus::Applied);
+    assert_eq!(
+        app.wait_for_order(order.order_id).await.status,
+        OrderStatus::Applied
+    );
     assert_eq!(app.store.stock_level(1).await.unwrap(), Some(990));
     app.stop().await;
 }
@@ -138,7 +144,10 @@ async fn poison_messages_are_dead_lettered_with_the_reason_and_consuming_goes_on
     let good = order(&[(1, 1)], 100);
     app.publish_order(&good).await;
 
-    assert_eq!(app.wait_for_order(good.order_id).await.status, OrderStatus::Applied);
+    assert_eq!(
+        app.wait_for_order(good.order_id).await.status,
+        OrderStatus::Applied
+    );
     let dead = app.take_dead_letters(2).await;
     let not_json_copy = dead
         .iter()
@@ -148,10 +157,17 @@ async fn poison_messages_are_dead_lettered_with_the_reason_and_consuming_goes_on
     assert!(reason.starts_with("malformed body"), "{reason}");
     // The original properties and headers travel with it.
     assert_eq!(
-        not_json_copy.properties.message_id().as_ref().map(|id| id.as_str()),
+        not_json_copy
+            .properties
+            .message_id()
+            .as_ref()
+            .map(|id| id.as_str()),
         Some("poison-1")
     );
-    assert_eq!(header_text(not_json_copy, "traceparent").as_deref(), Some(TRACEPARENT));
+    assert_eq!(
+        header_text(not_json_copy, "traceparent").as_deref(),
+        Some(TRACEPARENT)
+    );
 
     let version_copy = dead
         .iter()
@@ -188,7 +204,48 @@ async fn the_consumer_recovers_when_its_queue_is_deleted() {
         async move { app.try_publish(&body, properties).await.then_some(()) }
     })
     .await;
-    assert_eq!(app.wait_for_order(second.order_id).await.status, OrderStatus::Applied);
+    assert_eq!(
+        app.wait_for_order(second.order_id).await.status,
+        OrderStatus::Applied
+    );
     assert_eq!(app.store.stock_level(1).await.unwrap(), Some(998));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_delivery_that_keeps_failing_is_dead_lettered_by_the_delivery_limit() {
+    use sqlx::Connection;
+
+    let app = spawn_app().await;
+    // Break the schema under the running service: every attempt now fails
+    // with a database error, and each is requeued.
+    let url = stock_service::configuration::parse_database_url(&app.settings.database_url).unwrap();
+    let mut db = sqlx::sqlite::SqliteConnection::connect(&url).await.unwrap();
+    sqlx::query("ALTER TABLE stock RENAME TO stock_elsewhere")
+        .execute(&mut db)
+        .await
+        .unwrap();
+    let order = order(&[(1, 1)], 100);
+    app.publish_order(&order).await;
+
+    let dead = app.take_dead_letters(1).await;
+    assert_eq!(dead[0].data, order.to_json(), "dead-lettered, not lost");
+    assert_eq!(
+        header_text(&dead[0], "x-first-death-reason").as_deref(),
+        Some("delivery_limit")
+    );
+    assert_eq!(app.store.order_status(order.order_id).await.unwrap(), None);
+
+    // Repaired, the service carries on.
+    sqlx::query("ALTER TABLE stock_elsewhere RENAME TO stock")
+        .execute(&mut db)
+        .await
+        .unwrap();
+    let next = crate::helpers::order(&[(1, 1)], 100);
+    app.publish_order(&next).await;
+    assert_eq!(
+        app.wait_for_order(next.order_id).await.status,
+        OrderStatus::Applied
+    );
     app.stop().await;
 }

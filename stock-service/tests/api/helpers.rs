@@ -87,8 +87,7 @@ pub async fn spawn_app_with(initial_stock: InitialStock) -> TestApp {
     std::fs::create_dir_all(&dir).expect("temp dir");
     let settings = Settings {
         amqp: AmqpSettings {
-            url: std::env::var("AMQP_URL")
-                .unwrap_or_else(|_| AmqpSettings::default().url),
+            url: std::env::var("AMQP_URL").unwrap_or_else(|_| AmqpSettings::default().url),
             exchange: format!("test-checkout-{id}"),
             queue: format!("test-stock-{id}"),
             prefetch: 8,
@@ -166,14 +165,20 @@ impl TestApp {
     /// Publishes an order as checkout-service does (JSON, message id =
     /// order id, persistent).
     pub async fn publish_order(&self, order: &CheckoutProcessed) {
-        self.publish(&order.to_json(), order_properties(order, FieldTable::default()))
-            .await;
+        self.publish(
+            &order.to_json(),
+            order_properties(order, FieldTable::default()),
+        )
+        .await;
     }
 
     /// Waits until the order has been decided on.
     pub async fn wait_for_order(&self, order_id: Uuid) -> OrderRecord {
         eventually(&format!("order {order_id} to be processed"), || async {
-            self.store.order_status(order_id).await.expect("store query")
+            self.store
+                .order_status(order_id)
+                .await
+                .expect("store query")
         })
         .await
     }
@@ -184,7 +189,10 @@ impl TestApp {
         let deadline = Instant::now() + DEADLINE;
         let mut taken = Vec::new();
         while taken.len() < count {
-            assert!(Instant::now() < deadline, "timed out waiting for {count} dead letters");
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {count} dead letters"
+            );
             match self
                 .publisher
                 .basic_get(queue.as_str().into(), BasicGetOptions { no_ack: true })
@@ -320,7 +328,9 @@ pub fn long_string_headers(entries: &[(&str, &str)]) -> FieldTable {
 /// The text of a header, whatever string type it was sent as.
 pub fn header_text(delivery: &Delivery, key: &str) -> Option<String> {
     match delivery.properties.headers().as_ref()?.inner().get(key)? {
-        AMQPValue::LongString(value) => Some(String::from_utf8_lossy(value.as_bytes()).into_owned()),
+        AMQPValue::LongString(value) => {
+            Some(String::from_utf8_lossy(value.as_bytes()).into_owned())
+        }
         AMQPValue::ShortString(value) => Some(value.as_str().to_owned()),
         _ => None,
     }
