@@ -10,6 +10,13 @@
 //! [`Telemetry`], installed as that thread's default `tracing` dispatcher.
 //! That is what keeps three services in one process apart: each exports
 //! spans with its own `service.name`, exactly as three processes would.
+//!
+//! [`orders`] places many orders under faults and checks the exactly-once
+//! accounting; [`process`] runs a service as a real child process, for the
+//! tests that kill one with SIGKILL.
+
+pub mod orders;
+pub mod process;
 
 use std::{
     future::Future,
@@ -227,9 +234,9 @@ impl Default for Isolation {
     }
 }
 
-/// Telemetry for a service under test: export quickly to the receiver.
-pub fn test_telemetry(service: &str, receiver: &OtlpReceiver) -> TelemetryConfig {
-    let mut config = TelemetryConfig::new(service, &receiver.grpc_endpoint());
+/// Telemetry for a service under test: export quickly to `endpoint`.
+pub fn test_telemetry(service: &str, endpoint: &str) -> TelemetryConfig {
+    let mut config = TelemetryConfig::new(service, endpoint);
     config.batch.scheduled_delay = Duration::from_millis(100);
     config.log_filter = std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into());
     config
@@ -242,6 +249,10 @@ pub struct PipelineOptions {
     pub initial_stock: i64,
     /// The gateway's gRPC deadline.
     pub checkout_deadline: Duration,
+    /// Where the services export spans; `None`: the pipeline's receiver.
+    pub otlp_endpoint: Option<String>,
+    /// Run no stock-service in-process (a test runs it as a child process).
+    pub without_stock_service: bool,
 }
 
 impl Default for PipelineOptions {
@@ -249,6 +260,8 @@ impl Default for PipelineOptions {
         Self {
             initial_stock: 1000,
             checkout_deadline: Duration::from_secs(2),
+            otlp_endpoint: None,
+            without_stock_service: false,
         }
     }
 }
@@ -261,8 +274,11 @@ pub struct TestPipeline {
     pub isolation: Isolation,
     /// `http://127.0.0.1:PORT` of the gateway.
     pub gateway_url: String,
-    /// `http://127.0.0.1:PORT` of stock-service's HTTP API.
+    /// `http://127.0.0.1:PORT` of stock-service's HTTP API (empty when the
+    /// test runs stock-service itself).
     pub stock_url: String,
+    /// Where the services export spans.
+    pub otlp_endpoint: String,
     /// Plain HTTP client.
     pub http: reqwest::Client,
     /// stock-service, checkout-service, gateway (in start order).
@@ -283,22 +299,52 @@ impl TestPipeline {
             .expect("OTLP receiver starts");
         let isolation = Isolation::new();
         std::fs::create_dir_all(&isolation.dir).expect("temp dir");
+        let otlp_endpoint = options
+            .otlp_endpoint
+            .clone()
+            .unwrap_or_else(|| receiver.grpc_endpoint());
 
-        let stock = start_stock_service(&receiver, &isolation, options.initial_stock)
-            .expect("stock-service starts");
-        let checkout =
-            start_checkout_service(&receiver, &isolation).expect("checkout-service starts");
-        let gateway = start_gateway(&receiver, checkout.addr, options.checkout_deadline)
+        let mut services = Vec::new();
+        let mut stock_url = String::new();
+        if !options.without_stock_service {
+            let stock = start_stock_service(&otlp_endpoint, &isolation, options.initial_stock)
+                .expect("stock-service starts");
+            stock_url = format!("http://{}", stock.addr);
+            services.push(stock);
+        } else {
+            declare_queue(&isolation).await;
+        }
+        let checkout = start_checkout_service(&otlp_endpoint, &isolation, LOCALHOST_ANY_PORT)
+            .expect("checkout-service starts");
+        let gateway = start_gateway(&otlp_endpoint, checkout.addr, options.checkout_deadline)
             .expect("gateway starts");
+        let gateway_url = format!("http://{}", gateway.addr);
+        services.extend([checkout, gateway]);
 
         Self {
-            gateway_url: format!("http://{}", gateway.addr),
-            stock_url: format!("http://{}", stock.addr),
+            gateway_url,
+            stock_url,
+            otlp_endpoint,
             receiver,
             isolation,
             http: reqwest::Client::new(),
-            services: vec![stock, checkout, gateway],
+            services,
         }
+    }
+
+    /// Starts a new checkout-service on the address of the stopped one, so
+    /// the gateway's channel reconnects to it.
+    pub fn restart_checkout_service(&mut self) {
+        let position = self
+            .services
+            .iter()
+            .position(|service| service.name == "checkout-service")
+            .expect("a checkout-service");
+        let addr = self.services[position].addr;
+        let _ = self.services[position].stop();
+        self.services[position] =
+            start_checkout_service(&self.otlp_endpoint, &self.isolation, addr)
+                .expect("checkout-service restarts");
     }
 
     /// The running service called `name`.
@@ -419,23 +465,43 @@ impl Drop for TestPipeline {
     }
 }
 
-/// Starts stock-service on port 0 with the pipeline's names.
-pub fn start_stock_service(
-    receiver: &OtlpReceiver,
-    isolation: &Isolation,
-    initial_stock: i64,
-) -> anyhow::Result<RunningService> {
+/// Port 0 on the loopback interface.
+pub const LOCALHOST_ANY_PORT: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 0);
+
+/// Declares the pipeline's queue the way stock-service does, for tests that
+/// start stock-service only later (or as a child process): checkout-service
+/// refuses orders that no queue would receive.
+pub async fn declare_queue(isolation: &Isolation) {
+    let settings = stock_settings(isolation, 0).amqp;
+    let session = stock_service::broker::BrokerSession::open(&settings)
+        .await
+        .expect("topology declared");
+    session.close().await;
+}
+
+fn stock_settings(isolation: &Isolation, initial_stock: i64) -> stock_service::configuration::Settings {
     let mut settings = stock_service::configuration::Settings::default();
     settings.amqp.url = amqp_url();
     settings.amqp.exchange = isolation.exchange.clone();
     settings.amqp.queue = isolation.queue.clone();
     settings.amqp.routing_key = isolation.routing_key.clone();
     settings.database_url = isolation.database_url();
-    settings.http_address = ([127, 0, 0, 1], 0).into();
+    settings.http_address = LOCALHOST_ANY_PORT;
     settings.initial_stock = stock_service::configuration::InitialStock::uniform(initial_stock);
+    settings
+}
+
+/// Starts stock-service on port 0 with the pipeline's names.
+pub fn start_stock_service(
+    otlp_endpoint: &str,
+    isolation: &Isolation,
+    initial_stock: i64,
+) -> anyhow::Result<RunningService> {
+    let settings = stock_settings(isolation, initial_stock);
     RunningService::spawn(
         "stock-service",
-        test_telemetry("stock-service", receiver),
+        test_telemetry("stock-service", otlp_endpoint),
         move |stop| async move {
             let application = stock_service::startup::Application::build(settings).await?;
             let addr = application.http_addr();
@@ -445,13 +511,15 @@ pub fn start_stock_service(
     )
 }
 
-/// Starts checkout-service on port 0 publishing to the pipeline's exchange.
+/// Starts checkout-service on `addr` (port 0 for any) publishing to the
+/// pipeline's exchange.
 pub fn start_checkout_service(
-    receiver: &OtlpReceiver,
+    otlp_endpoint: &str,
     isolation: &Isolation,
+    addr: SocketAddr,
 ) -> anyhow::Result<RunningService> {
     let settings = checkout_service::configuration::Settings {
-        grpc_address: ([127, 0, 0, 1], 0).into(),
+        grpc_address: addr,
         amqp: checkout_service::configuration::AmqpSettings {
             url: amqp_url(),
             exchange: isolation.exchange.clone(),
@@ -461,7 +529,7 @@ pub fn start_checkout_service(
     };
     RunningService::spawn(
         "checkout-service",
-        test_telemetry("checkout-service", receiver),
+        test_telemetry("checkout-service", otlp_endpoint),
         move |stop| async move {
             let application = checkout_service::startup::Application::build(settings).await?;
             let addr = application.local_addr();
@@ -473,7 +541,7 @@ pub fn start_checkout_service(
 
 /// Starts the gateway on port 0, calling checkout-service at `checkout_addr`.
 pub fn start_gateway(
-    receiver: &OtlpReceiver,
+    otlp_endpoint: &str,
     checkout_addr: SocketAddr,
     checkout_deadline: Duration,
 ) -> anyhow::Result<RunningService> {
@@ -482,7 +550,7 @@ pub fn start_gateway(
     settings.checkout_deadline = checkout_deadline;
     RunningService::spawn(
         "gateway",
-        test_telemetry("gateway", receiver),
+        test_telemetry("gateway", otlp_endpoint),
         move |stop| async move {
             let application = gateway::startup::Application::build(settings).await?;
             let addr = application.local_addr();

@@ -146,9 +146,10 @@ async fn an_unroutable_order_is_a_503_not_a_silent_drop() {
         .await
         .unwrap();
     let isolation = Isolation::new();
-    let checkout = e2e::start_checkout_service(&receiver, &isolation).unwrap();
-    let gateway =
-        e2e::start_gateway(&receiver, checkout.addr, Duration::from_secs(2)).unwrap();
+    let endpoint = receiver.grpc_endpoint();
+    let checkout =
+        e2e::start_checkout_service(&endpoint, &isolation, e2e::LOCALHOST_ANY_PORT).unwrap();
+    let gateway = e2e::start_gateway(&endpoint, checkout.addr, Duration::from_secs(2)).unwrap();
 
     let (status, _, body) = send(
         reqwest::Client::new()
@@ -186,7 +187,9 @@ async fn a_slow_checkout_service_gives_504_at_the_deadline() {
     let receiver = checkout_cli::receiver::OtlpReceiver::start(([127, 0, 0, 1], 0).into(), None)
         .await
         .unwrap();
-    let gateway = e2e::start_gateway(&receiver, slow_addr, Duration::from_millis(300)).unwrap();
+    let gateway =
+        e2e::start_gateway(&receiver.grpc_endpoint(), slow_addr, Duration::from_millis(300))
+            .unwrap();
 
     let (status, _, body) = send(
         reqwest::Client::new()

@@ -31,7 +31,12 @@ use opentelemetry_sdk::{
     trace::{BatchConfigBuilder, BatchSpanProcessor, Sampler, SdkTracerProvider},
 };
 use tracing::{Dispatch, dispatcher::WeakDispatch};
-use tracing_subscriber::{EnvFilter, layer::SubscriberExt, registry::LookupSpan};
+use tracing_subscriber::{
+    EnvFilter,
+    filter::filter_fn,
+    layer::{Layer, SubscriberExt},
+    registry::LookupSpan,
+};
 
 use crate::config::{ConfigError, env_bool, env_or, env_parse};
 
@@ -248,7 +253,10 @@ impl Telemetry {
         let dispatch = match &provider {
             Some(provider) => {
                 let tracer = provider.tracer(config.service_name.clone());
-                Dispatch::new(registry.with(tracing_opentelemetry::layer().with_tracer(tracer)))
+                let spans = tracing_opentelemetry::layer()
+                    .with_tracer(tracer)
+                    .with_filter(filter_fn(|metadata| !is_export_machinery(metadata.target())));
+                Dispatch::new(registry.with(spans))
             }
             None => Dispatch::new(registry),
         };
@@ -288,6 +296,15 @@ impl Telemetry {
             }
         }
     }
+}
+
+/// The crates that carry spans to the collector. Their own (debug-level)
+/// spans must never become OpenTelemetry spans: exporting them would create
+/// more spans to export, without end, whenever `RUST_LOG` lets them through.
+fn is_export_machinery(target: &str) -> bool {
+    const CRATES: [&str; 7] = ["h2", "hyper", "hyper_util", "tonic", "tower", "reqwest", "opentelemetry"];
+    let krate = target.split("::").next().unwrap_or(target);
+    CRATES.contains(&krate) || krate.starts_with("opentelemetry")
 }
 
 fn tracer_provider(config: &TelemetryConfig) -> Result<SdkTracerProvider, TelemetryError> {

@@ -1,0 +1,238 @@
+//! Placing many orders while something fails, and checking the outcome the
+//! pipeline promises: every order the gateway accepted changed the stock
+//! exactly once.
+//!
+//! Each logical order carries its own `Idempotency-Key` and is retried on
+//! 503, 504 and transport errors until it is accepted, as a careful client
+//! would. A failure is ambiguous (the broker may have the message even though
+//! the client never got the 202), and the key is what makes retrying safe:
+//! the retry names the same order id, and stock-service applies an order id
+//! once. So in the end every order is accepted, and the stock must have moved
+//! by exactly the sum of all of them.
+
+use std::{
+    collections::BTreeMap,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::Duration,
+};
+
+use futures::StreamExt;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+/// One logical order.
+#[derive(Clone, Debug)]
+pub struct Order {
+    /// Its `Idempotency-Key`.
+    pub key: String,
+    /// `(item, quantity)` lines.
+    pub lines: Vec<(i64, i64)>,
+}
+
+/// An order the gateway accepted.
+#[derive(Clone, Debug)]
+pub struct Accepted {
+    /// What was ordered.
+    pub order: Order,
+    /// The order id from the 202.
+    pub order_id: String,
+    /// How many requests it took.
+    pub attempts: u32,
+}
+
+/// Live counters, for a test that waits for "some orders went through".
+#[derive(Debug, Default)]
+pub struct Progress {
+    accepted: AtomicUsize,
+    statuses: Mutex<BTreeMap<String, usize>>,
+}
+
+impl Progress {
+    /// Orders accepted so far.
+    pub fn accepted(&self) -> usize {
+        self.accepted.load(Ordering::Relaxed)
+    }
+
+    /// How often each answer was seen (`202`, `503`, `transport error`, …).
+    pub fn answers(&self) -> BTreeMap<String, usize> {
+        self.statuses.lock().expect("not poisoned").clone()
+    }
+
+    /// Waits until at least `count` orders were accepted.
+    pub async fn wait_for_accepted(&self, count: usize, patience: Duration) {
+        let deadline = tokio::time::Instant::now() + patience;
+        while self.accepted() < count {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "only {} orders accepted within {patience:?}; answers: {:?}",
+                self.accepted(),
+                self.answers()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    fn count(&self, answer: String) {
+        *self
+            .statuses
+            .lock()
+            .expect("not poisoned")
+            .entry(answer)
+            .or_default() += 1;
+    }
+}
+
+/// `count` orders with known lines (items 1–4, 1 to 3 units), keys unique
+/// to `run`.
+pub fn make_orders(run: &str, count: usize) -> Vec<Order> {
+    (0..count)
+        .map(|i| {
+            let item = (i % 4) as i64 + 1;
+            let mut lines = vec![(item, (i % 3) as i64 + 1)];
+            if i % 5 == 0 {
+                lines.push((item % 4 + 1, 1));
+            }
+            Order {
+                key: format!("{run}-{i}"),
+                lines,
+            }
+        })
+        .collect()
+}
+
+/// Places every order with `concurrency` requests in flight, retrying each
+/// until it is accepted or `give_up_after` has passed (then it panics).
+pub async fn place_all(
+    http: &reqwest::Client,
+    gateway_url: &str,
+    orders: Vec<Order>,
+    concurrency: usize,
+    give_up_after: Duration,
+    progress: Arc<Progress>,
+) -> Vec<Accepted> {
+    futures::stream::iter(orders)
+        .map(|order| place(http, gateway_url, order, give_up_after, &progress))
+        .buffer_unordered(concurrency)
+        .collect()
+        .await
+}
+
+async fn place(
+    http: &reqwest::Client,
+    gateway_url: &str,
+    order: Order,
+    give_up_after: Duration,
+    progress: &Progress,
+) -> Accepted {
+    let body = json!({
+        "items": order.lines.iter()
+            .map(|(id, quantity)| json!({"id": id, "quantity": quantity}))
+            .collect::<Vec<_>>()
+    });
+    let deadline = tokio::time::Instant::now() + give_up_after;
+    let mut backoff = Duration::from_millis(50);
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        let sent = http
+            .post(format!("{gateway_url}/api/checkout"))
+            .header("idempotency-key", &order.key)
+            .timeout(Duration::from_secs(10))
+            .json(&body)
+            .send()
+            .await;
+        match sent {
+            Ok(response) if response.status() == StatusCode::ACCEPTED => {
+                progress.count("202".into());
+                let answer: Value = response.json().await.expect("a JSON 202 body");
+                progress.accepted.fetch_add(1, Ordering::Relaxed);
+                return Accepted {
+                    order_id: answer["orderId"].as_str().expect("orderId").to_owned(),
+                    order,
+                    attempts,
+                };
+            }
+            Ok(response)
+                if matches!(
+                    response.status(),
+                    StatusCode::SERVICE_UNAVAILABLE | StatusCode::GATEWAY_TIMEOUT
+                ) =>
+            {
+                progress.count(response.status().as_str().to_owned());
+            }
+            Ok(response) => {
+                let status = response.status();
+                let text = response.text().await.unwrap_or_default();
+                panic!("order {} got an unexpected {status}: {text}", order.key);
+            }
+            Err(_) => progress.count("transport error".into()),
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "order {} not accepted after {attempts} attempts in {give_up_after:?}; answers: {:?}",
+            order.key,
+            progress.answers()
+        );
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_secs(1));
+    }
+}
+
+/// Waits until stock-service (at `stock_url`) has applied every accepted
+/// order, then checks each item's stock moved by exactly the ordered units.
+pub async fn assert_applied_exactly_once(
+    http: &reqwest::Client,
+    stock_url: &str,
+    accepted: &[Accepted],
+    initial_stock: i64,
+    patience: Duration,
+) {
+    let deadline = tokio::time::Instant::now() + patience;
+    for order in accepted {
+        loop {
+            let response = http
+                .get(format!("{stock_url}/api/orders/{}", order.order_id))
+                .send()
+                .await;
+            if let Ok(response) = response
+                && response.status() == StatusCode::OK
+            {
+                let record: Value = response.json().await.expect("JSON order record");
+                assert_eq!(record["status"], "applied", "{record}");
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "order {} ({}) was accepted but not applied within {patience:?}",
+                order.order_id,
+                order.order.key
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    let mut ordered: BTreeMap<i64, i64> = BTreeMap::new();
+    for order in accepted {
+        for (item, quantity) in &order.order.lines {
+            *ordered.entry(*item).or_default() += quantity;
+        }
+    }
+    for (item, units) in ordered {
+        let level: Value = http
+            .get(format!("{stock_url}/api/stock/{item}"))
+            .send()
+            .await
+            .expect("stock-service answers")
+            .json()
+            .await
+            .expect("JSON stock level");
+        assert_eq!(
+            level["available"].as_i64(),
+            Some(initial_stock - units),
+            "item {item}: {units} units were ordered from {initial_stock}"
+        );
+    }
+}

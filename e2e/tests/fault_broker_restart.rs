@@ -1,0 +1,110 @@
+//! Fault test 1: RabbitMQ is stopped and started (`rabbitmqctl stop_app` /
+//! `start_app`) in the middle of the load. Nothing accepted is lost and
+//! nothing is applied twice; during the outage the gateway answers 503.
+//!
+//! This is its own test binary on purpose: it takes the broker away from
+//! everything using it, and cargo runs test binaries one after another.
+
+use std::{sync::Arc, time::Duration};
+
+use e2e::{
+    PATIENCE, PipelineOptions, TestPipeline,
+    orders::{Progress, assert_applied_exactly_once, make_orders, place_all},
+};
+use reqwest::StatusCode;
+use serde_json::json;
+
+const INITIAL_STOCK: i64 = 1_000_000;
+const ORDERS: usize = 300;
+
+fn rabbitmqctl(args: &[&str]) {
+    let status = std::process::Command::new("rabbitmqctl")
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .status()
+        .expect("rabbitmqctl runs (is rabbitmq-server installed?)");
+    assert!(status.success(), "rabbitmqctl {args:?} failed");
+}
+
+/// Starts the broker's app again however the test ends, so a failed
+/// assertion cannot leave the broker down for the tests after it.
+struct BrokerStopped;
+
+impl BrokerStopped {
+    fn stop_app() -> Self {
+        rabbitmqctl(&["stop_app"]);
+        Self
+    }
+}
+
+impl Drop for BrokerStopped {
+    fn drop(&mut self) {
+        rabbitmqctl(&["start_app"]);
+        rabbitmqctl(&["await_startup"]);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broker_restart_loses_nothing_and_applies_nothing_twice() {
+    let pipeline = TestPipeline::start_with(PipelineOptions {
+        initial_stock: INITIAL_STOCK,
+        ..PipelineOptions::default()
+    })
+    .await;
+    let progress = Arc::new(Progress::default());
+    let orders = make_orders(&uuid::Uuid::new_v4().to_string(), ORDERS);
+    let load = tokio::spawn({
+        let (http, url, progress) = (
+            pipeline.http.clone(),
+            pipeline.gateway_url.clone(),
+            progress.clone(),
+        );
+        async move { place_all(&http, &url, orders, 8, Duration::from_secs(240), progress).await }
+    });
+    progress.wait_for_accepted(ORDERS / 5, PATIENCE).await;
+
+    let outage = tokio::task::spawn_blocking(BrokerStopped::stop_app)
+        .await
+        .unwrap();
+
+    // checkout-service notices, reports NOT_SERVING, and the gateway is not
+    // ready; a checkout now is refused at once with 503, not left to time out.
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        let ready = pipeline
+            .http
+            .get(format!("{}/readyz", pipeline.gateway_url))
+            .send()
+            .await
+            .unwrap();
+        if ready.status() == StatusCode::SERVICE_UNAVAILABLE {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "still ready without a broker");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (status, body) = pipeline.checkout(&json!({"itemsID": [1]}), &[]).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(body["error"]["code"], "service_unavailable");
+
+    tokio::task::spawn_blocking(move || drop(outage))
+        .await
+        .unwrap();
+    let accepted = load.await.expect("every order is eventually accepted");
+
+    assert_eq!(accepted.len(), ORDERS);
+    assert!(
+        progress.answers().contains_key("503"),
+        "the load saw the outage: {:?}",
+        progress.answers()
+    );
+    assert_applied_exactly_once(
+        &pipeline.http,
+        &pipeline.stock_url,
+        &accepted,
+        INITIAL_STOCK,
+        Duration::from_secs(120),
+    )
+    .await;
+    pipeline.shut_down().await;
+}

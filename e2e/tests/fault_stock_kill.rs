@@ -1,0 +1,71 @@
+//! Fault test 2: stock-service is killed with SIGKILL mid-stream and started
+//! again. Whatever it was doing when it died (a transaction not yet
+//! committed, a commit not yet acknowledged) is redelivered and applied once.
+
+use std::{sync::Arc, time::Duration};
+
+use e2e::{
+    PATIENCE, PipelineOptions, TestPipeline, amqp_url,
+    orders::{Progress, assert_applied_exactly_once, make_orders, place_all},
+    process::ServiceProcess,
+};
+
+const INITIAL_STOCK: i64 = 1_000_000;
+const ORDERS: usize = 300;
+
+async fn start_stock_service(pipeline: &TestPipeline) -> ServiceProcess {
+    let isolation = &pipeline.isolation;
+    let env = [
+        ("AMQP_URL", amqp_url()),
+        ("AMQP_EXCHANGE", isolation.exchange.clone()),
+        ("AMQP_QUEUE", isolation.queue.clone()),
+        ("AMQP_ROUTING_KEY", isolation.routing_key.clone()),
+        ("DATABASE_URL", isolation.database_url()),
+        ("HTTP_ADDRESS", "127.0.0.1:0".to_owned()),
+        ("INITIAL_STOCK", INITIAL_STOCK.to_string()),
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", pipeline.otlp_endpoint.clone()),
+        ("RUST_LOG", "info".to_owned()),
+    ];
+    ServiceProcess::start("stock-service", &env, "http_addr", PATIENCE).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_stock_service_applies_every_order_once_after_restart() {
+    let pipeline = TestPipeline::start_with(PipelineOptions {
+        without_stock_service: true,
+        ..PipelineOptions::default()
+    })
+    .await;
+    let stock_service = start_stock_service(&pipeline).await;
+
+    let progress = Arc::new(Progress::default());
+    let orders = make_orders(&uuid::Uuid::new_v4().to_string(), ORDERS);
+    let load = tokio::spawn({
+        let (http, url, progress) = (
+            pipeline.http.clone(),
+            pipeline.gateway_url.clone(),
+            progress.clone(),
+        );
+        async move { place_all(&http, &url, orders, 8, Duration::from_secs(180), progress).await }
+    });
+
+    // Kill it while orders are streaming in, then bring it back on the same
+    // database and queue.
+    progress.wait_for_accepted(ORDERS / 3, PATIENCE).await;
+    stock_service.kill().await;
+    progress.wait_for_accepted(ORDERS / 2, PATIENCE).await;
+    let stock_service = start_stock_service(&pipeline).await;
+
+    let accepted = load.await.expect("every order is accepted");
+    assert_eq!(accepted.len(), ORDERS);
+    assert_applied_exactly_once(
+        &pipeline.http,
+        &format!("http://{}", stock_service.addr),
+        &accepted,
+        INITIAL_STOCK,
+        Duration::from_secs(120),
+    )
+    .await;
+    drop(stock_service);
+    pipeline.shut_down().await;
+}
