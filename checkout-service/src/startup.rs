@@ -108,3 +108,25 @@ async fn report_health(
         }
     }
 }
+
+/// Asks the checkout-service on `127.0.0.1:port` whether it is serving
+/// (the container health check).
+pub async fn health_check(port: u16) -> anyhow::Result<()> {
+    use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus};
+
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://127.0.0.1:{port}"))?
+        .connect_timeout(std::time::Duration::from_secs(2))
+        .timeout(std::time::Duration::from_secs(2))
+        .connect()
+        .await?;
+    let answer = tonic_health::pb::health_client::HealthClient::new(channel)
+        .check(HealthCheckRequest {
+            service: proto::SERVICE_NAME.to_owned(),
+        })
+        .await?
+        .into_inner();
+    match answer.status() {
+        ServingStatus::Serving => Ok(()),
+        status => anyhow::bail!("checkout-service is {}", status.as_str_name()),
+    }
+}

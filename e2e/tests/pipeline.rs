@@ -206,3 +206,23 @@ async fn the_same_idempotency_key_gives_one_order_and_one_stock_change() {
     assert_eq!(pipeline.stock(2).await, before - 3, "applied exactly once");
     pipeline.shut_down().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_container_health_check_asks_grpc_health() {
+    let mut pipeline = TestPipeline::start().await;
+    let port = pipeline.service("checkout-service").addr.port();
+    let health_check = || {
+        tokio::process::Command::new(e2e::process::binary("checkout-service"))
+            .arg("health-check")
+            .env("GRPC_ADDRESS", format!("127.0.0.1:{port}"))
+            .env("OTEL_SDK_DISABLED", "true")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+    };
+    assert!(health_check().await.unwrap().success());
+
+    tokio::task::block_in_place(|| pipeline.service("checkout-service").stop()).unwrap();
+    assert!(!health_check().await.unwrap().success());
+    pipeline.shut_down().await;
+}

@@ -1,0 +1,108 @@
+//! The `checkout` tool's library against the real pipeline: `send` one checkout and
+//! follow it to stock-service and into a complete trace; `run_load` with trace
+//! verification on the pipeline's own OTLP receiver, where every accepted request
+//! must leave all six spans.
+
+use std::time::Duration;
+
+use checkout_cli::checkout::{CheckoutResponse, Item};
+use checkout_cli::load::{LoadConfig, LoadMode, VerifyTraces, run_load};
+use checkout_cli::send::{SendOptions, send};
+use checkout_cli::verify::{is_complete, missing_spans};
+use checkout_cli::waterfall::render_waterfall;
+use e2e::{PATIENCE, TestPipeline};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn send_checks_out_in_a_trace_of_its_own() {
+    let pipeline = TestPipeline::start().await;
+    let before = pipeline.stock(1).await;
+    let options = SendOptions {
+        gateway: pipeline.gateway_url.clone(),
+        items: vec![Item { id: 1, quantity: 2 }],
+        baggage: vec!["tenant=acme".parse().expect("baggage")],
+        idempotency_key: Some("cli-e2e-1".into()),
+    };
+
+    let outcome = send(&pipeline.http, &options).await.expect("gateway answers");
+
+    assert!(outcome.is_success(), "{outcome}");
+    let Some(CheckoutResponse::Accepted {
+        order_id,
+        total_amount,
+        trace_id,
+    }) = &outcome.response
+    else {
+        panic!("not accepted: {outcome}");
+    };
+    assert_eq!(*total_amount, 200);
+    assert_eq!(trace_id.as_ref(), Some(&outcome.trace_id), "the gateway continues our trace");
+
+    let order = pipeline.wait_for_order(order_id).await;
+    assert_eq!(order["status"], "applied", "{order}");
+    assert_eq!(pipeline.stock(1).await, before - 2);
+
+    let spans = pipeline.wait_for_trace(&outcome.trace_id, is_complete).await;
+    assert_eq!(missing_spans(&spans), []);
+    let waterfall = render_waterfall(&spans, 40);
+    let header = waterfall.lines().next().unwrap_or_default();
+    assert!(header.starts_with(&format!("trace {}", outcome.trace_id)), "{waterfall}");
+    assert!(header.ends_with("3 services: gateway, checkout-service, stock-service"), "{waterfall}");
+    assert_eq!(waterfall.lines().count(), 2 + spans.len(), "{waterfall}");
+
+    pipeline.shut_down().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn open_loop_load_leaves_a_complete_trace_for_every_request() {
+    let pipeline = TestPipeline::start().await;
+    let mut config = LoadConfig::new(
+        &pipeline.gateway_url,
+        LoadMode::Open {
+            rate: 25.0,
+            max_in_flight: 1000,
+        },
+    );
+    // 50 arrivals over 2 s; the per-request timeout is generous for a loaded 2-core box.
+    config.duration = Some(Duration::from_secs(2));
+    config.timeout = PATIENCE;
+    config.items = vec![Item { id: 2, quantity: 1 }];
+    config.verify = Some(VerifyTraces {
+        store: pipeline.receiver.store(),
+        timeout: PATIENCE,
+    });
+
+    let report = run_load(config).await.expect("runs");
+
+    assert_eq!((report.sent, report.not_sent), (50, 0), "\n{report}");
+    assert_eq!(report.accepted(), 50, "every request succeeds:\n{report}");
+    assert_eq!(report.statuses.get(&202), Some(&50), "\n{report}");
+    let traces = report.traces.as_ref().expect("verified");
+    assert_eq!(traces.checked, 50);
+    assert!(traces.all_complete(), "every trace has all six spans:\n{report}");
+
+    pipeline.shut_down().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn closed_loop_load_with_a_fixed_count() {
+    let pipeline = TestPipeline::start().await;
+    let before = pipeline.stock(3).await;
+    let mut config = LoadConfig::new(&pipeline.gateway_url, LoadMode::Closed { concurrency: 4 });
+    config.requests = Some(40);
+    config.timeout = PATIENCE;
+    config.items = vec![Item { id: 3, quantity: 1 }];
+    config.verify = Some(VerifyTraces {
+        store: pipeline.receiver.store(),
+        timeout: PATIENCE,
+    });
+
+    let report = run_load(config).await.expect("runs");
+
+    assert_eq!(report.sent, 40, "\n{report}");
+    assert_eq!(report.accepted(), 40, "\n{report}");
+    assert!(report.traces.as_ref().is_some_and(|t| t.all_complete()), "\n{report}");
+    // Complete traces include stock-service's database spans: the stock moved.
+    assert_eq!(pipeline.stock(3).await, before - 40);
+
+    pipeline.shut_down().await;
+}

@@ -1,0 +1,209 @@
+//! No Docker engine runs here, so `docker-compose.yaml` is checked against
+//! the code instead: every variable it sets is one the service reads (a typo
+//! would be silently ignored), every address points at a real service and
+//! port, every binary exists, and only the gateway and the two UIs are
+//! published.
+
+use std::{collections::BTreeSet, fs, path::Path};
+
+use serde_yaml_ng::Value;
+
+const ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+
+fn compose() -> Value {
+    let text = fs::read_to_string(Path::new(ROOT).join("docker-compose.yaml")).unwrap();
+    serde_yaml_ng::from_str(&text).expect("docker-compose.yaml is valid YAML")
+}
+
+fn service<'a>(compose: &'a Value, name: &str) -> &'a Value {
+    &compose["services"][name]
+}
+
+fn env<'a>(service: &'a Value, key: &str) -> &'a str {
+    service["environment"][key]
+        .as_str()
+        .unwrap_or_else(|| panic!("{key} is not set"))
+}
+
+/// String literals shaped like environment variable names (`AMQP_URL`) in
+/// the Rust sources under `dir`.
+fn variables_read_in(dir: &Path) -> BTreeSet<String> {
+    let mut found = BTreeSet::new();
+    for entry in fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            found.extend(variables_read_in(&path));
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            let text = fs::read_to_string(&path).unwrap();
+            for literal in text.split('"').skip(1).step_by(2) {
+                let shaped = literal.contains('_')
+                    && literal
+                        .chars()
+                        .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
+                    && literal.starts_with(|c: char| c.is_ascii_uppercase());
+                if shaped {
+                    found.insert(literal.to_owned());
+                }
+            }
+        }
+    }
+    found
+}
+
+/// Variables a service reads: its own sources plus the shared telemetry set-up.
+fn variables_read_by(krate: &str) -> BTreeSet<String> {
+    let mut read = variables_read_in(&Path::new(ROOT).join(krate).join("src"));
+    read.extend(variables_read_in(&Path::new(ROOT).join("utils/src")));
+    read
+}
+
+/// `[[bin]]` names (or the package name) of a workspace crate.
+fn binaries_of(krate: &str) -> Vec<String> {
+    let manifest = fs::read_to_string(Path::new(ROOT).join(krate).join("Cargo.toml")).unwrap();
+    let mut names = Vec::new();
+    let mut in_bin = false;
+    for line in manifest.lines().map(str::trim) {
+        if line.starts_with('[') {
+            in_bin = line == "[[bin]]";
+        } else if in_bin && let Some(name) = line.strip_prefix("name = ") {
+            names.push(name.trim_matches('"').to_owned());
+        }
+    }
+    names
+}
+
+fn port_of(address: &str) -> &str {
+    address.rsplit(':').next().unwrap().trim_end_matches('/')
+}
+
+const SERVICES: [(&str, &str); 3] = [
+    ("gateway", "gateway"),
+    ("checkout-service", "checkout-service"),
+    ("stock-service", "stock-service"),
+];
+
+#[test]
+fn every_variable_set_is_one_the_service_reads() {
+    let compose = compose();
+    for (name, krate) in SERVICES {
+        let read = variables_read_by(krate);
+        let environment = service(&compose, name)["environment"]
+            .as_mapping()
+            .unwrap_or_else(|| panic!("{name} has an environment map"));
+        for key in environment.keys() {
+            let key = key.as_str().unwrap();
+            assert!(read.contains(key), "{name} sets {key}, which {krate} never reads");
+        }
+        assert_eq!(env(service(&compose, name), "OTEL_SERVICE_NAME"), name);
+    }
+}
+
+#[test]
+fn every_service_is_built_from_the_one_dockerfile_with_a_real_binary() {
+    let compose = compose();
+    assert!(Path::new(ROOT).join("Dockerfile").exists());
+    for (name, krate) in SERVICES {
+        let build = &service(&compose, name)["build"];
+        assert_eq!(build["context"].as_str(), Some("."), "{name}");
+        let binary = build["args"]["BINARY"].as_str().unwrap();
+        assert!(
+            binaries_of(krate).iter().any(|b| b == binary),
+            "{name} builds binary {binary}, which {krate} does not have"
+        );
+    }
+}
+
+#[test]
+fn addresses_point_at_the_right_services_and_ports() {
+    let compose = compose();
+    let gateway = service(&compose, "gateway");
+    let checkout = service(&compose, "checkout-service");
+    let stock = service(&compose, "stock-service");
+
+    // The gateway calls checkout-service on the port it listens on.
+    let grpc_port = port_of(env(checkout, "GRPC_ADDRESS"));
+    assert_eq!(
+        env(gateway, "CHECKOUT_SERVICE_ADDRESS"),
+        format!("http://checkout-service:{grpc_port}")
+    );
+    assert!(checkout["expose"].as_sequence().unwrap().iter().any(|p| p.as_str() == Some(grpc_port)));
+
+    // Both AMQP services reach the broker and agree on the names.
+    for service in [checkout, stock] {
+        assert!(env(service, "AMQP_URL").contains("@rabbitmq:5672/"));
+        assert_eq!(env(service, "AMQP_EXCHANGE"), env(checkout, "AMQP_EXCHANGE"));
+        assert_eq!(env(service, "AMQP_ROUTING_KEY"), env(checkout, "AMQP_ROUTING_KEY"));
+    }
+    assert!(!env(stock, "AMQP_URL").contains("guest:guest"), "no default credentials");
+
+    let probe = checkout["healthcheck"]["test"].as_sequence().unwrap();
+    assert!(probe.iter().any(|arg| arg.as_str() == Some("health-check")));
+
+    // Every service exports to Jaeger's OTLP/gRPC port.
+    for service in [gateway, checkout, stock] {
+        assert_eq!(env(service, "OTEL_EXPORTER_OTLP_ENDPOINT"), "http://jaeger:4317");
+        assert_eq!(env(service, "OTEL_EXPORTER_OTLP_PROTOCOL"), "grpc");
+    }
+
+    // Health checks probe the port the service listens on.
+    for service in [gateway, stock] {
+        let port = port_of(env(service, "HTTP_ADDRESS"));
+        let probe = service["healthcheck"]["test"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .filter_map(Value::as_str)
+            .collect::<Vec<_>>()
+            .join(" ");
+        assert!(probe.contains(&format!("localhost:{port}/healthz")), "{probe}");
+    }
+}
+
+#[test]
+fn only_the_gateway_and_the_two_uis_are_published() {
+    let compose = compose();
+    let mut published = Vec::new();
+    for (name, service) in compose["services"].as_mapping().unwrap() {
+        for port in service["ports"].as_sequence().into_iter().flatten() {
+            published.push(format!("{}={}", name.as_str().unwrap(), port.as_str().unwrap()));
+        }
+    }
+    published.sort();
+    let gateway_port = port_of(env(service(&compose, "gateway"), "HTTP_ADDRESS"));
+    assert_eq!(
+        published,
+        [
+            format!("gateway={gateway_port}:{gateway_port}"),
+            "jaeger=16686:16686".to_owned(),
+            "rabbitmq=15672:15672".to_owned(),
+        ]
+    );
+}
+
+#[test]
+fn services_start_only_when_their_dependencies_are_up() {
+    let compose = compose();
+    let condition = |service: &str, dependency: &str| {
+        service_condition(&compose, service, dependency)
+    };
+    assert_eq!(condition("stock-service", "rabbitmq"), "service_healthy");
+    assert_eq!(condition("checkout-service", "rabbitmq"), "service_healthy");
+    assert_eq!(condition("checkout-service", "stock-service"), "service_healthy");
+    assert_eq!(condition("gateway", "checkout-service"), "service_healthy");
+    for name in ["jaeger", "rabbitmq"] {
+        assert!(service(&compose, name)["image"].as_str().is_some());
+    }
+    assert!(
+        service(&compose, "jaeger")["image"]
+            .as_str()
+            .unwrap()
+            .starts_with("jaegertracing/jaeger:2")
+    );
+}
+
+fn service_condition(compose: &Value, service_name: &str, dependency: &str) -> String {
+    service(compose, service_name)["depends_on"][dependency]["condition"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{service_name} does not wait for {dependency}"))
+        .to_owned()
+}
