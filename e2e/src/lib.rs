@@ -247,8 +247,8 @@ pub fn test_telemetry(service: &str, endpoint: &str) -> TelemetryConfig {
 pub struct PipelineOptions {
     /// Units of each of items 1–4 in the new database.
     pub initial_stock: i64,
-    /// The gateway's gRPC deadline.
-    pub checkout_deadline: Duration,
+    /// Adjusts the gateway's settings (deadline, trust, limits).
+    pub gateway: fn(&mut gateway::configuration::Settings),
     /// Where the services export spans; `None`: the pipeline's receiver.
     pub otlp_endpoint: Option<String>,
     /// Run no stock-service in-process (a test runs it as a child process).
@@ -259,7 +259,7 @@ impl Default for PipelineOptions {
     fn default() -> Self {
         Self {
             initial_stock: 1000,
-            checkout_deadline: Duration::from_secs(2),
+            gateway: |_| {},
             otlp_endpoint: None,
             without_stock_service: false,
         }
@@ -316,8 +316,9 @@ impl TestPipeline {
         }
         let checkout = start_checkout_service(&otlp_endpoint, &isolation, LOCALHOST_ANY_PORT)
             .expect("checkout-service starts");
-        let gateway = start_gateway(&otlp_endpoint, checkout.addr, options.checkout_deadline)
-            .expect("gateway starts");
+        let mut gateway_settings = gateway_settings(checkout.addr);
+        (options.gateway)(&mut gateway_settings);
+        let gateway = start_gateway(&otlp_endpoint, gateway_settings).expect("gateway starts");
         let gateway_url = format!("http://{}", gateway.addr);
         services.extend([checkout, gateway]);
 
@@ -539,15 +540,16 @@ pub fn start_checkout_service(
     )
 }
 
-/// Starts the gateway on port 0, calling checkout-service at `checkout_addr`.
+/// Gateway settings for port 0, calling checkout-service at `checkout_addr`.
+pub fn gateway_settings(checkout_addr: SocketAddr) -> gateway::configuration::Settings {
+    gateway::configuration::Settings::new(LOCALHOST_ANY_PORT, &format!("http://{checkout_addr}"))
+}
+
+/// Starts a gateway with `settings`.
 pub fn start_gateway(
     otlp_endpoint: &str,
-    checkout_addr: SocketAddr,
-    checkout_deadline: Duration,
+    settings: gateway::configuration::Settings,
 ) -> anyhow::Result<RunningService> {
-    let mut settings =
-        gateway::configuration::Settings::new(([127, 0, 0, 1], 0).into(), &format!("http://{checkout_addr}"));
-    settings.checkout_deadline = checkout_deadline;
     RunningService::spawn(
         "gateway",
         test_telemetry("gateway", otlp_endpoint),

@@ -2,7 +2,9 @@
 //! and the failures that are the server's (checkout-service gone, no queue to
 //! route to, a deadline) are recorded as error spans.
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
+
+use tokio::sync::Notify;
 
 use checkout_cli::receiver::{SpanKind, SpanStatus};
 use e2e::{Isolation, TestPipeline};
@@ -149,7 +151,7 @@ async fn an_unroutable_order_is_a_503_not_a_silent_drop() {
     let endpoint = receiver.grpc_endpoint();
     let checkout =
         e2e::start_checkout_service(&endpoint, &isolation, e2e::LOCALHOST_ANY_PORT).unwrap();
-    let gateway = e2e::start_gateway(&endpoint, checkout.addr, Duration::from_secs(2)).unwrap();
+    let gateway = e2e::start_gateway(&endpoint, e2e::gateway_settings(checkout.addr)).unwrap();
 
     let (status, _, body) = send(
         reqwest::Client::new()
@@ -174,22 +176,44 @@ async fn an_unroutable_order_is_a_503_not_a_silent_drop() {
     isolation.clean_up().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_slow_checkout_service_gives_504_at_the_deadline() {
-    // A real gRPC server that never answers in time.
+/// A real gRPC checkout server that never answers in time; `arrived` is
+/// notified when a call reaches it.
+async fn serve_slow(arrived: Arc<Notify>) -> std::net::SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let slow_addr = listener.local_addr().unwrap();
+    let addr = listener.local_addr().unwrap();
     tokio::spawn(
         tonic::transport::Server::builder()
-            .add_service(proto::checkout_server::CheckoutServer::new(Slow))
+            .add_service(proto::checkout_server::CheckoutServer::new(Slow { arrived }))
             .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener)),
     );
+    addr
+}
+
+struct Slow {
+    arrived: Arc<Notify>,
+}
+
+#[tonic::async_trait]
+impl proto::checkout_server::Checkout for Slow {
+    async fn do_checkout(
+        &self,
+        _: tonic::Request<proto::CheckoutRequest>,
+    ) -> Result<tonic::Response<proto::CheckoutResponse>, tonic::Status> {
+        self.arrived.notify_one();
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        Err(tonic::Status::internal("unreachable"))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_checkout_service_gives_504_at_the_deadline() {
+    let slow_addr = serve_slow(Arc::default()).await;
     let receiver = checkout_cli::receiver::OtlpReceiver::start(([127, 0, 0, 1], 0).into(), None)
         .await
         .unwrap();
-    let gateway =
-        e2e::start_gateway(&receiver.grpc_endpoint(), slow_addr, Duration::from_millis(300))
-            .unwrap();
+    let mut settings = e2e::gateway_settings(slow_addr);
+    settings.checkout_deadline = Duration::from_millis(300);
+    let gateway = e2e::start_gateway(&receiver.grpc_endpoint(), settings).unwrap();
 
     let (status, _, body) = send(
         reqwest::Client::new()
@@ -200,15 +224,37 @@ async fn a_slow_checkout_service_gives_504_at_the_deadline() {
     assert_error(status, &body, StatusCode::GATEWAY_TIMEOUT, "deadline_exceeded");
 }
 
-struct Slow;
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn past_the_concurrency_limit_checkouts_are_shed_with_503_and_retry_after() {
+    let arrived = Arc::new(Notify::new());
+    let slow_addr = serve_slow(arrived.clone()).await;
+    let receiver = checkout_cli::receiver::OtlpReceiver::start(([127, 0, 0, 1], 0).into(), None)
+        .await
+        .unwrap();
+    let mut settings = e2e::gateway_settings(slow_addr);
+    settings.max_concurrent_checkouts = 1;
+    settings.checkout_deadline = Duration::from_secs(30);
+    settings.request_timeout = Duration::from_secs(30);
+    let gateway = e2e::start_gateway(&receiver.grpc_endpoint(), settings).unwrap();
+    let url = format!("http://{}/api/checkout", gateway.addr);
+    let http = reqwest::Client::new();
 
-#[tonic::async_trait]
-impl proto::checkout_server::Checkout for Slow {
-    async fn do_checkout(
-        &self,
-        _: tonic::Request<proto::CheckoutRequest>,
-    ) -> Result<tonic::Response<proto::CheckoutResponse>, tonic::Status> {
-        tokio::time::sleep(Duration::from_secs(60)).await;
-        Err(tonic::Status::internal("unreachable"))
-    }
+    // The one allowed checkout is now in flight, held by the slow server.
+    let first = tokio::spawn(http.post(&url).json(&json!({"itemsID": [1]})).send());
+    tokio::time::timeout(e2e::PATIENCE, arrived.notified())
+        .await
+        .expect("the first checkout reached checkout-service");
+
+    let (status, headers, body) = send(http.post(&url).json(&json!({"itemsID": [2]}))).await;
+    assert_error(status, &body, StatusCode::SERVICE_UNAVAILABLE, "overloaded");
+    assert_eq!(headers[header::RETRY_AFTER], "1");
+
+    // Health checks are not shed.
+    let health = http
+        .get(format!("http://{}/healthz", gateway.addr))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(health.status(), StatusCode::OK);
+    first.abort();
 }

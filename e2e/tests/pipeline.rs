@@ -123,6 +123,35 @@ async fn one_checkout_makes_one_complete_trace_and_moves_stock_once() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_untrusted_client_context_is_linked_not_continued() {
+    let pipeline = TestPipeline::start_with(PipelineOptions {
+        gateway: |settings| settings.trust_client_trace_context = false,
+        ..PipelineOptions::default()
+    })
+    .await;
+    let traceparent = format!("00-{CLIENT_TRACE_ID}-{CLIENT_SPAN_ID}-01");
+    let (status, body) = pipeline
+        .checkout(
+            &json!({"itemsID": [1]}),
+            &[("traceparent", &traceparent), ("baggage", "tenant=mallory")],
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    let trace_id = body["traceId"].as_str().unwrap().to_owned();
+    assert_ne!(trace_id, CLIENT_TRACE_ID, "a new trace");
+
+    let spans = pipeline.wait_for_trace(&trace_id, has_complete_chain).await;
+    let http = find(&spans, "gateway", SpanKind::Server);
+    assert_eq!(http.parent_span_id, None, "the trace starts at the gateway");
+    assert_eq!(http.links.len(), 1);
+    assert_eq!(http.links[0].trace_id, CLIENT_TRACE_ID);
+    assert_eq!(http.links[0].span_id, CLIENT_SPAN_ID);
+    let consumer = find(&spans, "stock-service", SpanKind::Consumer);
+    assert_eq!(consumer.attr_str("baggage.tenant"), None, "untrusted baggage dropped");
+    pipeline.shut_down().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_original_items_id_form_is_accepted() {
     let pipeline = TestPipeline::start().await;
     let before: Vec<i64> = futures_stock(&pipeline).await;

@@ -50,6 +50,15 @@ impl ApiError {
         )
     }
 
+    /// 503 when too many checkouts are in flight; see [`RETRY_AFTER_SECONDS`].
+    pub fn overloaded() -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "overloaded",
+            "too many checkouts in flight, retry shortly",
+        )
+    }
+
     /// 504 when the request took longer than the server allows.
     pub fn request_timeout() -> Self {
         Self::new(
@@ -60,12 +69,22 @@ impl ApiError {
     }
 }
 
+/// `Retry-After` sent with every 503: the condition is expected to pass soon.
+pub const RETRY_AFTER_SECONDS: &str = "1";
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = serde_json::json!({
             "error": { "code": self.code, "message": self.message }
         });
-        (self.status, Json(body)).into_response()
+        let mut response = (self.status, Json(body)).into_response();
+        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+            response.headers_mut().insert(
+                http::header::RETRY_AFTER,
+                http::HeaderValue::from_static(RETRY_AFTER_SECONDS),
+            );
+        }
+        response
     }
 }
 

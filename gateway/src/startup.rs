@@ -2,7 +2,10 @@
 //!
 //! The middleware, outermost first: the HTTP SERVER span (tower-http
 //! `TraceLayer`), a request timeout answering 504, and the 64 KiB body limit
-//! the JSON extractor enforces with a 413.
+//! the JSON extractor enforces with a 413. The checkout route alone also has
+//! a concurrency limit with load shedding: past the limit a request is
+//! refused at once (503 + `Retry-After`) instead of queueing without bound,
+//! while the health endpoints keep answering.
 
 use std::net::SocketAddr;
 
@@ -14,7 +17,7 @@ use axum::{
     routing::{get, post},
 };
 use tokio::net::TcpListener;
-use tower::ServiceBuilder;
+use tower::{ServiceBuilder, limit::GlobalConcurrencyLimitLayer};
 use tower_http::trace::TraceLayer;
 use utils::shutdown::CancellationToken;
 
@@ -79,7 +82,19 @@ impl Application {
 /// The routes and their middleware.
 pub fn router(state: AppState, settings: &Settings) -> Router {
     Router::new()
-        .route("/api/checkout", post(routes::checkout))
+        .route(
+            "/api/checkout",
+            post(routes::checkout).layer(
+                ServiceBuilder::new()
+                    .layer(HandleErrorLayer::new(|_: tower::BoxError| async {
+                        ApiError::overloaded()
+                    }))
+                    .load_shed()
+                    .layer(GlobalConcurrencyLimitLayer::new(
+                        settings.max_concurrent_checkouts,
+                    )),
+            ),
+        )
         .route("/healthz", get(routes::healthz))
         .route("/readyz", get(routes::readyz))
         .method_not_allowed_fallback(routes::method_not_allowed)
@@ -90,7 +105,9 @@ pub fn router(state: AppState, settings: &Settings) -> Router {
             ServiceBuilder::new()
                 .layer(
                     TraceLayer::new_for_http()
-                        .make_span_with(MakeServerSpan)
+                        .make_span_with(MakeServerSpan {
+                            trust_client_context: settings.trust_client_trace_context,
+                        })
                         .on_response(RecordResponse)
                         .on_failure(()),
                 )

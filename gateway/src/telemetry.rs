@@ -2,7 +2,9 @@
 //!
 //! [`MakeServerSpan`] opens the span when a request arrives, named
 //! `{method} {route}` with the OpenTelemetry HTTP attributes, and continues the
-//! client's trace from its `traceparent`/`baggage` headers.
+//! client's trace from its `traceparent`/`baggage` headers, or, when clients
+//! are not trusted, starts a new trace with a *link* to the client's span
+//! (and drops its baggage), so a client can neither join nor steer our traces.
 //! [`RecordResponse`] writes the status code and, for 5xx only, marks the
 //! span as an error: a 4xx is the client's mistake, not a server failure,
 //! so the conventions leave the server span's status unset.
@@ -16,8 +18,11 @@ use tracing_opentelemetry::OpenTelemetrySpanExt;
 use utils::propagation;
 
 /// Builds the SERVER span of a request.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct MakeServerSpan;
+#[derive(Clone, Copy, Debug)]
+pub struct MakeServerSpan {
+    /// Continue the client's trace (true) or only link it (false).
+    pub trust_client_context: bool,
+}
 
 impl<B> MakeSpan<B> for MakeServerSpan {
     fn make_span(&mut self, request: &Request<B>) -> Span {
@@ -47,7 +52,15 @@ impl<B> MakeSpan<B> for MakeServerSpan {
             http.response.status_code = Empty,
             error.type = Empty,
         );
-        let _ = span.set_parent(propagation::http::extract(request.headers()));
+        let client_context = propagation::http::extract(request.headers());
+        if self.trust_client_context {
+            let _ = span.set_parent(client_context);
+        } else {
+            let client_span = client_context.span().span_context().clone();
+            if client_span.is_valid() {
+                span.add_link(client_span);
+            }
+        }
         span
     }
 }
