@@ -93,6 +93,19 @@ async fn malformed_requests_get_clear_json_errors() {
         .unwrap();
     assert_eq!(ready.status(), StatusCode::OK);
 
+    let openapi: Value = http
+        .get(format!("{}/openapi.json", pipeline.gateway_url))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let responses = &openapi["paths"]["/api/checkout"]["post"]["responses"];
+    for status in ["202", "400", "413", "415", "422", "503", "504"] {
+        assert!(responses[status].is_object(), "{status} is documented");
+    }
+
     // Nothing above reached the broker: stock is untouched.
     assert_eq!(pipeline.stock(1).await, 1000);
     pipeline.shut_down().await;

@@ -106,3 +106,27 @@ async fn closed_loop_load_with_a_fixed_count() {
 
     pipeline.shut_down().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zz_probe() {
+    let pipeline = TestPipeline::start().await;
+    let mut config = LoadConfig::new(&pipeline.gateway_url, LoadMode::Open { rate: 25.0, max_in_flight: 1000 });
+    config.duration = Some(Duration::from_secs(2));
+    config.timeout = PATIENCE;
+    config.items = vec![Item { id: 2, quantity: 1 }];
+    config.verify = Some(VerifyTraces { store: pipeline.receiver.store(), timeout: Duration::from_secs(5) });
+    let report = run_load(config).await.expect("runs");
+    println!("{report}");
+    let traces = pipeline.receiver.store().traces();
+    let ours: std::collections::HashSet<&String> = report.accepted_trace_ids.iter().collect();
+    for (id, spans) in &traces {
+        let consumers = spans.iter().filter(|s| s.kind == checkout_cli::receiver::SpanKind::Consumer).count();
+        if !ours.contains(id) || !is_complete(spans) || consumers != 1 {
+            println!("trace {id} ours={} consumers={consumers}\n{}", ours.contains(id), render_waterfall(spans, 30));
+            for s in spans.iter().filter(|s| s.service_name == "stock-service") {
+                println!("   {} {} {} parent={:?} links={:?}", s.kind, s.name, s.span_id, s.parent_span_id, s.links);
+            }
+        }
+    }
+    pipeline.shut_down().await;
+}

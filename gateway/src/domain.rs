@@ -11,24 +11,29 @@ use serde::{Deserialize, Serialize};
 pub const MAX_LINE_ITEMS: usize = 100;
 
 /// `POST /api/checkout` body: `{"items":[{"id":1,"quantity":2}]}`, or the
-/// original `{"itemsID":[1,2,3,4]}` (one unit each). Both may be sent.
-#[derive(Debug, Default, Deserialize)]
+/// original `{"itemsID":[1,2,3,4]}` (one unit each). Both may be sent; at
+/// least one line in all.
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[schema(example = json!({"items": [{"id": 1, "quantity": 2}, {"id": 3, "quantity": 1}]}))]
 pub struct CheckoutBody {
     /// Line items with quantities.
     #[serde(default)]
+    #[schema(max_items = 100)]
     pub items: Vec<LineItemBody>,
-    /// The original form: item ids.
+    /// The original form: item ids, one unit each.
     #[serde(default, rename = "itemsID")]
+    #[schema(max_items = 100)]
     pub items_id: Vec<i32>,
 }
 
 /// One `items` entry.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize, utoipa::ToSchema)]
 pub struct LineItemBody {
-    /// Catalog item id.
+    /// Catalog item id (the demo catalog sells 1–4).
     pub id: i32,
-    /// Units; defaults to 1 when omitted.
+    /// Units, 1 to 1000; 1 when omitted.
     #[serde(default = "one")]
+    #[schema(minimum = 1, maximum = 1000, default = 1)]
     pub quantity: i32,
 }
 
@@ -91,7 +96,7 @@ impl Cart {
 }
 
 /// The `202 Accepted` body.
-#[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CheckoutAccepted {
     /// The order id stock-service applies the order under.

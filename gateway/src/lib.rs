@@ -12,6 +12,7 @@
 //! - [`checkout_client`]: the gRPC client, its deadline and its CLIENT span.
 //! - [`error`]: every failure as an HTTP status and a JSON error body.
 //! - [`routes`]: the handlers.
+//! - [`openapi`]: the OpenAPI document, generated from the code.
 //! - [`telemetry`]: the HTTP SERVER span (a tower-http `TraceLayer`).
 //! - [`startup`]: [`startup::Application`]: the router, its middleware, serving.
 
@@ -19,6 +20,7 @@ pub mod checkout_client;
 pub mod configuration;
 pub mod domain;
 pub mod error;
+pub mod openapi;
 pub mod routes;
 pub mod startup;
 pub mod telemetry;

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use crate::{
     checkout_client::CheckoutClient,
     domain::{Cart, CheckoutAccepted, CheckoutBody},
-    error::ApiError,
+    error::{ApiError, ErrorBody},
     telemetry::current_trace_id,
 };
 
@@ -24,8 +24,34 @@ pub struct AppState {
 /// The longest `Idempotency-Key` accepted.
 pub const MAX_IDEMPOTENCY_KEY_LEN: usize = 255;
 
-/// `POST /api/checkout`: parse the cart, check out over gRPC, answer
-/// `202 Accepted` once checkout-service has the broker's confirm.
+/// Check out a cart.
+///
+/// Answers `202 Accepted` once checkout-service has priced the cart and the
+/// message broker has confirmed the order; stock is then applied
+/// asynchronously by stock-service. The request continues a W3C
+/// `traceparent`/`baggage` sent by the client.
+#[utoipa::path(
+    post,
+    path = "/api/checkout",
+    tag = "checkout",
+    request_body(content = CheckoutBody, content_type = "application/json"),
+    params(
+        ("Idempotency-Key" = Option<String>, Header,
+            description = "Retrying with the same key and cart gives the same order; 1 to 255 printable ASCII characters"),
+        ("traceparent" = Option<String>, Header, description = "W3C trace context to continue"),
+        ("baggage" = Option<String>, Header, description = "W3C baggage"),
+    ),
+    responses(
+        (status = 202, description = "Order accepted", body = CheckoutAccepted),
+        (status = 400, description = "Malformed JSON, empty cart, bad quantity or Idempotency-Key", body = ErrorBody),
+        (status = 413, description = "Body over 64 KiB", body = ErrorBody),
+        (status = 415, description = "Content type is not application/json", body = ErrorBody),
+        (status = 422, description = "Unknown item, or Idempotency-Key reused with another cart", body = ErrorBody),
+        (status = 503, description = "Checkout or the broker is unavailable, or too many checkouts in flight; retry later",
+            body = ErrorBody, headers(("Retry-After" = String, description = "Seconds to wait"))),
+        (status = 504, description = "Checkout did not answer within the deadline", body = ErrorBody),
+    )
+)]
 pub async fn checkout(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -71,13 +97,21 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<&str>, ApiError> {
         })
 }
 
-/// `GET /healthz`: the process is up (liveness).
+/// Liveness: the process is up.
+#[utoipa::path(get, path = "/healthz", tag = "health",
+    responses((status = 200, description = "Alive", body = Object, example = json!({"status": "ok"}))))]
 pub async fn healthz() -> Json<Value> {
     Json(json!({ "status": "ok" }))
 }
 
-/// `GET /readyz`: checkout-service can take orders (readiness). A gateway
-/// that is up but cannot reach a serving checkout-service is alive, not ready.
+/// Readiness: checkout-service can take orders. A gateway that is up but
+/// cannot reach a serving checkout-service is alive, not ready.
+#[utoipa::path(get, path = "/readyz", tag = "health",
+    responses(
+        (status = 200, description = "Ready", body = Object, example = json!({"status": "ready"})),
+        (status = 503, description = "Not ready", body = ErrorBody,
+            headers(("Retry-After" = String, description = "Seconds to wait"))),
+    ))]
 pub async fn readyz(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     state.checkout.ready().await.map_err(|reason| {
         ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_ready", reason)

@@ -97,6 +97,7 @@ pub fn router(state: AppState, settings: &Settings) -> Router {
         )
         .route("/healthz", get(routes::healthz))
         .route("/readyz", get(routes::readyz))
+        .route("/openapi.json", get(crate::openapi::openapi_json))
         .method_not_allowed_fallback(routes::method_not_allowed)
         .fallback(routes::not_found)
         .with_state(state)
