@@ -8,7 +8,20 @@
 //!
 //! The code runs unchanged on SQLite (the default) and PostgreSQL through
 //! sqlx's [`AnyPool`]; every statement uses `$1, $2…` placeholders, which
-//! both drivers accept, and the migrations use DDL both understand.
+//! both drivers accept, and the migrations use DDL both understand. Every
+//! integer column is `BIGINT` and bound and read as `i64`: PostgreSQL
+//! enforces column widths (an `INTEGER` column there is 32-bit and refuses
+//! amounts SQLite would store), while SQLite's are always 64-bit. The
+//! integration tests run against both.
+//!
+//! PostgreSQL specifics:
+//! - Row locks: each stock `UPDATE` locks its row until commit, so
+//!   [`Store::apply`] takes an order's lines in item-id order; two orders
+//!   sharing items then wait for each other instead of deadlocking.
+//! - A second delivery of an order being applied concurrently waits on the
+//!   first one's uncommitted `processed_orders` row, then finds it
+//!   (`ON CONFLICT DO NOTHING` affects no row): still exactly once.
+//! - No connection settings: the SQLite ones below are not sent to it.
 //!
 //! SQLite specifics, set when connecting:
 //! - WAL journal mode, so the HTTP API's reads never wait for the consumer's
@@ -27,7 +40,7 @@
 //! conventions, a child of the consumer span that runs it.
 
 use std::{
-    path::Path,
+    str::FromStr,
     sync::Arc,
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
@@ -36,6 +49,8 @@ use sqlx::{
     AnyConnection, AnyPool, Executor, Row,
     any::{AnyPoolOptions, AnyRow},
     migrate::Migrator,
+    postgres::PgConnectOptions,
+    sqlite::SqliteConnectOptions,
 };
 use tracing::{Instrument, Span, info_span};
 use utils::message::{CheckoutProcessed, OrderLine};
@@ -137,9 +152,11 @@ impl Store {
     /// [`parse_database_url`] for the accepted forms). Does not touch the
     /// schema: call [`Store::migrate`] next.
     pub async fn connect(database_url: &str) -> Result<Self, StoreError> {
+        // `AnyPool` finds the driver by URL scheme among the installed ones;
+        // installing is idempotent (guarded by a `Once` in sqlx).
         sqlx::any::install_default_drivers();
         let url = parse_database_url(database_url).map_err(StoreError::InvalidUrl)?;
-        let (system, namespace) = describe(&url);
+        let (system, namespace) = describe(&url)?;
         let sqlite = system == DatabaseSystem::Sqlite;
         let pool = AnyPoolOptions::new()
             // SQLite has one writer anyway; the extra connections serve the
@@ -148,8 +165,10 @@ impl Store {
             .acquire_timeout(Duration::from_secs(5))
             .after_connect(move |conn, _| {
                 Box::pin(async move {
+                    // Per-connection settings; see the module docs. PRAGMAs
+                    // are SQLite-only: PostgreSQL rejects them as syntax
+                    // errors, which would fail every connection.
                     if sqlite {
-                        // Per-connection settings; see the module docs.
                         conn.execute("PRAGMA synchronous = NORMAL").await?;
                         conn.execute("PRAGMA busy_timeout = 5000").await?;
                     }
@@ -200,7 +219,8 @@ impl Store {
     /// order as applied, all in one transaction. A known order id changes
     /// nothing ([`Outcome::Duplicate`]); an unknown item or a shortfall on
     /// any line leaves stock untouched and records the order as rejected
-    /// ([`Outcome::Rejected`]).
+    /// ([`Outcome::Rejected`]), the reason naming the lowest item id that
+    /// cannot be served.
     pub async fn apply(&self, order: &CheckoutProcessed) -> Result<Outcome, StoreError> {
         let mut tx = self.pool.begin().await?;
         // Claim the order id first: if another delivery of this order got
@@ -212,7 +232,14 @@ impl Store {
             tx.rollback().await?;
             return Ok(Outcome::Duplicate);
         }
-        for line in &order.items {
+        // Lines in item order: on PostgreSQL each UPDATE row-locks its item
+        // until commit, so two orders taking items 1 and 2 in opposite
+        // orders would deadlock (the server aborts one with 40P01). A
+        // common order makes them queue instead. (SQLite locks the whole
+        // database for the writer, so the order does not matter there.)
+        let mut lines: Vec<&OrderLine> = order.items.iter().collect();
+        lines.sort_by_key(|line| line.id);
+        for line in lines {
             if self.take_stock(&mut tx, line).await? {
                 continue;
             }
@@ -358,22 +385,29 @@ fn order_record(order_id: Uuid, row: &AnyRow) -> Result<OrderRecord, StoreError>
 }
 
 /// The database system and `db.namespace` of a (normalized) URL: the file
-/// name for SQLite, the database name for PostgreSQL.
-fn describe(url: &str) -> (DatabaseSystem, String) {
-    let without_query = url.split(['?', '#']).next().unwrap_or_default();
-    if let Some(path) = without_query.strip_prefix("sqlite:") {
-        let path = path.trim_start_matches("//");
-        let name = Path::new(path).file_name().map_or_else(
-            || path.to_owned(),
-            |name| name.to_string_lossy().into_owned(),
-        );
-        return (DatabaseSystem::Sqlite, name);
+/// name for SQLite, the database name for PostgreSQL. Parsed by the
+/// drivers' own option parsers, so the name is the one they connect to
+/// (percent-decoded; PostgreSQL's `?dbname=`, and the user name when the
+/// URL names no database, which is the server's default).
+fn describe(url: &str) -> Result<(DatabaseSystem, String), StoreError> {
+    if url.starts_with("sqlite:") {
+        let options = SqliteConnectOptions::from_str(url).map_err(invalid_url)?;
+        let path = options.get_filename();
+        let name = path.file_name().unwrap_or(path.as_os_str());
+        return Ok((DatabaseSystem::Sqlite, name.to_string_lossy().into_owned()));
     }
-    // postgres://user:password@host:port/database
-    let rest = without_query.split_once("://").map_or("", |(_, rest)| rest);
-    let rest = rest.rsplit_once('@').map_or(rest, |(_, host)| host);
-    let database = rest.split_once('/').map_or("", |(_, db)| db);
-    (DatabaseSystem::Postgresql, database.to_owned())
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        let options = PgConnectOptions::from_str(url).map_err(invalid_url)?;
+        let database = options.get_database().unwrap_or(options.get_username());
+        return Ok((DatabaseSystem::Postgresql, database.to_owned()));
+    }
+    Err(StoreError::InvalidUrl(
+        "expected sqlite://… or postgres://…".to_owned(),
+    ))
+}
+
+fn invalid_url(error: sqlx::Error) -> StoreError {
+    StoreError::InvalidUrl(error.to_string())
 }
 
 fn now_ms() -> i64 {
@@ -388,19 +422,42 @@ fn now_ms() -> i64 {
 mod tests {
     use super::*;
 
+    fn described(url: &str) -> (DatabaseSystem, String) {
+        describe(url).unwrap_or_else(|e| panic!("{url}: {e}"))
+    }
+
     #[test]
     fn namespaces_are_the_file_or_database_name() {
+        let sqlite = |name: &str| (DatabaseSystem::Sqlite, name.to_owned());
+        let postgres = |name: &str| (DatabaseSystem::Postgresql, name.to_owned());
         assert_eq!(
-            describe("sqlite:///tmp/x/stock.db?mode=rwc"),
-            (DatabaseSystem::Sqlite, "stock.db".to_owned())
+            described("sqlite:///tmp/x/stock.db?mode=rwc"),
+            sqlite("stock.db")
+        );
+        assert_eq!(described("sqlite://stock.db"), sqlite("stock.db"));
+        assert_eq!(
+            described("sqlite:///tmp/a%3Fb.db?mode=rwc"),
+            sqlite("a?b.db")
         );
         assert_eq!(
-            describe("sqlite://stock.db"),
-            (DatabaseSystem::Sqlite, "stock.db".to_owned())
+            described("postgres://u:p@db:5432/stock?sslmode=disable"),
+            postgres("stock")
+        );
+        assert_eq!(described("postgresql://u@db/stock"), postgres("stock"));
+        assert_eq!(
+            described("postgres://u:p%2Fq@db/my%20db"),
+            postgres("my db")
         );
         assert_eq!(
-            describe("postgres://u:p@db:5432/stock?sslmode=disable"),
-            (DatabaseSystem::Postgresql, "stock".to_owned())
+            described("postgres://u@%2Fvar%2Frun%2Fpostgresql/stock"),
+            postgres("stock")
         );
+        assert_eq!(described("postgres://u@db?dbname=stock"), postgres("stock"));
+        // No database named: the server's default, the user name.
+        assert_eq!(
+            described("postgres://stocker:p@db:5432"),
+            postgres("stocker")
+        );
+        assert!(describe("mysql://db/stock").is_err());
     }
 }

@@ -6,15 +6,24 @@ use utils::message::CheckoutProcessed;
 use uuid::Uuid;
 
 use crate::helpers::{
-    eventually, header_text, long_string_headers, order, order_properties, spawn_app,
-    spawn_app_with,
+    Backend, eventually, header_text, long_string_headers, on_each_backend, order,
+    order_properties, spawn_app, spawn_app_on,
 };
 
 const TRACEPARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
 
-#[tokio::test]
-async fn a_published_order_decrements_stock_and_shows_as_applied() {
-    let app = spawn_app().await;
+// These run once per database. The others are about the broker and run on
+// SQLite only.
+on_each_backend!(
+    a_published_order_decrements_stock_and_shows_as_applied,
+    the_same_order_delivered_twice_is_applied_once,
+    an_order_that_cannot_be_served_is_rejected_and_leaves_stock_unchanged,
+    stock_never_goes_below_zero,
+    a_delivery_that_keeps_failing_is_dead_lettered_by_the_delivery_limit,
+);
+
+async fn a_published_order_decrements_stock_and_shows_as_applied(backend: Backend) {
+    let app = spawn_app_on(backend, InitialStock::default()).await;
     let order = order(&[(1, 2), (3, 5)], 4_200);
     let headers = long_string_headers(&[("traceparent", TRACEPARENT), ("baggage", "tenant=acme")]);
     app.publish(&order.to_json(), order_properties(&order, headers))
@@ -56,9 +65,8 @@ async fn a_message_without_message_id_or_trace_headers_is_processed() {
     app.stop().await;
 }
 
-#[tokio::test]
-async fn the_same_order_delivered_twice_is_applied_once() {
-    let app = spawn_app().await;
+async fn the_same_order_delivered_twice_is_applied_once(backend: Backend) {
+    let app = spawn_app_on(backend, InitialStock::default()).await;
     let order = order(&[(1, 10)], 1_000);
     app.publish_order(&order).await;
     app.publish_order(&order).await;
@@ -76,9 +84,8 @@ async fn the_same_order_delivered_twice_is_applied_once() {
     app.stop().await;
 }
 
-#[tokio::test]
-async fn an_order_that_cannot_be_served_is_rejected_and_leaves_stock_unchanged() {
-    let app = spawn_app_with("1=10,2=3".parse::<InitialStock>().unwrap()).await;
+async fn an_order_that_cannot_be_served_is_rejected_and_leaves_stock_unchanged(backend: Backend) {
+    let app = spawn_app_on(backend, "1=10,2=3".parse::<InitialStock>().unwrap()).await;
     // The first line fits, the second does not: neither may be applied.
     let too_much = order(&[(1, 4), (2, 4)], 800);
     let unknown = order(&[(9, 1)], 100);
@@ -105,9 +112,8 @@ async fn an_order_that_cannot_be_served_is_rejected_and_leaves_stock_unchanged()
     app.stop().await;
 }
 
-#[tokio::test]
-async fn stock_never_goes_below_zero() {
-    let app = spawn_app_with("1=20".parse::<InitialStock>().unwrap()).await;
+async fn stock_never_goes_below_zero(backend: Backend) {
+    let app = spawn_app_on(backend, "1=20".parse::<InitialStock>().unwrap()).await;
     let orders: Vec<CheckoutProcessed> = (0..10).map(|_| order(&[(1, 3)], 300)).collect();
     for order in &orders {
         app.publish_order(order).await;
@@ -212,15 +218,20 @@ async fn the_consumer_recovers_when_its_queue_is_deleted() {
     app.stop().await;
 }
 
-#[tokio::test]
-async fn a_delivery_that_keeps_failing_is_dead_lettered_by_the_delivery_limit() {
+async fn a_delivery_that_keeps_failing_is_dead_lettered_by_the_delivery_limit(backend: Backend) {
     use sqlx::Connection;
 
-    let app = spawn_app().await;
+    let app = spawn_app_on(backend, InitialStock::default()).await;
+    // A first order, so the service's connection has its statements
+    // prepared and cached before the schema changes under them.
+    let first = crate::helpers::order(&[(1, 1)], 100);
+    app.publish_order(&first).await;
+    app.wait_for_order(first.order_id).await;
     // Break the schema under the running service: every attempt now fails
     // with a database error, and each is requeued.
-    let url = stock_service::configuration::parse_database_url(&app.settings.database_url).unwrap();
-    let mut db = sqlx::sqlite::SqliteConnection::connect(&url).await.unwrap();
+    let mut db = sqlx::AnyConnection::connect(&app.db.normalized_url())
+        .await
+        .unwrap();
     sqlx::query("ALTER TABLE stock RENAME TO stock_elsewhere")
         .execute(&mut db)
         .await
@@ -247,5 +258,6 @@ async fn a_delivery_that_keeps_failing_is_dead_lettered_by_the_delivery_limit() 
         app.wait_for_order(next.order_id).await.status,
         OrderStatus::Applied
     );
+    assert_eq!(app.store.stock_level(1).await.unwrap(), Some(998));
     app.stop().await;
 }

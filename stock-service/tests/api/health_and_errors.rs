@@ -1,12 +1,14 @@
 //! The probes, and the JSON errors of the HTTP API.
 
 use serde_json::{Value, json};
+use stock_service::configuration::InitialStock;
 
-use crate::helpers::{eventually, spawn_app};
+use crate::helpers::{Backend, eventually, on_each_backend, spawn_app_on};
 
-#[tokio::test]
-async fn healthz_and_readyz_answer() {
-    let app = spawn_app().await;
+on_each_backend!(healthz_and_readyz_answer, errors_are_json_with_a_code);
+
+async fn healthz_and_readyz_answer(backend: Backend) {
+    let app = spawn_app_on(backend, InitialStock::default()).await;
     let response = app.get("/healthz").await;
     assert_eq!(response.status(), 200);
     assert_eq!(
@@ -14,7 +16,7 @@ async fn healthz_and_readyz_answer() {
         json!({ "status": "ok" })
     );
 
-    // Ready once the consumer has subscribed.
+    // Ready once the consumer has subscribed (and the database answers).
     eventually("readiness", || async {
         (app.get("/readyz").await.status() == 200).then_some(())
     })
@@ -22,9 +24,8 @@ async fn healthz_and_readyz_answer() {
     app.stop().await;
 }
 
-#[tokio::test]
-async fn errors_are_json_with_a_code() {
-    let app = spawn_app().await;
+async fn errors_are_json_with_a_code(backend: Backend) {
+    let app = spawn_app_on(backend, InitialStock::default()).await;
     let cases = [
         ("/api/stock/99", 404, "not_found"),
         ("/api/stock/abc", 400, "bad_request"),

@@ -1,9 +1,14 @@
 //! Test harness: the real service in-process, its own broker topology and
-//! SQLite file, a publisher, and waiting on conditions instead of sleeping.
+//! database (a SQLite file or a PostgreSQL database), a publisher, and
+//! waiting on conditions instead of sleeping.
+//!
+//! Tests that touch the database run once per [`Backend`]: write the body
+//! as `async fn name(backend: Backend)` and list it in [`on_each_backend!`].
 
 use std::{
     future::Future,
     path::PathBuf,
+    str::FromStr,
     sync::OnceLock,
     time::{Duration, Instant},
 };
@@ -19,6 +24,10 @@ use lapin::{
 };
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider, SpanData};
+use sqlx::{
+    AssertSqlSafe, Connection as _,
+    postgres::{PgConnectOptions, PgConnection},
+};
 use stock_service::{
     Application, Settings,
     configuration::{AmqpSettings, InitialStock},
@@ -65,26 +74,26 @@ pub struct TestApp {
     pub address: String,
     pub store: Store,
     pub settings: Settings,
+    /// The test's own database, deleted when the app is dropped.
+    pub db: TestDatabase,
     pub http: reqwest::Client,
     /// In confirm mode: every publish waits for the broker's ack.
     pub publisher: Channel,
     _connection: Connection,
     shutdown: CancellationToken,
     running: Option<JoinHandle<anyhow::Result<()>>>,
-    dir: PathBuf,
 }
 
-/// Starts a service with 1000 units of items 1 to 4.
+/// Starts a service on SQLite with 1000 units of items 1 to 4.
 pub async fn spawn_app() -> TestApp {
-    spawn_app_with(InitialStock::default()).await
+    spawn_app_on(Backend::Sqlite, InitialStock::default()).await
 }
 
-/// Starts a service with the given stock.
-pub async fn spawn_app_with(initial_stock: InitialStock) -> TestApp {
+/// Starts a service on a fresh database of `backend` with the given stock.
+pub async fn spawn_app_on(backend: Backend, initial_stock: InitialStock) -> TestApp {
     finished_spans(); // installs the subscriber before the service starts
     let id = Uuid::new_v4().simple().to_string();
-    let dir = std::env::temp_dir().join(format!("stock-service-test-{id}"));
-    std::fs::create_dir_all(&dir).expect("temp dir");
+    let db = TestDatabase::create(backend).await;
     let settings = Settings {
         amqp: AmqpSettings {
             url: std::env::var("AMQP_URL").unwrap_or_else(|_| AmqpSettings::default().url),
@@ -93,8 +102,7 @@ pub async fn spawn_app_with(initial_stock: InitialStock) -> TestApp {
             prefetch: 8,
             ..AmqpSettings::default()
         },
-        // A bare path: also exercises the "file path means SQLite" form.
-        database_url: dir.join("stock.db").display().to_string(),
+        database_url: db.url.clone(),
         http_address: "127.0.0.1:0".parse().expect("address"),
         initial_stock,
     };
@@ -118,12 +126,12 @@ pub async fn spawn_app_with(initial_stock: InitialStock) -> TestApp {
         address,
         store,
         settings,
+        db,
         http: reqwest::Client::new(),
         publisher,
         _connection: connection,
         shutdown,
         running: Some(running),
-        dir,
     }
 }
 
@@ -240,9 +248,10 @@ impl TestApp {
 }
 
 impl Drop for TestApp {
-    /// Stops the service and deletes the test's exchanges, queues and
-    /// database, also when the test failed. Async clean-up cannot run in
-    /// `drop`, so it runs on a thread with its own runtime.
+    /// Stops the service and deletes the test's exchanges and queues, also
+    /// when the test failed (the database goes with the `db` field). Async
+    /// clean-up cannot run in `drop`, so it runs on a thread with its own
+    /// runtime.
     fn drop(&mut self) {
         self.shutdown.cancel();
         let amqp = self.settings.amqp.clone();
@@ -254,7 +263,6 @@ impl Drop for TestApp {
             runtime.block_on(delete_topology(&amqp));
         });
         let _ = cleanup.join();
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
@@ -334,4 +342,185 @@ pub fn header_text(delivery: &Delivery, key: &str) -> Option<String> {
         AMQPValue::ShortString(value) => Some(value.as_str().to_owned()),
         _ => None,
     }
+}
+
+/// The database a test runs against.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    /// A SQLite file in a temporary directory.
+    Sqlite,
+    /// A database of its own on the server `TEST_POSTGRES_URL` points to.
+    Postgres,
+}
+
+impl Backend {
+    /// The `db.system.name` the service reports for it.
+    pub fn system(self) -> &'static str {
+        match self {
+            Self::Sqlite => "sqlite",
+            Self::Postgres => "postgresql",
+        }
+    }
+}
+
+/// Generates, for each listed `async fn name(backend: Backend)`, a module
+/// `name` with two tests, `sqlite` and `postgres`, that run the same body on
+/// each backend (`cargo test postgres` selects the PostgreSQL runs).
+macro_rules! on_each_backend {
+    ($($test:ident),+ $(,)?) => {$(
+        mod $test {
+            use crate::helpers::Backend;
+
+            #[tokio::test]
+            async fn sqlite() {
+                super::$test(Backend::Sqlite).await;
+            }
+
+            #[tokio::test]
+            async fn postgres() {
+                super::$test(Backend::Postgres).await;
+            }
+        }
+    )+};
+}
+pub(crate) use on_each_backend;
+
+/// The variable naming the PostgreSQL server the tests create databases on.
+const TEST_POSTGRES_URL: &str = "TEST_POSTGRES_URL";
+
+/// A database of a test's own: a SQLite file in a fresh directory, or a
+/// fresh PostgreSQL database. Deleted when dropped, so also when the test
+/// panics.
+pub struct TestDatabase {
+    /// The `DATABASE_URL` the service gets.
+    pub url: String,
+    /// The `db.namespace` the service reports: the file or database name.
+    pub name: String,
+    cleanup: Cleanup,
+}
+
+enum Cleanup {
+    RemoveDir(PathBuf),
+    DropDatabase { admin_url: String },
+}
+
+impl TestDatabase {
+    /// Creates an empty database (no schema: the service migrates it).
+    pub async fn create(backend: Backend) -> Self {
+        let id = Uuid::new_v4().simple().to_string();
+        match backend {
+            Backend::Sqlite => {
+                let dir = std::env::temp_dir().join(format!("stock-service-test-{id}"));
+                std::fs::create_dir_all(&dir).expect("temp dir");
+                Self {
+                    // A bare path: also exercises the "file path means
+                    // SQLite" form of DATABASE_URL.
+                    url: dir.join("stock.db").display().to_string(),
+                    name: "stock.db".to_owned(),
+                    cleanup: Cleanup::RemoveDir(dir),
+                }
+            }
+            Backend::Postgres => {
+                let admin_url = postgres_admin_url();
+                let name = format!("stock_test_{id}");
+                let mut admin = admin_connection(&admin_url).await;
+                // The name is generated (hex digits), so formatting it in is safe.
+                sqlx::raw_sql(AssertSqlSafe(format!(r#"CREATE DATABASE "{name}""#)))
+                    .execute(&mut admin)
+                    .await
+                    .unwrap_or_else(|e| panic!("cannot create database {name}: {e}"));
+                let _ = admin.close().await;
+                Self {
+                    url: with_database(&admin_url, &name),
+                    name,
+                    cleanup: Cleanup::DropDatabase { admin_url },
+                }
+            }
+        }
+    }
+
+    /// The URL in the normalized form the service connects with (a bare
+    /// SQLite path becomes `sqlite://…?mode=rwc`).
+    pub fn normalized_url(&self) -> String {
+        stock_service::configuration::parse_database_url(&self.url).expect("a valid URL")
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        match &self.cleanup {
+            Cleanup::RemoveDir(dir) => {
+                let _ = std::fs::remove_dir_all(dir);
+            }
+            Cleanup::DropDatabase { admin_url } => {
+                let admin_url = admin_url.clone();
+                let name = self.name.clone();
+                // Async clean-up cannot run in `drop`: a thread with its own
+                // runtime. FORCE ends connections still open on it (a pool
+                // of a test that panicked).
+                let cleanup = std::thread::spawn(move || {
+                    let runtime = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                        .expect("clean-up runtime");
+                    runtime.block_on(async {
+                        let mut admin = PgConnection::connect(&admin_url).await?;
+                        sqlx::raw_sql(AssertSqlSafe(format!(
+                            r#"DROP DATABASE IF EXISTS "{name}" WITH (FORCE)"#
+                        )))
+                        .execute(&mut admin)
+                        .await?;
+                        admin.close().await
+                    })
+                });
+                match cleanup.join() {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => eprintln!("could not drop test database {}: {e}", self.name),
+                    Err(_) => eprintln!("could not drop test database {}", self.name),
+                }
+            }
+        }
+    }
+}
+
+/// `TEST_POSTGRES_URL`, or a failed test saying how to get a server: a
+/// PostgreSQL variant never passes without having run.
+fn postgres_admin_url() -> String {
+    match std::env::var(TEST_POSTGRES_URL) {
+        Ok(url) if !url.trim().is_empty() => url,
+        _ => panic!(
+            "{TEST_POSTGRES_URL} is not set, so the PostgreSQL variant of this test cannot run. \
+             Start a local server with scripts/ensure-postgres and run \
+             `export {TEST_POSTGRES_URL}=postgres://postgres:postgres@127.0.0.1:5432/postgres` \
+             (scripts/test does both)."
+        ),
+    }
+}
+
+async fn admin_connection(admin_url: &str) -> PgConnection {
+    let options = PgConnectOptions::from_str(admin_url)
+        .unwrap_or_else(|e| panic!("{TEST_POSTGRES_URL} is not a PostgreSQL URL: {e}"));
+    PgConnection::connect_with(&options)
+        .await
+        .unwrap_or_else(|e| {
+            panic!(
+                "cannot connect to PostgreSQL at {} ({TEST_POSTGRES_URL}): {e}. \
+             Is the server running? Start it with scripts/ensure-postgres.",
+                utils::config::redact_url(admin_url)
+            )
+        })
+}
+
+/// `url` with its database (the path) replaced by `database`, keeping the
+/// credentials, host and query.
+fn with_database(url: &str, database: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((base, query)) => (base, format!("?{query}")),
+        None => (url, String::new()),
+    };
+    let authority = base.find("://").map_or(0, |scheme| scheme + 3);
+    let path = base[authority..]
+        .find('/')
+        .map_or(base.len(), |slash| authority + slash);
+    format!("{}/{database}{query}", &base[..path])
 }

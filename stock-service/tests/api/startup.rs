@@ -3,9 +3,8 @@
 use std::process::Command;
 
 use stock_service::{configuration::InitialStock, store::Store};
-use uuid::Uuid;
 
-use crate::helpers::order;
+use crate::helpers::{Backend, TestDatabase, on_each_backend, order};
 
 #[test]
 fn a_bad_setting_stops_the_binary_with_the_variable_name() {
@@ -26,13 +25,13 @@ fn a_bad_setting_stops_the_binary_with_the_variable_name() {
     }
 }
 
-#[tokio::test]
-async fn seeding_never_overwrites_stock_and_decisions_survive_a_restart() {
-    let dir = std::env::temp_dir().join(format!("stock-service-test-{}", Uuid::new_v4()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let url = format!("sqlite://{}?mode=rwc", dir.join("stock.db").display());
+on_each_backend!(seeding_never_overwrites_stock_and_decisions_survive_a_restart);
+
+async fn seeding_never_overwrites_stock_and_decisions_survive_a_restart(backend: Backend) {
+    let db = TestDatabase::create(backend).await;
+    // Each open migrates again: migrating an up-to-date schema is a no-op.
     let open = || async {
-        let store = Store::connect(&url).await.unwrap();
+        let store = Store::connect(&db.url).await.unwrap();
         store.migrate().await.unwrap();
         store
     };
@@ -46,10 +45,10 @@ async fn seeding_never_overwrites_stock_and_decisions_survive_a_restart() {
     let store = open().await;
     assert_eq!(store.seed(&InitialStock::uniform(10)).await.unwrap(), 0);
     assert_eq!(store.stock_level(1).await.unwrap(), Some(6));
+    assert_eq!(store.stock_level(2).await.unwrap(), Some(10));
     assert_eq!(
         store.apply(&order).await.unwrap(),
         stock_service::domain::Outcome::Duplicate
     );
     store.close().await;
-    let _ = std::fs::remove_dir_all(dir);
 }

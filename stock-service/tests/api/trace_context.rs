@@ -11,11 +11,17 @@ use lapin::{
 };
 use opentelemetry::trace::{SpanId, SpanKind, Status, TraceId};
 use opentelemetry_sdk::trace::SpanData;
-use stock_service::consumer::consumer_span;
+use stock_service::{configuration::InitialStock, consumer::consumer_span};
 
 use crate::helpers::{
-    eventually, finished_spans, long_string_headers, order, order_properties, spawn_app,
+    Backend, eventually, finished_spans, long_string_headers, on_each_backend, order,
+    order_properties, spawn_app, spawn_app_on,
 };
+
+on_each_backend!(
+    the_consumer_span_continues_the_trace_and_parents_the_database_spans,
+    an_api_read_is_a_server_span_parenting_its_query,
+);
 
 /// A fresh W3C parent: (trace id, span id, traceparent header).
 fn remote_parent() -> (TraceId, SpanId, String) {
@@ -47,9 +53,8 @@ async fn trace_with_consumer_span(trace_id: TraceId) -> (SpanData, Vec<SpanData>
     .await
 }
 
-#[tokio::test]
-async fn the_consumer_span_continues_the_trace_and_parents_the_database_spans() {
-    let app = spawn_app().await;
+async fn the_consumer_span_continues_the_trace_and_parents_the_database_spans(backend: Backend) {
+    let app = spawn_app_on(backend, InitialStock::default()).await;
     let (trace_id, parent_id, traceparent) = remote_parent();
     let order = order(&[(2, 3)], 300);
     let headers = long_string_headers(&[
@@ -91,17 +96,27 @@ async fn the_consumer_span_continues_the_trace_and_parents_the_database_spans() 
     assert_eq!(names, ["INSERT processed_orders", "UPDATE stock"]);
     for span in db_spans {
         assert_eq!(span.parent_span_id, consumer.span_context.span_id());
-        assert_eq!(attribute(span, "db.system.name").as_deref(), Some("sqlite"));
-        assert_eq!(attribute(span, "db.namespace").as_deref(), Some("stock.db"));
+        // `sqlite` or `postgresql`, under the current and the older key.
+        assert_eq!(
+            attribute(span, "db.system.name").as_deref(),
+            Some(backend.system())
+        );
+        assert_eq!(
+            attribute(span, "db.system").as_deref(),
+            Some(backend.system())
+        );
+        assert_eq!(
+            attribute(span, "db.namespace").as_deref(),
+            Some(app.db.name.as_str())
+        );
         let query = attribute(span, "db.query.text").unwrap_or_default();
         assert!(query.contains("$1"), "parameterized, never values: {query}");
     }
     app.stop().await;
 }
 
-#[tokio::test]
-async fn an_api_read_is_a_server_span_parenting_its_query() {
-    let app = spawn_app().await;
+async fn an_api_read_is_a_server_span_parenting_its_query(backend: Backend) {
+    let app = spawn_app_on(backend, InitialStock::default()).await;
     let (trace_id, parent_id, traceparent) = remote_parent();
     let response = app
         .http
@@ -139,6 +154,10 @@ async fn an_api_read_is_a_server_span_parenting_its_query() {
         .unwrap();
     assert_eq!(query.name, "SELECT stock");
     assert_eq!(query.parent_span_id, server.span_context.span_id());
+    assert_eq!(
+        attribute(query, "db.system.name").as_deref(),
+        Some(backend.system())
+    );
     app.stop().await;
 }
 
