@@ -3,14 +3,38 @@
 //! The checkout pipeline (gateway HTTP → checkout-service gRPC → RabbitMQ →
 //! stock-service) is traced with OpenTelemetry. This crate holds the pieces that
 //! need to *see* those traces without Jaeger: an in-process OTLP receiver that the
-//! integration tests assert against, and which later backs `checkout traces`.
+//! integration tests assert against, and the `checkout` command built on it, which
+//! sends checkouts, generates load and shows traces in the terminal.
+//!
+//! Everything the command does is a library function first (the binary only parses
+//! arguments), so tests drive the same code: [`send::send`], [`load::run_load`],
+//! [`verify::check_traces`], [`jaeger::fetch_trace`], [`waterfall::render_waterfall`].
 //!
 //! # Layout
 //!
 //! - [`receiver`]: the OTLP trace receiver.
 //!   - [`receiver::OtlpReceiver`]: OTLP/gRPC and optional OTLP/HTTP (protobuf) servers.
-//!   - [`receiver::SpanStore`]: the shared store of received spans, with condition-based waiting.
+//!   - [`receiver::SpanStore`]: the shared store of received spans, with condition-based
+//!     waiting, a [`receiver::SpanSubscription`] of new spans, and
+//!     [`receiver::CompletedTraces`] (traces released after a settle time).
 //!   - [`receiver::ReceivedSpan`]: a flattened span (hex ids, service name, plain enums),
 //!     easy to assert on and to serialize.
+//! - [`cli`]: the command line (clap) and dispatch to the subcommands:
+//!   - [`send`]: `checkout send`, one checkout with its trace id and Jaeger link.
+//!   - [`traces`]: `checkout traces`, the receiver printing each completed trace.
+//!   - [`jaeger`]: `checkout trace`, one trace from Jaeger's HTTP API (v3 or legacy).
+//!   - [`load`]: `checkout load`, open- or closed-loop load with latency percentiles
+//!     and optional trace verification.
+//! - [`checkout`]: the request all commands send: items, baggage, `traceparent`.
+//! - [`waterfall`]: a trace as a terminal waterfall or a JSON line.
+//! - [`verify`]: what a complete checkout trace is, and checking traces against a store.
 
+pub mod checkout;
+pub mod cli;
+pub mod jaeger;
+pub mod load;
 pub mod receiver;
+pub mod send;
+pub mod traces;
+pub mod verify;
+pub mod waterfall;

@@ -1,3 +1,18 @@
-//! The `checkout` command-line tool (placeholder; the CLI is built on [`checkout_cli`] later).
+//! The `checkout` command. Parsing and all behaviour live in the library
+//! ([`checkout_cli::cli`]), so the binary only wires them to the process.
 
-fn main() {}
+use std::process::ExitCode;
+
+use checkout_cli::cli::{self, Cli};
+use clap::Parser;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    match cli::run(Cli::parse()).await {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -7,6 +7,10 @@
 //! Protocols: OTLP/gRPC (`TraceService/Export`, gzip accepted) and, optionally,
 //! OTLP/HTTP with protobuf bodies (`POST /v1/traces`).
 //!
+//! Besides waiting on conditions, the store can be followed: [`SpanStore::subscribe`]
+//! hands out each span once, and [`SpanStore::completed_traces`] groups them into
+//! traces released after a settle time (see [`TraceSettler`] for why).
+//!
 //! ```no_run
 //! # async fn demo() -> std::io::Result<()> {
 //! use std::time::Duration;
@@ -25,6 +29,7 @@
 //! ```
 
 mod http;
+mod settle;
 mod span;
 mod store;
 
@@ -44,8 +49,9 @@ use tonic::codec::CompressionEncoding;
 use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
 
+pub use settle::{CompletedTraces, TraceSettler};
 pub use span::{AttributeValue, ReceivedSpan, SpanEvent, SpanKind, SpanLink, SpanStatus};
-pub use store::SpanStore;
+pub use store::{SpanStore, SpanSubscription};
 
 /// Largest accepted export (decoded), for both protocols. Generous: SDK batches are far smaller.
 const MAX_MESSAGE_BYTES: usize = 16 * 1024 * 1024;

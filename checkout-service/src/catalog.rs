@@ -38,7 +38,10 @@ impl FromStr for Catalog {
             let (id, price) = entry
                 .split_once('=')
                 .ok_or_else(|| format!("expected id=price, got {entry:?}"))?;
-            let id: i32 = id.trim().parse().map_err(|_| format!("bad item id in {entry:?}"))?;
+            let id: i32 = id
+                .trim()
+                .parse()
+                .map_err(|_| format!("bad item id in {entry:?}"))?;
             let price: i32 = price
                 .trim()
                 .parse()

@@ -42,7 +42,9 @@ pub enum PublishError {
     #[error("publish failed: {0}")]
     Broker(#[from] lapin::Error),
     /// No queue is bound for the routing key, so the message would be lost.
-    #[error("the broker could not route the message: no queue is bound to {exchange} with {routing_key}")]
+    #[error(
+        "the broker could not route the message: no queue is bound to {exchange} with {routing_key}"
+    )]
     Unroutable {
         /// Exchange published to.
         exchange: String,
@@ -140,7 +142,10 @@ impl Publisher {
             server.address = %shared.server_address,
             server.port = i64::from(shared.server_port),
         );
-        let result = self.publish_confirmed(order, &body).instrument(span.clone()).await;
+        let result = self
+            .publish_confirmed(order, &body)
+            .instrument(span.clone())
+            .await;
         if let Err(error) = &result {
             span.record("otel.status_code", "ERROR");
             span.record("otel.status_description", error.to_string());

@@ -96,7 +96,9 @@ async fn report_health(
     loop {
         let serving = *connected.borrow_and_update();
         if serving {
-            reporter.set_serving::<CheckoutServer<CheckoutService>>().await;
+            reporter
+                .set_serving::<CheckoutServer<CheckoutService>>()
+                .await;
         } else {
             reporter
                 .set_not_serving::<CheckoutServer<CheckoutService>>()

@@ -19,12 +19,7 @@ pub mod orders;
 pub mod process;
 
 use std::{
-    future::Future,
-    net::SocketAddr,
-    path::PathBuf,
-    pin::Pin,
-    thread::JoinHandle,
-    time::Duration,
+    future::Future, net::SocketAddr, path::PathBuf, pin::Pin, thread::JoinHandle, time::Duration,
 };
 
 use anyhow::Context;
@@ -75,9 +70,8 @@ impl RunningService {
         let stop = CancellationToken::new();
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let token = stop.clone();
-        let thread = std::thread::Builder::new()
-            .name(name.to_owned())
-            .spawn(move || -> anyhow::Result<()> {
+        let thread = std::thread::Builder::new().name(name.to_owned()).spawn(
+            move || -> anyhow::Result<()> {
                 let runtime = tokio::runtime::Builder::new_current_thread()
                     .enable_all()
                     .build()?;
@@ -108,7 +102,8 @@ impl RunningService {
                     telemetry.shutdown().await;
                     result
                 })
-            })?;
+            },
+        )?;
         let (addr, telemetry) = ready_rx
             .recv()
             .context("service thread ended before it was ready")?
@@ -209,7 +204,8 @@ impl Isolation {
 
     /// Deletes the queues, exchanges and files (best effort).
     pub async fn clean_up(&self) {
-        if let Ok(connection) = Connection::connect(&amqp_url(), ConnectionProperties::default()).await
+        if let Ok(connection) =
+            Connection::connect(&amqp_url(), ConnectionProperties::default()).await
             && let Ok(channel) = connection.create_channel().await
         {
             for queue in [self.queue.clone(), format!("{}.dead", self.queue)] {
@@ -425,7 +421,12 @@ impl TestPipeline {
         done: impl Fn(&[ReceivedSpan]) -> bool,
     ) -> Vec<ReceivedSpan> {
         self.flush_telemetry().await;
-        match self.receiver.store().wait_for_trace(trace_id, PATIENCE, done).await {
+        match self
+            .receiver
+            .store()
+            .wait_for_trace(trace_id, PATIENCE, done)
+            .await
+        {
             Ok(spans) => spans,
             Err(seen) => panic!(
                 "trace {trace_id} incomplete after {PATIENCE:?}; received:\n{}",
@@ -481,7 +482,10 @@ pub async fn declare_queue(isolation: &Isolation) {
     session.close().await;
 }
 
-fn stock_settings(isolation: &Isolation, initial_stock: i64) -> stock_service::configuration::Settings {
+fn stock_settings(
+    isolation: &Isolation,
+    initial_stock: i64,
+) -> stock_service::configuration::Settings {
     let mut settings = stock_service::configuration::Settings::default();
     settings.amqp.url = amqp_url();
     settings.amqp.exchange = isolation.exchange.clone();

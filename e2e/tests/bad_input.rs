@@ -23,7 +23,9 @@ fn assert_error(status: StatusCode, body: &Value, expected: StatusCode, code: &s
     assert_eq!(status, expected, "{body}");
     assert_eq!(body["error"]["code"], code, "{body}");
     assert!(
-        body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()),
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()),
         "{body}"
     );
 }
@@ -57,12 +59,22 @@ async fn malformed_requests_get_clear_json_errors() {
     }
 
     let (status, headers, body) = send(http.get(&url)).await;
-    assert_error(status, &body, StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed");
+    assert_error(
+        status,
+        &body,
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+    );
     assert_eq!(headers[header::ALLOW], "POST");
 
     let huge = format!(r#"{{"itemsID":[1],"pad":"{}"}}"#, "x".repeat(65 * 1024));
     let (status, _, body) = send(json_post(huge)).await;
-    assert_error(status, &body, StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large");
+    assert_error(
+        status,
+        &body,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "payload_too_large",
+    );
 
     let (status, _, body) = send(
         http.post(&url)
@@ -70,10 +82,20 @@ async fn malformed_requests_get_clear_json_errors() {
             .body(r#"{"itemsID":[1]}"#),
     )
     .await;
-    assert_error(status, &body, StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type");
+    assert_error(
+        status,
+        &body,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "unsupported_media_type",
+    );
 
     let (status, _, body) = send(http.post(&url).json(&json!({"itemsID": [1, 99]}))).await;
-    assert_error(status, &body, StatusCode::UNPROCESSABLE_ENTITY, "unknown_item");
+    assert_error(
+        status,
+        &body,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "unknown_item",
+    );
 
     let (status, _, body) = send(http.get(format!("{}/nope", pipeline.gateway_url))).await;
     assert_error(status, &body, StatusCode::NOT_FOUND, "not_found");
@@ -84,7 +106,12 @@ async fn malformed_requests_get_clear_json_errors() {
             .json(&json!({"itemsID": [1]})),
     )
     .await;
-    assert_error(status, &body, StatusCode::BAD_REQUEST, "invalid_idempotency_key");
+    assert_error(
+        status,
+        &body,
+        StatusCode::BAD_REQUEST,
+        "invalid_idempotency_key",
+    );
 
     let ready = http
         .get(format!("{}/readyz", pipeline.gateway_url))
@@ -127,7 +154,12 @@ async fn checkout_service_down_gives_503_and_error_spans() {
             &[("traceparent", &format!("00-{trace_id}-b7ad6b7169203331-01"))],
         )
         .await;
-    assert_error(status, &body, StatusCode::SERVICE_UNAVAILABLE, "service_unavailable");
+    assert_error(
+        status,
+        &body,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "service_unavailable",
+    );
     assert!(
         started.elapsed() < Duration::from_secs(10),
         "answered within the deadline's order of magnitude, not hung"
@@ -142,14 +174,30 @@ async fn checkout_service_down_gives_503_and_error_spans() {
     let server = spans.iter().find(|s| s.kind == SpanKind::Server).unwrap();
     let client = spans.iter().find(|s| s.kind == SpanKind::Client).unwrap();
     assert_eq!(server.attr_i64("http.response.status_code"), Some(503));
-    assert!(matches!(server.status, SpanStatus::Error { .. }), "{server:?}");
-    assert!(matches!(client.status, SpanStatus::Error { .. }), "{client:?}");
+    assert!(
+        matches!(server.status, SpanStatus::Error { .. }),
+        "{server:?}"
+    );
+    assert!(
+        matches!(client.status, SpanStatus::Error { .. }),
+        "{client:?}"
+    );
     assert_eq!(client.attr_i64("rpc.grpc.status_code"), Some(14)); // UNAVAILABLE
 
     // Alive, but not ready.
-    let get = |path: &str| pipeline.http.get(format!("{}{path}", pipeline.gateway_url)).send();
+    let get = |path: &str| {
+        pipeline
+            .http
+            .get(format!("{}{path}", pipeline.gateway_url))
+            .send()
+    };
     assert_eq!(get("/healthz").await.unwrap().status(), StatusCode::OK);
-    let (status, _, body) = send(pipeline.http.get(format!("{}/readyz", pipeline.gateway_url))).await;
+    let (status, _, body) = send(
+        pipeline
+            .http
+            .get(format!("{}/readyz", pipeline.gateway_url)),
+    )
+    .await;
     assert_error(status, &body, StatusCode::SERVICE_UNAVAILABLE, "not_ready");
     pipeline.shut_down().await;
 }
@@ -172,7 +220,12 @@ async fn an_unroutable_order_is_a_503_not_a_silent_drop() {
             .json(&json!({"itemsID": [1]})),
     )
     .await;
-    assert_error(status, &body, StatusCode::SERVICE_UNAVAILABLE, "service_unavailable");
+    assert_error(
+        status,
+        &body,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "service_unavailable",
+    );
 
     checkout.flush();
     let spans = receiver
@@ -196,7 +249,9 @@ async fn serve_slow(arrived: Arc<Notify>) -> std::net::SocketAddr {
     let addr = listener.local_addr().unwrap();
     tokio::spawn(
         tonic::transport::Server::builder()
-            .add_service(proto::checkout_server::CheckoutServer::new(Slow { arrived }))
+            .add_service(proto::checkout_server::CheckoutServer::new(Slow {
+                arrived,
+            }))
             .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener)),
     );
     addr
@@ -234,7 +289,12 @@ async fn a_slow_checkout_service_gives_504_at_the_deadline() {
             .json(&json!({"itemsID": [1]})),
     )
     .await;
-    assert_error(status, &body, StatusCode::GATEWAY_TIMEOUT, "deadline_exceeded");
+    assert_error(
+        status,
+        &body,
+        StatusCode::GATEWAY_TIMEOUT,
+        "deadline_exceeded",
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

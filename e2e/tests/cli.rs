@@ -6,11 +6,28 @@
 use std::time::Duration;
 
 use checkout_cli::checkout::{CheckoutResponse, Item};
-use checkout_cli::load::{LoadConfig, LoadMode, VerifyTraces, run_load};
+use checkout_cli::load::{LoadConfig, LoadMode, LoadReport, VerifyTraces, run_load};
 use checkout_cli::send::{SendOptions, send};
 use checkout_cli::verify::{is_complete, missing_spans};
 use checkout_cli::waterfall::render_waterfall;
 use e2e::{PATIENCE, TestPipeline};
+
+/// The report, then the waterfalls of up to three incomplete traces: what to look at
+/// when verification fails.
+fn explain(report: &LoadReport, pipeline: &TestPipeline) -> String {
+    let store = pipeline.receiver.store();
+    let incomplete = report
+        .accepted_trace_ids
+        .iter()
+        .map(|id| store.trace(id))
+        .filter(|spans| !is_complete(spans))
+        .take(3)
+        .map(|spans| render_waterfall(&spans, 30));
+    std::iter::once(report.to_string())
+        .chain(incomplete)
+        .collect::<Vec<_>>()
+        .join("\n\n")
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn send_checks_out_in_a_trace_of_its_own() {
@@ -23,7 +40,9 @@ async fn send_checks_out_in_a_trace_of_its_own() {
         idempotency_key: Some("cli-e2e-1".into()),
     };
 
-    let outcome = send(&pipeline.http, &options).await.expect("gateway answers");
+    let outcome = send(&pipeline.http, &options)
+        .await
+        .expect("gateway answers");
 
     assert!(outcome.is_success(), "{outcome}");
     let Some(CheckoutResponse::Accepted {
@@ -35,18 +54,30 @@ async fn send_checks_out_in_a_trace_of_its_own() {
         panic!("not accepted: {outcome}");
     };
     assert_eq!(*total_amount, 200);
-    assert_eq!(trace_id.as_ref(), Some(&outcome.trace_id), "the gateway continues our trace");
+    assert_eq!(
+        trace_id.as_ref(),
+        Some(&outcome.trace_id),
+        "the gateway continues our trace"
+    );
 
     let order = pipeline.wait_for_order(order_id).await;
     assert_eq!(order["status"], "applied", "{order}");
     assert_eq!(pipeline.stock(1).await, before - 2);
 
-    let spans = pipeline.wait_for_trace(&outcome.trace_id, is_complete).await;
+    let spans = pipeline
+        .wait_for_trace(&outcome.trace_id, is_complete)
+        .await;
     assert_eq!(missing_spans(&spans), []);
     let waterfall = render_waterfall(&spans, 40);
     let header = waterfall.lines().next().unwrap_or_default();
-    assert!(header.starts_with(&format!("trace {}", outcome.trace_id)), "{waterfall}");
-    assert!(header.ends_with("3 services: gateway, checkout-service, stock-service"), "{waterfall}");
+    assert!(
+        header.starts_with(&format!("trace {}", outcome.trace_id)),
+        "{waterfall}"
+    );
+    assert!(
+        header.ends_with("3 services: gateway, checkout-service, stock-service"),
+        "{waterfall}"
+    );
     assert_eq!(waterfall.lines().count(), 2 + spans.len(), "{waterfall}");
 
     pipeline.shut_down().await;
@@ -78,7 +109,11 @@ async fn open_loop_load_leaves_a_complete_trace_for_every_request() {
     assert_eq!(report.statuses.get(&202), Some(&50), "\n{report}");
     let traces = report.traces.as_ref().expect("verified");
     assert_eq!(traces.checked, 50);
-    assert!(traces.all_complete(), "every trace has all six spans:\n{report}");
+    assert!(
+        traces.all_complete(),
+        "every trace has all six spans:\n{}",
+        explain(&report, &pipeline)
+    );
 
     pipeline.shut_down().await;
 }
@@ -100,33 +135,13 @@ async fn closed_loop_load_with_a_fixed_count() {
 
     assert_eq!(report.sent, 40, "\n{report}");
     assert_eq!(report.accepted(), 40, "\n{report}");
-    assert!(report.traces.as_ref().is_some_and(|t| t.all_complete()), "\n{report}");
+    assert!(
+        report.traces.as_ref().is_some_and(|t| t.all_complete()),
+        "\n{}",
+        explain(&report, &pipeline)
+    );
     // Complete traces include stock-service's database spans: the stock moved.
     assert_eq!(pipeline.stock(3).await, before - 40);
 
-    pipeline.shut_down().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn zz_probe() {
-    let pipeline = TestPipeline::start().await;
-    let mut config = LoadConfig::new(&pipeline.gateway_url, LoadMode::Open { rate: 25.0, max_in_flight: 1000 });
-    config.duration = Some(Duration::from_secs(2));
-    config.timeout = PATIENCE;
-    config.items = vec![Item { id: 2, quantity: 1 }];
-    config.verify = Some(VerifyTraces { store: pipeline.receiver.store(), timeout: Duration::from_secs(5) });
-    let report = run_load(config).await.expect("runs");
-    println!("{report}");
-    let traces = pipeline.receiver.store().traces();
-    let ours: std::collections::HashSet<&String> = report.accepted_trace_ids.iter().collect();
-    for (id, spans) in &traces {
-        let consumers = spans.iter().filter(|s| s.kind == checkout_cli::receiver::SpanKind::Consumer).count();
-        if !ours.contains(id) || !is_complete(spans) || consumers != 1 {
-            println!("trace {id} ours={} consumers={consumers}\n{}", ours.contains(id), render_waterfall(spans, 30));
-            for s in spans.iter().filter(|s| s.service_name == "stock-service") {
-                println!("   {} {} {} parent={:?} links={:?}", s.kind, s.name, s.span_id, s.parent_span_id, s.links);
-            }
-        }
-    }
     pipeline.shut_down().await;
 }

@@ -92,7 +92,10 @@ fn every_variable_set_is_one_the_service_reads() {
             .unwrap_or_else(|| panic!("{name} has an environment map"));
         for key in environment.keys() {
             let key = key.as_str().unwrap();
-            assert!(read.contains(key), "{name} sets {key}, which {krate} never reads");
+            assert!(
+                read.contains(key),
+                "{name} sets {key}, which {krate} never reads"
+            );
         }
         assert_eq!(env(service(&compose, name), "OTEL_SERVICE_NAME"), name);
     }
@@ -126,22 +129,40 @@ fn addresses_point_at_the_right_services_and_ports() {
         env(gateway, "CHECKOUT_SERVICE_ADDRESS"),
         format!("http://checkout-service:{grpc_port}")
     );
-    assert!(checkout["expose"].as_sequence().unwrap().iter().any(|p| p.as_str() == Some(grpc_port)));
+    assert!(
+        checkout["expose"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .any(|p| p.as_str() == Some(grpc_port))
+    );
 
     // Both AMQP services reach the broker and agree on the names.
     for service in [checkout, stock] {
         assert!(env(service, "AMQP_URL").contains("@rabbitmq:5672/"));
-        assert_eq!(env(service, "AMQP_EXCHANGE"), env(checkout, "AMQP_EXCHANGE"));
-        assert_eq!(env(service, "AMQP_ROUTING_KEY"), env(checkout, "AMQP_ROUTING_KEY"));
+        assert_eq!(
+            env(service, "AMQP_EXCHANGE"),
+            env(checkout, "AMQP_EXCHANGE")
+        );
+        assert_eq!(
+            env(service, "AMQP_ROUTING_KEY"),
+            env(checkout, "AMQP_ROUTING_KEY")
+        );
     }
-    assert!(!env(stock, "AMQP_URL").contains("guest:guest"), "no default credentials");
+    assert!(
+        !env(stock, "AMQP_URL").contains("guest:guest"),
+        "no default credentials"
+    );
 
     let probe = checkout["healthcheck"]["test"].as_sequence().unwrap();
     assert!(probe.iter().any(|arg| arg.as_str() == Some("health-check")));
 
     // Every service exports to Jaeger's OTLP/gRPC port.
     for service in [gateway, checkout, stock] {
-        assert_eq!(env(service, "OTEL_EXPORTER_OTLP_ENDPOINT"), "http://jaeger:4317");
+        assert_eq!(
+            env(service, "OTEL_EXPORTER_OTLP_ENDPOINT"),
+            "http://jaeger:4317"
+        );
         assert_eq!(env(service, "OTEL_EXPORTER_OTLP_PROTOCOL"), "grpc");
     }
 
@@ -155,7 +176,10 @@ fn addresses_point_at_the_right_services_and_ports() {
             .filter_map(Value::as_str)
             .collect::<Vec<_>>()
             .join(" ");
-        assert!(probe.contains(&format!("localhost:{port}/healthz")), "{probe}");
+        assert!(
+            probe.contains(&format!("localhost:{port}/healthz")),
+            "{probe}"
+        );
     }
 }
 
@@ -165,7 +189,11 @@ fn only_the_gateway_and_the_two_uis_are_published() {
     let mut published = Vec::new();
     for (name, service) in compose["services"].as_mapping().unwrap() {
         for port in service["ports"].as_sequence().into_iter().flatten() {
-            published.push(format!("{}={}", name.as_str().unwrap(), port.as_str().unwrap()));
+            published.push(format!(
+                "{}={}",
+                name.as_str().unwrap(),
+                port.as_str().unwrap()
+            ));
         }
     }
     published.sort();
@@ -183,12 +211,14 @@ fn only_the_gateway_and_the_two_uis_are_published() {
 #[test]
 fn services_start_only_when_their_dependencies_are_up() {
     let compose = compose();
-    let condition = |service: &str, dependency: &str| {
-        service_condition(&compose, service, dependency)
-    };
+    let condition =
+        |service: &str, dependency: &str| service_condition(&compose, service, dependency);
     assert_eq!(condition("stock-service", "rabbitmq"), "service_healthy");
     assert_eq!(condition("checkout-service", "rabbitmq"), "service_healthy");
-    assert_eq!(condition("checkout-service", "stock-service"), "service_healthy");
+    assert_eq!(
+        condition("checkout-service", "stock-service"),
+        "service_healthy"
+    );
     assert_eq!(condition("gateway", "checkout-service"), "service_healthy");
     for name in ["jaeger", "rabbitmq"] {
         assert!(service(&compose, name)["image"].as_str().is_some());

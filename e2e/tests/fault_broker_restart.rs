@@ -80,7 +80,10 @@ async fn a_broker_restart_loses_nothing_and_applies_nothing_twice() {
         if ready.status() == StatusCode::SERVICE_UNAVAILABLE {
             break;
         }
-        assert!(tokio::time::Instant::now() < deadline, "still ready without a broker");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "still ready without a broker"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let (status, body) = pipeline.checkout(&json!({"itemsID": [1]}), &[]).await;

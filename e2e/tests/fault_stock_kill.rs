@@ -23,7 +23,10 @@ async fn start_stock_service(pipeline: &TestPipeline) -> ServiceProcess {
         ("DATABASE_URL", isolation.database_url()),
         ("HTTP_ADDRESS", "127.0.0.1:0".to_owned()),
         ("INITIAL_STOCK", INITIAL_STOCK.to_string()),
-        ("OTEL_EXPORTER_OTLP_ENDPOINT", pipeline.otlp_endpoint.clone()),
+        (
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+            pipeline.otlp_endpoint.clone(),
+        ),
         ("RUST_LOG", "info".to_owned()),
     ];
     ServiceProcess::start("stock-service", &env, "http_addr", PATIENCE).await

@@ -69,7 +69,9 @@ async fn checkout_service_stopped_mid_load_gives_fast_503s_then_recovers() {
     }
 
     pipeline.restart_checkout_service();
-    let accepted = load.await.expect("every order is accepted after the restart");
+    let accepted = load
+        .await
+        .expect("every order is accepted after the restart");
     assert_eq!(accepted.len(), 300);
     assert_applied_exactly_once(
         &pipeline.http,
@@ -136,15 +138,25 @@ async fn poison_messages_are_dead_lettered_with_their_reason_and_good_ones_flow(
     )]));
     let poison: [(&[u8], FieldTable, &str); 4] = [
         (b"not json at all", FieldTable::default(), "malformed"),
-        (br#"{"schemaVersion":99}"#, FieldTable::default(), "schemaVersion"),
-        (br#"{"schemaVersion":1,"orderId":"nope"}"#, FieldTable::default(), "malformed"),
+        (
+            br#"{"schemaVersion":99}"#,
+            FieldTable::default(),
+            "schemaVersion",
+        ),
+        (
+            br#"{"schemaVersion":1,"orderId":"nope"}"#,
+            FieldTable::default(),
+            "malformed",
+        ),
         (b"\xc3\x28 invalid utf-8", garbage_headers, "malformed"),
     ];
 
     let progress = Arc::new(Progress::default());
     let load = spawn_load(&pipeline, 200, &progress);
     for (body, headers, _) in &poison {
-        progress.wait_for_accepted(progress.accepted() + 20, PATIENCE).await;
+        progress
+            .wait_for_accepted(progress.accepted() + 20, PATIENCE)
+            .await;
         let confirm = channel
             .basic_publish(
                 isolation.exchange.as_str().into(),
@@ -183,9 +195,12 @@ async fn poison_messages_are_dead_lettered_with_their_reason_and_good_ones_flow(
             .unwrap()
         {
             Some(message) => {
-                let reason = match message.properties.headers().as_ref().and_then(|h| {
-                    h.inner().get("x-death-reason").cloned()
-                }) {
+                let reason = match message
+                    .properties
+                    .headers()
+                    .as_ref()
+                    .and_then(|h| h.inner().get("x-death-reason").cloned())
+                {
                     Some(AMQPValue::LongString(reason)) => reason.to_string(),
                     other => panic!("dead letter without a reason: {other:?}"),
                 };
@@ -207,7 +222,10 @@ async fn poison_messages_are_dead_lettered_with_their_reason_and_good_ones_flow(
             .iter()
             .find(|(data, _)| data.as_slice() == *body)
             .unwrap_or_else(|| panic!("{:?} not dead-lettered", String::from_utf8_lossy(body)));
-        assert!(reason.contains(expected), "{reason:?} should mention {expected:?}");
+        assert!(
+            reason.contains(expected),
+            "{reason:?} should mention {expected:?}"
+        );
     }
     let _ = connection.close(200, "done".into()).await;
     pipeline.shut_down().await;

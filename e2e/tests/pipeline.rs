@@ -46,7 +46,10 @@ async fn one_checkout_makes_one_complete_trace_and_moves_stock_once() {
         .await;
     assert_eq!(status, StatusCode::ACCEPTED, "{body}");
     assert_eq!(body["totalAmount"], 2 * 100 + 399);
-    assert_eq!(body["traceId"], CLIENT_TRACE_ID, "the client's trace is continued");
+    assert_eq!(
+        body["traceId"], CLIENT_TRACE_ID,
+        "the client's trace is continued"
+    );
     let order_id = body["orderId"].as_str().expect("orderId").to_owned();
 
     let order = pipeline.wait_for_order(&order_id).await;
@@ -98,7 +101,10 @@ async fn one_checkout_makes_one_complete_trace_and_moves_stock_once() {
             span.attr_str("messaging.rabbitmq.destination.routing_key"),
             Some("checkout.processed")
         );
-        assert_eq!(span.attr_str("messaging.message.id"), Some(order_id.as_str()));
+        assert_eq!(
+            span.attr_str("messaging.message.id"),
+            Some(order_id.as_str())
+        );
         assert!(span.attr_str("messaging.operation.type").is_some());
     }
 
@@ -147,7 +153,11 @@ async fn an_untrusted_client_context_is_linked_not_continued() {
     assert_eq!(http.links[0].trace_id, CLIENT_TRACE_ID);
     assert_eq!(http.links[0].span_id, CLIENT_SPAN_ID);
     let consumer = find(&spans, "stock-service", SpanKind::Consumer);
-    assert_eq!(consumer.attr_str("baggage.tenant"), None, "untrusted baggage dropped");
+    assert_eq!(
+        consumer.attr_str("baggage.tenant"),
+        None,
+        "untrusted baggage dropped"
+    );
     pipeline.shut_down().await;
 }
 
@@ -188,7 +198,10 @@ async fn an_order_beyond_stock_is_rejected_and_changes_nothing() {
     })
     .await;
     let (status, body) = pipeline
-        .checkout(&json!({"items": [{"id": 2, "quantity": 2}, {"id": 4, "quantity": 5}]}), &[])
+        .checkout(
+            &json!({"items": [{"id": 2, "quantity": 2}, {"id": 4, "quantity": 5}]}),
+            &[],
+        )
         .await;
     // Accepted by checkout (it does not own stock); rejected where stock lives.
     assert_eq!(status, StatusCode::ACCEPTED, "{body}");
@@ -197,7 +210,11 @@ async fn an_order_beyond_stock_is_rejected_and_changes_nothing() {
         .await;
     assert_eq!(order["status"], "rejected", "{order}");
     assert!(order["reason"].as_str().unwrap_or_default().contains('4'));
-    assert_eq!(pipeline.stock(2).await, 3, "nothing of a rejected order is applied");
+    assert_eq!(
+        pipeline.stock(2).await,
+        3,
+        "nothing of a rejected order is applied"
+    );
     assert_eq!(pipeline.stock(4).await, 3);
     pipeline.shut_down().await;
 }

@@ -21,7 +21,8 @@ use utils::propagation::grpc::TraceContextInterceptor;
 
 use crate::domain::Cart;
 
-type Inner = proto::checkout_client::CheckoutClient<InterceptedService<Channel, TraceContextInterceptor>>;
+type Inner =
+    proto::checkout_client::CheckoutClient<InterceptedService<Channel, TraceContextInterceptor>>;
 
 /// A traced `DoCheckout` caller.
 #[derive(Clone)]

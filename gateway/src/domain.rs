@@ -72,7 +72,11 @@ impl Cart {
         let lines: Vec<LineItemBody> = body
             .items
             .into_iter()
-            .chain(body.items_id.into_iter().map(|id| LineItemBody { id, quantity: 1 }))
+            .chain(
+                body.items_id
+                    .into_iter()
+                    .map(|id| LineItemBody { id, quantity: 1 }),
+            )
             .collect();
         if lines.is_empty() {
             return Err(CartError::Empty);
@@ -126,7 +130,10 @@ mod tests {
             ]
         );
         assert_eq!(parse(r#"{"itemsID":[1,2,3,4]}"#).unwrap().lines().len(), 4);
-        assert_eq!(parse(r#"{"items":[{"id":2}]}"#).unwrap().lines()[0].quantity, 1);
+        assert_eq!(
+            parse(r#"{"items":[{"id":2}]}"#).unwrap().lines()[0].quantity,
+            1
+        );
     }
 
     #[test]
@@ -135,9 +142,15 @@ mod tests {
         assert_eq!(parse(r#"{"items":[],"itemsID":[]}"#), Err(CartError::Empty));
         assert!(matches!(
             parse(r#"{"items":[{"id":1,"quantity":0}]}"#),
-            Err(CartError::QuantityBelowOne { item: 1, quantity: 0 })
+            Err(CartError::QuantityBelowOne {
+                item: 1,
+                quantity: 0
+            })
         ));
-        let many = format!(r#"{{"itemsID":[{}]}}"#, vec!["1"; MAX_LINE_ITEMS + 1].join(","));
+        let many = format!(
+            r#"{{"itemsID":[{}]}}"#,
+            vec!["1"; MAX_LINE_ITEMS + 1].join(",")
+        );
         assert_eq!(parse(&many), Err(CartError::TooManyLines));
     }
 }

@@ -60,10 +60,7 @@ pub async fn checkout(
     let Json(body) = body?;
     let cart = Cart::parse(body)?;
     let idempotency_key = idempotency_key(&headers)?;
-    let response = state
-        .checkout
-        .do_checkout(&cart, idempotency_key)
-        .await?;
+    let response = state.checkout.do_checkout(&cart, idempotency_key).await?;
     Ok((
         StatusCode::ACCEPTED,
         Json(CheckoutAccepted {
@@ -113,9 +110,11 @@ pub async fn healthz() -> Json<Value> {
             headers(("Retry-After" = String, description = "Seconds to wait"))),
     ))]
 pub async fn readyz(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
-    state.checkout.ready().await.map_err(|reason| {
-        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_ready", reason)
-    })?;
+    state
+        .checkout
+        .ready()
+        .await
+        .map_err(|reason| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_ready", reason))?;
     Ok(Json(json!({ "status": "ready" })))
 }
 

@@ -74,6 +74,8 @@ struct OrderView {
     status: &'static str,
     reason: Option<String>,
     total_amount: i64,
+    /// When the order was decided, in Unix milliseconds.
+    processed_at: i64,
 }
 
 async fn health() -> Json<serde_json::Value> {
@@ -121,6 +123,7 @@ async fn order(
             status: record.status.as_str(),
             reason: record.reason,
             total_amount: record.total_amount,
+            processed_at: record.processed_at_ms,
         })),
         None => Err(ApiError::not_found(format!(
             "order {order_id} has not been processed"

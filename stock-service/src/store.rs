@@ -53,6 +53,7 @@ use sqlx::{
     sqlite::SqliteConnectOptions,
 };
 use tracing::{Instrument, Span, info_span};
+use tracing_opentelemetry::OpenTelemetrySpanExt;
 use utils::message::{CheckoutProcessed, OrderLine};
 use uuid::Uuid;
 
@@ -355,8 +356,21 @@ impl Store {
     }
 
     /// A CLIENT span for one statement (OpenTelemetry database conventions).
+    ///
+    /// Its OpenTelemetry parent is the caller's span (the consumer span), set
+    /// explicitly; it has no `tracing` parent. The reason is sqlx's SQLite
+    /// driver: it runs statements on a worker thread that holds a clone of
+    /// the current span and may drop it last, on that thread. Closing a span
+    /// with a `tracing` parent releases the parent through the *thread's*
+    /// default dispatcher, which on the worker is the global one. With one
+    /// global subscriber (every binary) that is harmless, but where a service
+    /// runs under a thread-local subscriber (the in-process tests run three
+    /// services in one process), the parent would never be released and
+    /// never exported. Without a `tracing` parent there is nothing to release.
     fn span(&self, statement: &Statement) -> Span {
-        info_span!(
+        let caller = Span::current().context();
+        let span = info_span!(
+            parent: None,
             "db",
             otel.name = format!("{} {}", statement.operation, statement.table),
             otel.kind = "client",
@@ -366,7 +380,9 @@ impl Store {
             db.operation.name = statement.operation,
             db.collection.name = statement.table,
             db.query.text = statement.sql,
-        )
+        );
+        let _ = span.set_parent(caller);
+        span
     }
 }
 

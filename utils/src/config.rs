@@ -82,8 +82,10 @@ pub fn env_millis(
     name: &str,
     default: std::time::Duration,
 ) -> Result<std::time::Duration, ConfigError> {
-    Ok(env_parse(name, |raw| raw.parse::<u64>().map(std::time::Duration::from_millis))?
-        .unwrap_or(default))
+    Ok(env_parse(name, |raw| {
+        raw.parse::<u64>().map(std::time::Duration::from_millis)
+    })?
+    .unwrap_or(default))
 }
 
 /// Parses a listen address. Besides `host:port`, the Go-style `:8081` means

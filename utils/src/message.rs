@@ -103,16 +103,16 @@ mod tests {
 
     #[test]
     fn round_trips_with_camel_case_keys() {
-        let message = CheckoutProcessed::new(
-            Uuid::nil(),
-            vec![OrderLine { id: 1, quantity: 2 }],
-            200,
-        );
+        let message =
+            CheckoutProcessed::new(Uuid::nil(), vec![OrderLine { id: 1, quantity: 2 }], 200);
         let json: serde_json::Value = serde_json::from_slice(&message.to_json()).unwrap();
         assert_eq!(json["orderId"], "00000000-0000-0000-0000-000000000000");
         assert_eq!(json["schemaVersion"], 1);
         assert_eq!(json["totalAmount"], 200);
-        assert_eq!(CheckoutProcessed::decode(&message.to_json()).unwrap(), message);
+        assert_eq!(
+            CheckoutProcessed::decode(&message.to_json()).unwrap(),
+            message
+        );
     }
 
     #[test]

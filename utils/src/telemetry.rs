@@ -183,8 +183,11 @@ impl TelemetryConfig {
         Ok(Self {
             service_name: env_or("OTEL_SERVICE_NAME", default_service_name.to_owned())?,
             traces_enabled: !env_bool("OTEL_SDK_DISABLED", false)?,
-            endpoint: env_parse("OTEL_EXPORTER_OTLP_ENDPOINT", crate::config::parse_endpoint_url)?
-                .unwrap_or_else(|| default_endpoint.to_owned()),
+            endpoint: env_parse(
+                "OTEL_EXPORTER_OTLP_ENDPOINT",
+                crate::config::parse_endpoint_url,
+            )?
+            .unwrap_or_else(|| default_endpoint.to_owned()),
             protocol,
             sampler: SamplerSetting::from_env()?,
             batch: BatchSettings {
@@ -245,17 +248,22 @@ impl Telemetry {
         } else {
             None
         };
-        let filter = EnvFilter::builder().parse(&config.log_filter)?;
+        // `RUST_LOG` filters the logs only: which spans are traced must not
+        // depend on how verbose the logs are (RUST_LOG=warn keeps its traces).
+        let log_filter = EnvFilter::builder().parse(&config.log_filter)?;
         let own_dispatch = Arc::new(OnceLock::<WeakDispatch>::new());
         let registry = tracing_subscriber::registry()
-            .with(filter)
-            .with(json_logs(writer, own_dispatch.clone()));
+            .with(json_logs(writer, own_dispatch.clone()).with_filter(log_filter));
         let dispatch = match &provider {
             Some(provider) => {
                 let tracer = provider.tracer(config.service_name.clone());
                 let spans = tracing_opentelemetry::layer()
                     .with_tracer(tracer)
-                    .with_filter(filter_fn(|metadata| !is_export_machinery(metadata.target())));
+                    .with_filter(filter_fn(|metadata| {
+                        metadata.is_span()
+                            && *metadata.level() <= tracing::Level::INFO
+                            && !is_export_machinery(metadata.target())
+                    }));
                 Dispatch::new(registry.with(spans))
             }
             None => Dispatch::new(registry),
@@ -302,7 +310,15 @@ impl Telemetry {
 /// spans must never become OpenTelemetry spans: exporting them would create
 /// more spans to export, without end, whenever `RUST_LOG` lets them through.
 fn is_export_machinery(target: &str) -> bool {
-    const CRATES: [&str; 7] = ["h2", "hyper", "hyper_util", "tonic", "tower", "reqwest", "opentelemetry"];
+    const CRATES: [&str; 7] = [
+        "h2",
+        "hyper",
+        "hyper_util",
+        "tonic",
+        "tower",
+        "reqwest",
+        "opentelemetry",
+    ];
     let krate = target.split("::").next().unwrap_or(target);
     CRATES.contains(&krate) || krate.starts_with("opentelemetry")
 }
@@ -316,7 +332,10 @@ fn tracer_provider(config: &TelemetryConfig) -> Result<SdkTracerProvider, Teleme
             .build()?,
         OtlpProtocol::HttpProtobuf => SpanExporter::builder()
             .with_http()
-            .with_endpoint(format!("{}/v1/traces", config.endpoint.trim_end_matches('/')))
+            .with_endpoint(format!(
+                "{}/v1/traces",
+                config.endpoint.trim_end_matches('/')
+            ))
             .with_timeout(config.export_timeout)
             .build()?,
     };
@@ -330,10 +349,7 @@ fn tracer_provider(config: &TelemetryConfig) -> Result<SdkTracerProvider, Teleme
         .build();
     let resource = Resource::builder()
         .with_service_name(config.service_name.clone())
-        .with_attribute(KeyValue::new(
-            "service.version",
-            env!("CARGO_PKG_VERSION"),
-        ))
+        .with_attribute(KeyValue::new("service.version", env!("CARGO_PKG_VERSION")))
         .build();
     Ok(SdkTracerProvider::builder()
         .with_span_processor(processor)
@@ -344,7 +360,10 @@ fn tracer_provider(config: &TelemetryConfig) -> Result<SdkTracerProvider, Teleme
 
 /// One JSON object per line, with `trace_id` and `span_id` of the current
 /// span so a log line leads straight to its trace.
-fn json_logs<S, W>(writer: W, own_dispatch: Arc<OnceLock<WeakDispatch>>) -> json_subscriber::JsonLayer<S, W>
+fn json_logs<S, W>(
+    writer: W,
+    own_dispatch: Arc<OnceLock<WeakDispatch>>,
+) -> json_subscriber::JsonLayer<S, W>
 where
     S: tracing::Subscriber + for<'a> LookupSpan<'a>,
     W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + 'static,

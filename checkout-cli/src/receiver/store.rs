@@ -6,6 +6,9 @@
 //! insert modifies the value in place and wakes every waiter, which re-checks its
 //! condition. Waiting is therefore condition-based and race-free (a waiter checks the
 //! current contents before sleeping), with no polling interval to tune.
+//!
+//! The store is append-only, which is what lets a [`SpanSubscription`] hand out each
+//! span exactly once by remembering how many it has already seen.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -13,6 +16,7 @@ use std::time::Duration;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use tokio::sync::watch;
 
+use super::settle::CompletedTraces;
 use super::span::{ReceivedSpan, flatten};
 
 /// Shared, cloneable, thread-safe store of every span received. Clones share the same spans.
@@ -71,6 +75,22 @@ impl SpanStore {
         self.spans.borrow().is_empty()
     }
 
+    /// A subscription yielding every span of this store (those already received first),
+    /// each once, in arrival order, batch by batch.
+    pub fn subscribe(&self) -> SpanSubscription {
+        SpanSubscription {
+            spans: self.spans.subscribe(),
+            seen: 0,
+        }
+    }
+
+    /// The traces of this store (those already received first), each released once no
+    /// span arrived for it for `settle`: OTLP has no "trace finished" signal, see
+    /// [`TraceSettler`](super::TraceSettler).
+    pub fn completed_traces(&self, settle: Duration) -> CompletedTraces {
+        CompletedTraces::new(self.subscribe(), settle)
+    }
+
     /// Waits until `done` holds for the spans of `trace_id` (sorted by start time) or
     /// `timeout` elapses.
     ///
@@ -127,4 +147,36 @@ fn trace_of(spans: &[ReceivedSpan], trace_id: &str) -> Vec<ReceivedSpan> {
         .collect();
     trace.sort_by_key(|span| span.start_unix_nanos);
     trace
+}
+
+/// Spans of a [`SpanStore`] in arrival order, each handed out once; see [`SpanStore::subscribe`].
+///
+/// Unlike [`SpanStore::wait_for`], which re-examines everything on every insert, a
+/// subscription only ever copies the new spans, so consumers that follow a busy store
+/// for a long time (`checkout traces`, load-test verification) stay cheap.
+#[derive(Debug)]
+pub struct SpanSubscription {
+    spans: watch::Receiver<Vec<ReceivedSpan>>,
+    /// How many spans of the (append-only) store were already handed out.
+    seen: usize,
+}
+
+impl SpanSubscription {
+    /// Waits for spans not handed out yet and returns them, oldest first.
+    ///
+    /// Returns `None` once every [`SpanStore`] handle is dropped (no span can arrive any
+    /// more). Cancel-safe: dropping the future before it completes loses no spans.
+    pub async fn next_batch(&mut self) -> Option<Vec<ReceivedSpan>> {
+        loop {
+            {
+                let spans = self.spans.borrow_and_update();
+                if spans.len() > self.seen {
+                    let new = spans[self.seen..].to_vec();
+                    self.seen = spans.len();
+                    return Some(new);
+                }
+            }
+            self.spans.changed().await.ok()?;
+        }
+    }
 }

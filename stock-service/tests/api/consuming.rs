@@ -38,7 +38,10 @@ async fn a_published_order_decrements_stock_and_shows_as_applied(backend: Backen
 
     let response = app.get(&format!("/api/orders/{}", order.order_id)).await;
     assert_eq!(response.status(), 200);
-    let body: serde_json::Value = response.json().await.unwrap();
+    let mut body: serde_json::Value = response.json().await.unwrap();
+    let processed_at = body["processedAt"].take();
+    assert_eq!(processed_at.as_i64(), Some(record.processed_at_ms));
+    body.as_object_mut().unwrap().remove("processedAt");
     assert_eq!(
         body,
         serde_json::json!({

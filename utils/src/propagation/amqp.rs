@@ -96,7 +96,10 @@ mod tests {
 
         let back = extract(Some(&headers));
         assert_eq!(trace_id(&back), "4bf92f3577b34da6a3ce929d0e0e4736");
-        assert_eq!(back.span().span_context().trace_state().get("vendor"), Some("v1"));
+        assert_eq!(
+            back.span().span_context().trace_state().get("vendor"),
+            Some("v1")
+        );
         assert_eq!(back.baggage().get("tenant").unwrap().as_str(), "acme");
     }
 
@@ -106,13 +109,19 @@ mod tests {
             ShortString::from("traceparent"),
             AMQPValue::ShortString(TRACEPARENT.into()),
         )]));
-        assert_eq!(trace_id(&extract(Some(&short))), "4bf92f3577b34da6a3ce929d0e0e4736");
+        assert_eq!(
+            trace_id(&extract(Some(&short))),
+            "4bf92f3577b34da6a3ce929d0e0e4736"
+        );
 
         let bytes = FieldTable::from(std::collections::BTreeMap::from([(
             ShortString::from("traceparent"),
             AMQPValue::ByteArray(ByteArray::from(TRACEPARENT.as_bytes())),
         )]));
-        assert_eq!(trace_id(&extract(Some(&bytes))), "4bf92f3577b34da6a3ce929d0e0e4736");
+        assert_eq!(
+            trace_id(&extract(Some(&bytes))),
+            "4bf92f3577b34da6a3ce929d0e0e4736"
+        );
     }
 
     #[test]

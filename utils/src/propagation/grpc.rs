@@ -76,7 +76,10 @@ pub fn inject(cx: &Context, metadata: &mut MetadataMap) {
 pub struct TraceContextInterceptor;
 
 impl tonic::service::Interceptor for TraceContextInterceptor {
-    fn call(&mut self, mut request: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+    fn call(
+        &mut self,
+        mut request: tonic::Request<()>,
+    ) -> Result<tonic::Request<()>, tonic::Status> {
         let cx = tracing::Span::current().context();
         inject(&cx, request.metadata_mut());
         Ok(request)
@@ -118,7 +121,10 @@ mod tests {
         let cx = extract(&metadata);
         let span = cx.span();
         let extracted = span.span_context();
-        assert_eq!(extracted.span_id(), SpanId::from_hex("00f067aa0ba902b7").unwrap());
+        assert_eq!(
+            extracted.span_id(),
+            SpanId::from_hex("00f067aa0ba902b7").unwrap()
+        );
         assert_eq!(extracted.trace_state().get("vendor"), Some("v1"));
         assert_eq!(cx.baggage().get("tenant").unwrap().as_str(), "acme");
     }
@@ -127,7 +133,10 @@ mod tests {
     fn binary_and_invalid_entries_never_panic() {
         let mut metadata = MetadataMap::new();
         metadata.insert_bin("traceparent-bin", MetadataValue::from_bytes(b"\x00\xff"));
-        metadata.insert("traceparent", MetadataValue::from_static("not-a-traceparent"));
+        metadata.insert(
+            "traceparent",
+            MetadataValue::from_static("not-a-traceparent"),
+        );
         let extractor = MetadataExtractor(&metadata);
         assert!(extractor.keys().contains(&"traceparent-bin"));
         assert_eq!(extractor.get("traceparent-bin"), None);

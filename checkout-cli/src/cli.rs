@@ -1,0 +1,119 @@
+//! The command line: argument definitions (clap derive) and dispatch to the subcommands.
+//!
+//! Kept apart from `main.rs` so the binary stays a two-liner and the argument parsing
+//! can be tested like any other library code. Each subcommand's arguments live next
+//! to its implementation, in its own module.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+
+use crate::{jaeger, load, send, traces};
+
+/// Send checkouts, generate load, and read traces without Jaeger.
+///
+/// Talks to the checkout pipeline's gateway (POST /api/checkout) and speaks OTLP,
+/// so it can stand in for a collector while you watch traces arrive.
+#[derive(Debug, Parser)]
+#[command(name = "checkout", version, after_long_help = EXAMPLES)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Send one checkout in a new trace; print the order, trace id and Jaeger link
+    Send(send::SendArgs),
+    /// Receive spans over OTLP and print each trace as a waterfall once complete
+    ///
+    /// Point the services' OTEL_EXPORTER_OTLP_ENDPOINT here instead of at a collector.
+    /// OTLP has no "trace finished" signal: a trace counts as complete, and is printed,
+    /// once no span arrived for it for --settle (keep it above the exporters' batch
+    /// delay, 1 s by default). Spans arriving later are printed as a partial trace of
+    /// their own. Ctrl-C prints the traces still settling, then exits.
+    Traces(traces::TracesArgs),
+    /// Fetch one trace from Jaeger's HTTP API and print it as a waterfall
+    Trace(jaeger::TraceArgs),
+    /// Generate load (open or closed loop) and report throughput, latency and errors
+    ///
+    /// --rate R is an open loop: requests arrive on a fixed schedule whatever the
+    /// response times, and latency counts from each request's intended send time, so
+    /// stalls show up in the percentiles (no coordinated omission). --concurrency C is a
+    /// closed loop: C workers send back to back. Every request carries its own
+    /// traceparent; with --verify-traces the command receives the services' spans and
+    /// checks that each accepted request left a complete six-span trace (exit code 1 if
+    /// not).
+    Load(load::LoadArgs),
+}
+
+const EXAMPLES: &str = "\
+Examples:
+  checkout send --item 1:2 --item 3 --baggage tenant=acme
+  checkout traces --settle 3s
+  checkout trace 4bf92f3577b34da6a3ce929d0e0e4736 --jaeger http://localhost:16686
+  checkout load --rate 50 --duration 30s --warmup 5s --items 1:2,3:1
+  checkout load --concurrency 8 --requests 1000 --verify-traces";
+
+/// Runs the parsed command; the exit code says whether it succeeded.
+pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Send(args) => send::run(args).await,
+        Command::Traces(args) => traces::run(args).await,
+        Command::Trace(args) => jaeger::run(args).await,
+        Command::Load(args) => load::run(args).await,
+    }
+}
+
+/// Parses a duration such as `10s`, `500ms`, `2m` or `1m30s` (a unit is required).
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s.trim()).map_err(|error| format!("{error} (e.g. 10s, 500ms, 2m)"))
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    #[test]
+    fn durations_need_a_unit() {
+        assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("1m30s"), Ok(Duration::from_secs(90)));
+        assert!(parse_duration("10").is_err());
+        assert!(parse_duration("fast").is_err());
+    }
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn load_takes_exactly_one_mode_and_a_bound() {
+        let parse = |args: &[&str]| Cli::try_parse_from([&["checkout", "load"], args].concat());
+        assert!(parse(&["--rate", "10", "--duration", "1s"]).is_ok());
+        assert!(parse(&["--concurrency", "2", "--requests", "5"]).is_ok());
+        assert!(parse(&["--duration", "1s"]).is_err(), "no mode");
+        assert!(parse(&["--rate", "1", "--concurrency", "1", "--duration", "1s"]).is_err());
+        assert!(
+            parse(&["--rate", "10"]).is_err(),
+            "neither duration nor requests"
+        );
+        assert!(parse(&["--concurrency", "0", "--requests", "5"]).is_err());
+
+        let Ok(Cli {
+            command: Command::Load(args),
+        }) = parse(&["--concurrency", "2", "--requests", "5", "--items", "1:2,3"])
+        else {
+            panic!("parses");
+        };
+        let items: Vec<String> = args.items.iter().map(ToString::to_string).collect();
+        assert_eq!(items, ["1:2", "3:1"]);
+    }
+}

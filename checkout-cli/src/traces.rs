@@ -1,0 +1,106 @@
+//! `checkout traces`: a collector in the terminal.
+//!
+//! Runs the OTLP receiver where the services export to (instead of Jaeger, or in front
+//! of nothing at all) and prints every trace as a waterfall, or as one JSON line, as
+//! soon as it is complete. It is the fastest feedback loop when working on the
+//! instrumentation: send a checkout, see its spans.
+//!
+//! OTLP has no "trace finished" signal, so a trace is printed once no new span arrived
+//! for it for `--settle` (default 2 s: longer than the services' 1 s batch export
+//! delay, so spans exported one batch apart still land in the same trace). A span that
+//! arrives later is printed as a separate, partial trace with the same id. On Ctrl-C,
+//! traces still settling are printed before exiting.
+//!
+//! The receiver keeps every span in memory: this is a tool for interactive sessions,
+//! not for following a production load for hours.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Args;
+
+use crate::cli::parse_duration;
+use crate::receiver::{OtlpReceiver, ReceivedSpan};
+use crate::waterfall;
+
+/// Arguments of `checkout traces`.
+#[derive(Debug, Args)]
+pub struct TracesArgs {
+    /// OTLP/gRPC address to receive spans on
+    #[arg(long, default_value = "0.0.0.0:4317", value_name = "ADDR")]
+    pub listen_grpc: SocketAddr,
+    /// OTLP/HTTP (protobuf) address to receive spans on
+    #[arg(long, default_value = "0.0.0.0:4318", value_name = "ADDR")]
+    pub listen_http: SocketAddr,
+    /// Print a trace once no span arrived for it for this long
+    #[arg(long, value_parser = parse_duration, default_value = "2s", value_name = "DURATION")]
+    pub settle: Duration,
+    /// Print each trace as one line of JSON instead of a waterfall
+    #[arg(long)]
+    pub json: bool,
+    /// Exit after printing this many traces
+    #[arg(long, value_name = "N")]
+    pub count: Option<usize>,
+    /// Width of the timeline bars, in characters
+    #[arg(long, default_value_t = 40, value_name = "CHARS")]
+    pub width: usize,
+}
+
+/// Runs `checkout traces` until Ctrl-C, `--count` traces, or a closed stdout.
+pub async fn run(args: TracesArgs) -> anyhow::Result<ExitCode> {
+    let receiver = OtlpReceiver::start(args.listen_grpc, Some(args.listen_http))
+        .await
+        .context("could not start the OTLP receiver")?;
+    eprintln!(
+        "receiving spans on OTLP/gRPC {} and OTLP/HTTP {}; a trace is printed {} after its last span",
+        receiver.grpc_addr(),
+        receiver
+            .http_addr()
+            .map_or_else(String::new, |addr| addr.to_string()),
+        humantime::format_duration(args.settle),
+    );
+
+    let print = |trace: &[ReceivedSpan]| {
+        let text = if args.json {
+            waterfall::render_json(trace) + "\n"
+        } else {
+            waterfall::render_waterfall(trace, args.width) + "\n"
+        };
+        let mut stdout = std::io::stdout().lock();
+        stdout
+            .write_all(text.as_bytes())
+            .and_then(|()| stdout.flush())
+    };
+
+    let mut traces = receiver.store().completed_traces(args.settle);
+    let mut printed = 0;
+    let ctrl_c = tokio::signal::ctrl_c();
+    tokio::pin!(ctrl_c);
+    loop {
+        tokio::select! {
+            trace = traces.next() => {
+                let Some(trace) = trace else { break };
+                if print(&trace).is_err() {
+                    break; // stdout closed, e.g. piped into `head`
+                }
+                printed += 1;
+                if args.count.is_some_and(|count| printed >= count) {
+                    break;
+                }
+            }
+            _ = &mut ctrl_c => {
+                for trace in traces.take_pending() {
+                    if print(&trace).is_err() {
+                        break;
+                    }
+                }
+                break;
+            }
+        }
+    }
+    receiver.shutdown().await;
+    Ok(ExitCode::SUCCESS)
+}
