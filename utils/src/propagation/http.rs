@@ -46,6 +46,31 @@ mod tests {
     }
 
     #[test]
+    fn baggage_and_tracestate_are_capped_as_w3c_says() {
+        let entries: Vec<String> = (0..100).map(|i| format!("k{i}=v{i}")).collect();
+        let members: Vec<String> = (0..40).map(|i| format!("v{i}=x")).collect();
+        let mut headers = HeaderMap::new();
+        headers.insert("traceparent", HeaderValue::from_static(TRACEPARENT));
+        headers.insert("baggage", HeaderValue::from_str(&entries.join(",")).unwrap());
+        headers.insert("tracestate", HeaderValue::from_str(&members.join(",")).unwrap());
+        let cx = extract(&headers);
+        assert!(cx.baggage().len() <= 64, "at most 64 baggage members");
+
+        let mut out = HeaderMap::new();
+        inject(&cx, &mut out);
+        let tracestate = out["tracestate"].to_str().unwrap();
+        assert!(tracestate.split(',').count() <= 32, "at most 32 tracestate members");
+        assert!(out["baggage"].len() <= 8192);
+
+        // An invalid baggage header is dropped, not propagated.
+        let mut headers = HeaderMap::new();
+        headers.insert("baggage", HeaderValue::from_static("=;;,==bad"));
+        let mut out = HeaderMap::new();
+        inject(&extract(&headers), &mut out);
+        assert!(out.get("baggage").is_none_or(|v| v.is_empty()));
+    }
+
+    #[test]
     fn malformed_or_non_utf8_headers_start_a_new_trace() {
         for bad in [&b"garbage"[..], b"00-zz-yy-01", b"\xff\xfe"] {
             let mut headers = HeaderMap::new();
