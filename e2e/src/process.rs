@@ -78,4 +78,20 @@ impl ServiceProcess {
     pub async fn kill(mut self) {
         self.child.kill().await.expect("SIGKILL delivered");
     }
+
+    /// Sends SIGTERM (what `docker stop` sends) and waits up to `patience`
+    /// for the process to exit; returns its exit status.
+    pub async fn terminate(mut self, patience: Duration) -> std::process::ExitStatus {
+        let pid = self.child.id().expect("still running");
+        let sent = Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()
+            .await
+            .expect("kill runs");
+        assert!(sent.success(), "SIGTERM delivered");
+        tokio::time::timeout(patience, self.child.wait())
+            .await
+            .unwrap_or_else(|_| panic!("no exit within {patience:?} of SIGTERM"))
+            .expect("exit status")
+    }
 }

@@ -72,3 +72,43 @@ async fn a_killed_stock_service_applies_every_order_once_after_restart() {
     drop(stock_service);
     pipeline.shut_down().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_terminated_stock_service_finishes_its_work_and_exits_cleanly() {
+    let pipeline = TestPipeline::start_with(PipelineOptions {
+        without_stock_service: true,
+        ..PipelineOptions::default()
+    })
+    .await;
+    let stock_service = start_stock_service(&pipeline).await;
+
+    let progress = Arc::new(Progress::default());
+    let orders = make_orders(&uuid::Uuid::new_v4().to_string(), ORDERS);
+    let load = tokio::spawn({
+        let (http, url, progress) = (
+            pipeline.http.clone(),
+            pipeline.gateway_url.clone(),
+            progress.clone(),
+        );
+        async move { place_all(&http, &url, orders, 8, Duration::from_secs(180), progress).await }
+    });
+
+    // SIGTERM mid-stream: it stops taking deliveries, finishes (commits and
+    // acks) the one in hand, flushes its spans and exits 0, in bounded time.
+    progress.wait_for_accepted(ORDERS / 3, PATIENCE).await;
+    let status = stock_service.terminate(Duration::from_secs(30)).await;
+    assert!(status.success(), "graceful exit, got {status}");
+    let stock_service = start_stock_service(&pipeline).await;
+
+    let accepted = load.await.expect("every order is accepted");
+    assert_applied_exactly_once(
+        &pipeline.http,
+        &format!("http://{}", stock_service.addr),
+        &accepted,
+        INITIAL_STOCK,
+        Duration::from_secs(120),
+    )
+    .await;
+    drop(stock_service);
+    pipeline.shut_down().await;
+}
