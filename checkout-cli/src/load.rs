@@ -20,7 +20,9 @@
 //! completeness afterwards ([`crate::verify`]).
 //!
 //! [`run_load`] is the library entry point; the command only parses arguments and
-//! prints the [`LoadReport`].
+//! prints the [`LoadReport`]. The report also lists every accepted order with the
+//! wall-clock time its answer arrived ([`AcceptedOrder`]), so a caller can measure how
+//! long the order then took to be applied downstream (the benchmark does).
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -30,7 +32,7 @@ use std::num::NonZeroUsize;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 use clap::Args;
@@ -271,8 +273,35 @@ pub struct LoadReport {
     pub latency: LatencySummary,
     /// The trace ids of the accepted (2xx) requests.
     pub accepted_trace_ids: Vec<String>,
+    /// The accepted (2xx) requests with their order id and the time the answer
+    /// arrived, in the order the answers arrived (same length as `accepted_trace_ids`).
+    pub accepted_orders: Vec<AcceptedOrder>,
     /// The trace check, when verification was asked for.
     pub traces: Option<TraceCheck>,
+}
+
+/// One accepted (2xx) checkout: which order it created and when the answer arrived.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AcceptedOrder {
+    /// The `orderId` of the response body; `None` if the body had no string `orderId`.
+    pub order_id: Option<String>,
+    /// The trace id the request was sent with.
+    pub trace_id: String,
+    /// Wall-clock time the whole response had been read, in microseconds since the Unix
+    /// epoch (the system clock, so it compares with timestamps taken by other processes).
+    pub accepted_at_unix_micros: u64,
+}
+
+/// The `orderId` string of a checkout response body, if it has one.
+fn order_id_of(body: &[u8]) -> Option<String> {
+    let body: serde_json::Value = serde_json::from_slice(body).ok()?;
+    body.get("orderId")?.as_str().map(str::to_owned)
+}
+
+/// `time` in microseconds since the Unix epoch (0 before it, saturating far after it).
+fn unix_micros(time: SystemTime) -> u64 {
+    time.duration_since(UNIX_EPOCH)
+        .map_or(0, |since| u64::try_from(since.as_micros()).unwrap_or(u64::MAX))
 }
 
 impl LoadReport {
@@ -418,6 +447,7 @@ pub async fn run_load(config: LoadConfig) -> Result<LoadReport, LoadError> {
         statuses: stats.statuses,
         transport_errors: stats.transport_errors,
         accepted_trace_ids: stats.accepted_trace_ids,
+        accepted_orders: stats.accepted_orders,
         traces,
     })
 }
@@ -491,13 +521,28 @@ impl Run {
             let response = request.send().await?;
             let status = response.status();
             // Read the body to the end so the connection goes back to the pool.
-            response.bytes().await?;
-            Ok::<_, reqwest::Error>(status)
+            let body = response.bytes().await?;
+            Ok::<_, reqwest::Error>((status, body))
         }
         .await;
         if measured {
-            self.stats()
-                .record(outcome, intended.elapsed(), trace.trace_id);
+            let answered_at = SystemTime::now();
+            let latency = intended.elapsed();
+            let mut stats = self.stats();
+            if let Ok((status, body)) = &outcome
+                && status.is_success()
+            {
+                stats.accepted_orders.push(AcceptedOrder {
+                    order_id: order_id_of(body),
+                    trace_id: trace.trace_id.clone(),
+                    accepted_at_unix_micros: unix_micros(answered_at),
+                });
+            }
+            stats.record(
+                outcome.map(|(status, _)| status),
+                latency,
+                trace.trace_id,
+            );
         }
     }
 
@@ -546,6 +591,7 @@ struct Stats {
     /// Microseconds, 1 µs to 1 h, 3 significant digits.
     latency: Histogram<u64>,
     accepted_trace_ids: Vec<String>,
+    accepted_orders: Vec<AcceptedOrder>,
 }
 
 impl Default for Stats {
@@ -558,6 +604,7 @@ impl Default for Stats {
             latency: Histogram::new_with_bounds(1, LATENCY_MAX_MICROS, 3)
                 .expect("constant bounds and precision are valid"),
             accepted_trace_ids: Vec::new(),
+            accepted_orders: Vec::new(),
         }
     }
 }
@@ -703,5 +750,20 @@ mod tests {
             "only 2xx responses count as accepted"
         );
         assert_eq!(stats.statuses.get(&503), Some(&1));
+    }
+
+    #[test]
+    fn accepted_orders_carry_the_order_id_and_a_unix_time() {
+        assert_eq!(
+            order_id_of(br#"{"orderId":"abc","totalAmount":100,"traceId":"t"}"#).as_deref(),
+            Some("abc")
+        );
+        assert_eq!(order_id_of(br#"{"orderId":7}"#), None);
+        assert_eq!(order_id_of(b"not json"), None);
+        assert_eq!(
+            unix_micros(UNIX_EPOCH + Duration::from_millis(1_700_000_000_123)),
+            1_700_000_000_123_000
+        );
+        assert_eq!(unix_micros(UNIX_EPOCH - Duration::from_secs(1)), 0);
     }
 }

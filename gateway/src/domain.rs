@@ -13,7 +13,12 @@ pub const MAX_LINE_ITEMS: usize = 100;
 /// `POST /api/checkout` body: `{"items":[{"id":1,"quantity":2}]}`, or the
 /// original `{"itemsID":[1,2,3,4]}` (one unit each). Both may be sent; at
 /// least one line in all.
+///
+/// Unknown fields are rejected rather than ignored: a misspelt field (say
+/// `item`) would otherwise turn into a confusing "empty cart", and ignored
+/// values are not even checked to be valid UTF-8.
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 #[schema(example = json!({"items": [{"id": 1, "quantity": 2}, {"id": 3, "quantity": 1}]}))]
 pub struct CheckoutBody {
     /// Line items with quantities.
@@ -28,6 +33,7 @@ pub struct CheckoutBody {
 
 /// One `items` entry.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct LineItemBody {
     /// Catalog item id (the demo catalog sells 1–4).
     pub id: i32,
@@ -134,6 +140,12 @@ mod tests {
             parse(r#"{"items":[{"id":2}]}"#).unwrap().lines()[0].quantity,
             1
         );
+    }
+
+    #[test]
+    fn rejects_unknown_fields() {
+        assert!(serde_json::from_str::<CheckoutBody>(r#"{"item":[1]}"#).is_err());
+        assert!(serde_json::from_str::<CheckoutBody>(r#"{"items":[{"id":1,"qty":2}]}"#).is_err());
     }
 
     #[test]
