@@ -7,6 +7,8 @@
 //! | `AMQP_EXCHANGE` | `checkout` |
 //! | `AMQP_ROUTING_KEY` | `checkout.processed` |
 //! | `CATALOG` | `1=100,2=250,3=399,4=1250` (item id = price) |
+//! | `ADMIN_ADDRESS` | `0.0.0.0:8083`: HTTP `GET`/`PUT /admin/faults` |
+//! | `FAULT_FAILURE_RATE`, `FAULT_DELAY_MS`, `FAULT_DELAY_RATE` | off: demo fault injection |
 //!
 //! plus the telemetry variables of [`utils::telemetry::TelemetryConfig`].
 
@@ -14,6 +16,7 @@ use std::net::SocketAddr;
 
 use utils::{
     config::{ConfigError, env_or, env_parse, env_socket_addr},
+    faults::FaultSettings,
     message,
 };
 
@@ -50,6 +53,24 @@ pub struct Settings {
     pub amqp: AmqpSettings,
     /// Item prices.
     pub catalog: Catalog,
+    /// HTTP listen address of the fault-injection admin endpoint.
+    pub admin_address: SocketAddr,
+    /// Demo fault injection (off by default).
+    pub faults: FaultSettings,
+}
+
+impl Settings {
+    /// Local defaults: gRPC on `grpc_address`, admin on any free port, the
+    /// local broker, the default catalog, no faults.
+    pub fn local(grpc_address: SocketAddr, amqp: AmqpSettings) -> Self {
+        Self {
+            grpc_address,
+            amqp,
+            catalog: Catalog::default(),
+            admin_address: SocketAddr::from(([127, 0, 0, 1], 0)),
+            faults: FaultSettings::default(),
+        }
+    }
 }
 
 impl Settings {
@@ -64,6 +85,8 @@ impl Settings {
                 routing_key: env_or("AMQP_ROUTING_KEY", local.routing_key)?,
             },
             catalog: env_parse("CATALOG", str::parse)?.unwrap_or_default(),
+            admin_address: env_socket_addr("ADMIN_ADDRESS", "0.0.0.0:8083")?,
+            faults: FaultSettings::from_env()?,
         })
     }
 }

@@ -20,6 +20,7 @@ use tonic::{Code, Request, Response, Status};
 use tracing::{Instrument, Span, field::Empty};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 use utils::{
+    faults::Faults,
     message::{CheckoutProcessed, OrderLine},
     propagation,
 };
@@ -38,21 +39,25 @@ const ORDER_ID_NAMESPACE: Uuid = Uuid::from_u128(0x6f1c_2a7e_58d4_4b0e_9a51_0c3e
 const RECENT_KEYS: u64 = 100_000;
 const RECENT_KEY_TTL: std::time::Duration = std::time::Duration::from_secs(24 * 60 * 60);
 
-/// The service implementation: a catalog, a publisher and the recent keys.
+/// The service implementation: a catalog, a publisher, the recent keys, and
+/// the demo fault injection.
 #[derive(Clone)]
 pub struct CheckoutService {
     catalog: Catalog,
     publisher: Publisher,
+    faults: Faults,
     /// Idempotency key → the cart it was first used with.
     recent_keys: moka::sync::Cache<String, Vec<OrderLine>>,
 }
 
 impl CheckoutService {
-    /// Prices with `catalog`, publishes with `publisher`.
-    pub fn new(catalog: Catalog, publisher: Publisher) -> Self {
+    /// Prices with `catalog`, publishes with `publisher`, and fails or slows
+    /// down calls as `faults` says.
+    pub fn new(catalog: Catalog, publisher: Publisher, faults: Faults) -> Self {
         Self {
             catalog,
             publisher,
+            faults,
             recent_keys: moka::sync::Cache::builder()
                 .max_capacity(RECENT_KEYS)
                 .time_to_live(RECENT_KEY_TTL)
@@ -61,6 +66,10 @@ impl CheckoutService {
     }
 
     async fn checkout(&self, request: CheckoutRequest) -> Result<CheckoutResponse, Status> {
+        self.faults.maybe_delay().await;
+        if self.faults.should_fail() {
+            return Err(Status::unavailable("injected fault (FAULT_FAILURE_RATE)"));
+        }
         // The original form lists ids (one unit each); the new one has
         // quantities. Both may be present; they add up.
         let lines = request

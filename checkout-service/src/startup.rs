@@ -12,7 +12,7 @@ use proto::checkout_server::CheckoutServer;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tonic::transport::{Server, server::TcpIncoming};
-use utils::shutdown::CancellationToken;
+use utils::{faults::Faults, shutdown::CancellationToken};
 
 use crate::{configuration::Settings, publisher::Publisher, service::CheckoutService};
 
@@ -20,6 +20,9 @@ use crate::{configuration::Settings, publisher::Publisher, service::CheckoutServ
 pub struct Application {
     listener: TcpListener,
     local_addr: SocketAddr,
+    admin_listener: TcpListener,
+    admin_addr: SocketAddr,
+    faults: Faults,
     service: CheckoutService,
     publisher: Publisher,
     publisher_stop: CancellationToken,
@@ -32,6 +35,12 @@ impl Application {
             .await
             .with_context(|| format!("cannot listen on {}", settings.grpc_address))?;
         let local_addr = listener.local_addr()?;
+        let admin_listener = TcpListener::bind(settings.admin_address)
+            .await
+            .with_context(|| format!("cannot listen on {}", settings.admin_address))?;
+        let admin_addr = admin_listener.local_addr()?;
+        let faults = Faults::new(settings.faults)
+            .map_err(|reason| anyhow::anyhow!("invalid FAULT_* settings: {reason}"))?;
         let publisher_stop = CancellationToken::new();
         let publisher = Publisher::connect(settings.amqp.clone(), publisher_stop.clone())
             .await
@@ -44,7 +53,10 @@ impl Application {
         Ok(Self {
             listener,
             local_addr,
-            service: CheckoutService::new(settings.catalog, publisher.clone()),
+            service: CheckoutService::new(settings.catalog, publisher.clone(), faults.clone()),
+            admin_listener,
+            admin_addr,
+            faults,
             publisher,
             publisher_stop,
         })
@@ -53,6 +65,11 @@ impl Application {
     /// The bound address (the real port when 0 was asked for).
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// The bound address of the fault-injection admin endpoint.
+    pub fn admin_addr(&self) -> SocketAddr {
+        self.admin_addr
     }
 
     /// Serves until `shutdown` is cancelled, then stops accepting calls, lets
@@ -70,7 +87,14 @@ impl Application {
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
             .build_v1()?;
 
-        tracing::info!(address = %self.local_addr, "checkout-service listening");
+        tracing::info!(address = %self.local_addr, admin_address = %self.admin_addr, "checkout-service listening");
+        let admin = axum::serve(self.admin_listener, self.faults.admin_router())
+            .with_graceful_shutdown(shutdown.clone().cancelled_owned());
+        tokio::spawn(async move {
+            if let Err(error) = admin.await {
+                tracing::warn!(%error, "admin endpoint failed");
+            }
+        });
         let served = Server::builder()
             .add_service(health_service)
             .add_service(reflection)

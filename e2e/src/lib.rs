@@ -40,6 +40,24 @@ pub fn amqp_url() -> String {
     std::env::var("AMQP_URL").unwrap_or_else(|_| "amqp://guest:guest@localhost:5672/%2f".into())
 }
 
+/// Where a started service listens.
+#[derive(Clone, Copy, Debug)]
+pub struct ServiceAddrs {
+    /// Its main address.
+    pub addr: SocketAddr,
+    /// Its admin address, if separate.
+    pub admin_addr: Option<SocketAddr>,
+}
+
+impl From<SocketAddr> for ServiceAddrs {
+    fn from(addr: SocketAddr) -> Self {
+        Self {
+            addr,
+            admin_addr: None,
+        }
+    }
+}
+
 /// A service's future, as built on its own thread.
 pub type RunFuture = Pin<Box<dyn Future<Output = anyhow::Result<()>>>>;
 
@@ -49,6 +67,8 @@ pub struct RunningService {
     pub name: &'static str,
     /// Its bound address.
     pub addr: SocketAddr,
+    /// Its admin (fault-injection) address, if it has a separate one.
+    pub admin_addr: Option<SocketAddr>,
     stop: CancellationToken,
     telemetry: Telemetry,
     thread: Option<JoinHandle<anyhow::Result<()>>>,
@@ -65,7 +85,7 @@ impl RunningService {
     ) -> anyhow::Result<Self>
     where
         B: FnOnce(CancellationToken) -> F + Send + 'static,
-        F: Future<Output = anyhow::Result<(SocketAddr, RunFuture)>>,
+        F: Future<Output = anyhow::Result<(ServiceAddrs, RunFuture)>>,
     {
         let stop = CancellationToken::new();
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
@@ -89,8 +109,8 @@ impl RunningService {
                 let _default = tracing::dispatcher::set_default(telemetry.dispatch());
                 runtime.block_on(async {
                     let run = match build(token).await {
-                        Ok((addr, run)) => {
-                            let _ = ready_tx.send(Ok((addr, telemetry.clone())));
+                        Ok((addrs, run)) => {
+                            let _ = ready_tx.send(Ok((addrs, telemetry.clone())));
                             run
                         }
                         Err(error) => {
@@ -104,13 +124,14 @@ impl RunningService {
                 })
             },
         )?;
-        let (addr, telemetry) = ready_rx
+        let (ServiceAddrs { addr, admin_addr }, telemetry) = ready_rx
             .recv()
             .context("service thread ended before it was ready")?
             .with_context(|| format!("{name} did not start"))?;
         Ok(Self {
             name,
             addr,
+            admin_addr,
             stop,
             telemetry,
             thread: Some(thread),
@@ -511,7 +532,7 @@ pub fn start_stock_service(
             let application = stock_service::startup::Application::build(settings).await?;
             let addr = application.http_addr();
             let run: RunFuture = Box::pin(application.run_until_stopped(stop));
-            Ok((addr, run))
+            Ok((addr.into(), run))
         },
     )
 }
@@ -523,23 +544,25 @@ pub fn start_checkout_service(
     isolation: &Isolation,
     addr: SocketAddr,
 ) -> anyhow::Result<RunningService> {
-    let settings = checkout_service::configuration::Settings {
-        grpc_address: addr,
-        amqp: checkout_service::configuration::AmqpSettings {
+    let settings = checkout_service::configuration::Settings::local(
+        addr,
+        checkout_service::configuration::AmqpSettings {
             url: amqp_url(),
             exchange: isolation.exchange.clone(),
             routing_key: isolation.routing_key.clone(),
         },
-        catalog: Default::default(),
-    };
+    );
     RunningService::spawn(
         "checkout-service",
         test_telemetry("checkout-service", otlp_endpoint),
         move |stop| async move {
             let application = checkout_service::startup::Application::build(settings).await?;
-            let addr = application.local_addr();
+            let addrs = ServiceAddrs {
+                addr: application.local_addr(),
+                admin_addr: Some(application.admin_addr()),
+            };
             let run: RunFuture = Box::pin(application.run_until_stopped(stop));
-            Ok((addr, run))
+            Ok((addrs, run))
         },
     )
 }
@@ -561,7 +584,7 @@ pub fn start_gateway(
             let application = gateway::startup::Application::build(settings).await?;
             let addr = application.local_addr();
             let run: RunFuture = Box::pin(application.run_until_stopped(stop));
-            Ok((addr, run))
+            Ok((addr.into(), run))
         },
     )
 }

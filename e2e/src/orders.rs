@@ -103,6 +103,24 @@ pub fn make_orders(run: &str, count: usize) -> Vec<Order> {
         .collect()
 }
 
+/// Places `count` fresh orders through `pipeline`'s gateway in the
+/// background, 8 at a time, each retried for up to `give_up_after`; the
+/// returned [`Progress`] follows it.
+pub fn spawn_load(
+    pipeline: &crate::TestPipeline,
+    count: usize,
+    give_up_after: Duration,
+) -> (Arc<Progress>, tokio::task::JoinHandle<Vec<Accepted>>) {
+    let progress = Arc::new(Progress::default());
+    let orders = make_orders(&uuid::Uuid::new_v4().to_string(), count);
+    let (http, url) = (pipeline.http.clone(), pipeline.gateway_url.clone());
+    let load = tokio::spawn({
+        let progress = progress.clone();
+        async move { place_all(&http, &url, orders, 8, give_up_after, progress).await }
+    });
+    (progress, load)
+}
+
 /// Places every order with `concurrency` requests in flight, retrying each
 /// until it is accepted or `give_up_after` has passed (then it panics).
 pub async fn place_all(

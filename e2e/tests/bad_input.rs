@@ -19,7 +19,11 @@ async fn send(request: reqwest::RequestBuilder) -> (StatusCode, header::HeaderMa
     (status, headers, body)
 }
 
-fn json_post_bytes(http: &reqwest::Client, url: &str, body: &'static [u8]) -> reqwest::RequestBuilder {
+fn json_post_bytes(
+    http: &reqwest::Client,
+    url: &str,
+    body: &'static [u8],
+) -> reqwest::RequestBuilder {
     http.post(url)
         .header(header::CONTENT_TYPE, "application/json")
         .body(body)
@@ -120,15 +124,28 @@ async fn malformed_requests_get_clear_json_errors() {
     );
 
     // Invalid UTF-8 in the body or a header, and oversized trace headers.
-    let (status, _, body) = send(json_post_bytes(http, &url, b"{\"itemsID\":[1],\"x\":\"\xff\"}")).await;
+    let (status, _, body) = send(json_post_bytes(
+        http,
+        &url,
+        b"{\"itemsID\":[1],\"x\":\"\xff\"}",
+    ))
+    .await;
     assert_error(status, &body, StatusCode::BAD_REQUEST, "malformed_json");
     let (status, _, body) = send(
         http.post(&url)
-            .header("idempotency-key", reqwest::header::HeaderValue::from_bytes(b"k\xff").unwrap())
+            .header(
+                "idempotency-key",
+                reqwest::header::HeaderValue::from_bytes(b"k\xff").unwrap(),
+            )
             .json(&json!({"itemsID": [1]})),
     )
     .await;
-    assert_error(status, &body, StatusCode::BAD_REQUEST, "invalid_idempotency_key");
+    assert_error(
+        status,
+        &body,
+        StatusCode::BAD_REQUEST,
+        "invalid_idempotency_key",
+    );
     let (status, _, body) = send(
         http.post(&url)
             .header("traceparent", "00-".repeat(4000))
@@ -136,7 +153,11 @@ async fn malformed_requests_get_clear_json_errors() {
             .json(&json!({"itemsID": [1]})),
     )
     .await;
-    assert_eq!(status, StatusCode::ACCEPTED, "bad trace headers are ignored: {body}");
+    assert_eq!(
+        status,
+        StatusCode::ACCEPTED,
+        "bad trace headers are ignored: {body}"
+    );
     assert_ne!(body["traceId"], "00000000000000000000000000000000");
 
     // Past hyper's header limits the connection is refused with a 4xx, and
@@ -173,7 +194,10 @@ async fn malformed_requests_get_clear_json_errors() {
 
     // Only the one valid checkout above reached the broker.
     let order = pipeline.stock(1).await;
-    assert!(order >= 999, "at most one unit of item 1 was ordered, {order} left");
+    assert!(
+        order >= 999,
+        "at most one unit of item 1 was ordered, {order} left"
+    );
     pipeline.shut_down().await;
 }
 

@@ -5,11 +5,11 @@
 //! This is its own test binary on purpose: it takes the broker away from
 //! everything using it, and cargo runs test binaries one after another.
 
-use std::{sync::Arc, time::Duration};
+use std::time::Duration;
 
 use e2e::{
     PATIENCE, PipelineOptions, TestPipeline,
-    orders::{Progress, assert_applied_exactly_once, make_orders, place_all},
+    orders::{assert_applied_exactly_once, spawn_load},
 };
 use reqwest::StatusCode;
 use serde_json::json;
@@ -51,16 +51,7 @@ async fn a_broker_restart_loses_nothing_and_applies_nothing_twice() {
         ..PipelineOptions::default()
     })
     .await;
-    let progress = Arc::new(Progress::default());
-    let orders = make_orders(&uuid::Uuid::new_v4().to_string(), ORDERS);
-    let load = tokio::spawn({
-        let (http, url, progress) = (
-            pipeline.http.clone(),
-            pipeline.gateway_url.clone(),
-            progress.clone(),
-        );
-        async move { place_all(&http, &url, orders, 8, Duration::from_secs(240), progress).await }
-    });
+    let (progress, load) = spawn_load(&pipeline, ORDERS, Duration::from_secs(240));
     progress.wait_for_accepted(ORDERS / 5, PATIENCE).await;
 
     let outage = tokio::task::spawn_blocking(BrokerStopped::stop_app)

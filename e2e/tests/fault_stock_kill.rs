@@ -2,11 +2,11 @@
 //! again. Whatever it was doing when it died (a transaction not yet
 //! committed, a commit not yet acknowledged) is redelivered and applied once.
 
-use std::{sync::Arc, time::Duration};
+use std::time::Duration;
 
 use e2e::{
     PATIENCE, PipelineOptions, TestPipeline, amqp_url,
-    orders::{Progress, assert_applied_exactly_once, make_orders, place_all},
+    orders::{assert_applied_exactly_once, spawn_load},
     process::ServiceProcess,
 };
 
@@ -41,16 +41,7 @@ async fn a_killed_stock_service_applies_every_order_once_after_restart() {
     .await;
     let stock_service = start_stock_service(&pipeline).await;
 
-    let progress = Arc::new(Progress::default());
-    let orders = make_orders(&uuid::Uuid::new_v4().to_string(), ORDERS);
-    let load = tokio::spawn({
-        let (http, url, progress) = (
-            pipeline.http.clone(),
-            pipeline.gateway_url.clone(),
-            progress.clone(),
-        );
-        async move { place_all(&http, &url, orders, 8, Duration::from_secs(180), progress).await }
-    });
+    let (progress, load) = spawn_load(&pipeline, ORDERS, Duration::from_secs(180));
 
     // Kill it while orders are streaming in, then bring it back on the same
     // database and queue.
@@ -82,16 +73,7 @@ async fn a_terminated_stock_service_finishes_its_work_and_exits_cleanly() {
     .await;
     let stock_service = start_stock_service(&pipeline).await;
 
-    let progress = Arc::new(Progress::default());
-    let orders = make_orders(&uuid::Uuid::new_v4().to_string(), ORDERS);
-    let load = tokio::spawn({
-        let (http, url, progress) = (
-            pipeline.http.clone(),
-            pipeline.gateway_url.clone(),
-            progress.clone(),
-        );
-        async move { place_all(&http, &url, orders, 8, Duration::from_secs(180), progress).await }
-    });
+    let (progress, load) = spawn_load(&pipeline, ORDERS, Duration::from_secs(180));
 
     // SIGTERM mid-stream: it stops taking deliveries, finishes (commits and
     // acks) the one in hand, flushes its spans and exits 0, in bounded time.

@@ -2,12 +2,12 @@
 //! stopped mid-load, the OTLP endpoint unreachable, poison messages in the
 //! queue, and concurrent retries with one Idempotency-Key.
 
-use std::{sync::Arc, time::Duration};
+use std::time::Duration;
 
 use checkout_cli::receiver::{SpanKind, SpanStatus};
 use e2e::{
     PATIENCE, PipelineOptions, TestPipeline, amqp_url,
-    orders::{Progress, assert_applied_exactly_once, make_orders, place_all},
+    orders::{assert_applied_exactly_once, spawn_load},
 };
 use lapin::{
     BasicProperties, Connection, ConnectionProperties,
@@ -19,22 +19,6 @@ use serde_json::json;
 
 const INITIAL_STOCK: i64 = 1_000_000;
 
-fn spawn_load(
-    pipeline: &TestPipeline,
-    count: usize,
-    progress: &Arc<Progress>,
-) -> tokio::task::JoinHandle<Vec<e2e::orders::Accepted>> {
-    let orders = make_orders(&uuid::Uuid::new_v4().to_string(), count);
-    let (http, url, progress) = (
-        pipeline.http.clone(),
-        pipeline.gateway_url.clone(),
-        progress.clone(),
-    );
-    tokio::spawn(async move {
-        place_all(&http, &url, orders, 8, Duration::from_secs(180), progress).await
-    })
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn checkout_service_stopped_mid_load_gives_fast_503s_then_recovers() {
     let mut pipeline = TestPipeline::start_with(PipelineOptions {
@@ -42,8 +26,7 @@ async fn checkout_service_stopped_mid_load_gives_fast_503s_then_recovers() {
         ..PipelineOptions::default()
     })
     .await;
-    let progress = Arc::new(Progress::default());
-    let load = spawn_load(&pipeline, 300, &progress);
+    let (progress, load) = spawn_load(&pipeline, 300, Duration::from_secs(180));
     progress.wait_for_accepted(60, PATIENCE).await;
 
     let checkout = pipeline.service("checkout-service");
@@ -97,8 +80,8 @@ async fn an_unreachable_otlp_endpoint_affects_no_checkout() {
     })
     .await;
 
-    let progress = Arc::new(Progress::default());
-    let accepted = spawn_load(&pipeline, 300, &progress).await.unwrap();
+    let (progress, load) = spawn_load(&pipeline, 300, Duration::from_secs(180));
+    let accepted = load.await.unwrap();
     assert!(
         accepted.iter().all(|order| order.attempts == 1),
         "every checkout succeeded at the first attempt: {:?}",
@@ -151,8 +134,7 @@ async fn poison_messages_are_dead_lettered_with_their_reason_and_good_ones_flow(
         (b"\xc3\x28 invalid utf-8", garbage_headers, "malformed"),
     ];
 
-    let progress = Arc::new(Progress::default());
-    let load = spawn_load(&pipeline, 200, &progress);
+    let (progress, load) = spawn_load(&pipeline, 200, Duration::from_secs(180));
     for (body, headers, _) in &poison {
         progress
             .wait_for_accepted(progress.accepted() + 20, PATIENCE)

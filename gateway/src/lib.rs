@@ -13,7 +13,6 @@
 //! - [`error`]: every failure as an HTTP status and a JSON error body.
 //! - [`routes`]: the handlers.
 //! - [`openapi`]: the OpenAPI document, generated from the code.
-//! - [`telemetry`]: the HTTP SERVER span (a tower-http `TraceLayer`).
 //! - [`startup`]: [`startup::Application`]: the router, its middleware, serving.
 
 pub mod checkout_client;
@@ -23,4 +22,3 @@ pub mod error;
 pub mod openapi;
 pub mod routes;
 pub mod startup;
-pub mod telemetry;

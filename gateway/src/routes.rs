@@ -6,12 +6,12 @@ use axum::{
     http::{HeaderMap, StatusCode},
 };
 use serde_json::{Value, json};
+use utils::http_span::current_trace_id;
 
 use crate::{
     checkout_client::CheckoutClient,
     domain::{Cart, CheckoutAccepted, CheckoutBody},
     error::{ApiError, ErrorBody},
-    telemetry::current_trace_id,
 };
 
 /// What the handlers share.

@@ -19,14 +19,16 @@ use axum::{
 use tokio::net::TcpListener;
 use tower::{ServiceBuilder, limit::GlobalConcurrencyLimitLayer};
 use tower_http::trace::TraceLayer;
-use utils::shutdown::CancellationToken;
+use utils::{
+    http_span::{MakeServerSpan, RecordResponse},
+    shutdown::CancellationToken,
+};
 
 use crate::{
     checkout_client::CheckoutClient,
     configuration::Settings,
     error::ApiError,
     routes::{self, AppState},
-    telemetry::{MakeServerSpan, RecordResponse},
 };
 
 /// Largest request body accepted.

@@ -11,6 +11,7 @@ use std::{collections::BTreeMap, fmt, net::SocketAddr, str::FromStr};
 
 use utils::{
     config::{ConfigError, env_or, env_parse, env_socket_addr},
+    faults::FaultSettings,
     message::{DEFAULT_EXCHANGE, DEFAULT_QUEUE, DEFAULT_ROUTING_KEY},
 };
 
@@ -26,6 +27,8 @@ pub struct Settings {
     pub http_address: SocketAddr,
     /// `INITIAL_STOCK`: inserted for items the database does not know yet.
     pub initial_stock: InitialStock,
+    /// `FAULT_DELAY_MS` / `FAULT_DELAY_RATE`: demo fault injection (off).
+    pub faults: FaultSettings,
 }
 
 /// Where messages come from and how many may be in flight.
@@ -76,6 +79,7 @@ impl Default for Settings {
             database_url: "sqlite://stock.db?mode=rwc".to_owned(),
             http_address: SocketAddr::from(([0, 0, 0, 0], 8082)),
             initial_stock: InitialStock::default(),
+            faults: FaultSettings::default(),
         }
     }
 }
@@ -102,6 +106,7 @@ impl Settings {
                 .unwrap_or(defaults.database_url),
             http_address: env_socket_addr("HTTP_ADDRESS", "0.0.0.0:8082")?,
             initial_stock: env_or("INITIAL_STOCK", defaults.initial_stock)?,
+            faults: FaultSettings::from_env()?,
         })
     }
 }

@@ -67,6 +67,7 @@ use opentelemetry::baggage::BaggageExt;
 use tracing::{Instrument, Span, field::Empty, info, info_span, warn};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 use utils::{
+    faults::Faults,
     message::{CheckoutProcessed, DecodeError},
     propagation::amqp,
     shutdown::CancellationToken,
@@ -105,15 +106,18 @@ pub struct Consumer {
     settings: AmqpSettings,
     store: Store,
     status: ConsumerStatus,
+    faults: Faults,
 }
 
 impl Consumer {
-    /// A consumer for the queue in `settings`, writing to `store`.
-    pub fn new(settings: AmqpSettings, store: Store) -> Self {
+    /// A consumer for the queue in `settings`, writing to `store`, slowed
+    /// down by `faults` when a demonstration asks for it.
+    pub fn new(settings: AmqpSettings, store: Store, faults: Faults) -> Self {
         Self {
             settings,
             store,
             status: ConsumerStatus::default(),
+            faults,
         }
     }
 
@@ -248,6 +252,7 @@ impl Consumer {
         if delivery.properties.message_id().is_none() {
             span.record("messaging.message.id", order.order_id.to_string());
         }
+        self.faults.maybe_delay().await;
         match self.store.apply(&order).await {
             Ok(outcome) => {
                 span.record("stock.outcome", outcome.as_str());

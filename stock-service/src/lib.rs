@@ -20,9 +20,6 @@
 //! - [`consumer`]: the delivery loop: the consumer span, settling each
 //!   delivery (ack, dead-letter, requeue), reconnecting.
 //! - [`routes`]: the HTTP API and health probes.
-//! - [`telemetry`]: the SERVER span of an API request. The telemetry set-up
-//!   itself (OTLP export, JSON logs) is shared with the other services and
-//!   lives in [`utils::telemetry`]; `main` installs it.
 //! - [`startup`]: [`Application`]: builds all of the above and runs it until
 //!   a [`CancellationToken`](utils::shutdown::CancellationToken) is cancelled.
 //!
@@ -41,7 +38,6 @@ pub mod domain;
 pub mod routes;
 pub mod startup;
 pub mod store;
-pub mod telemetry;
 
 pub use configuration::Settings;
 pub use startup::Application;

@@ -24,10 +24,14 @@ use serde_json::json;
 use tower_http::trace::TraceLayer;
 use uuid::Uuid;
 
+use utils::{
+    faults::Faults,
+    http_span::{MakeServerSpan, RecordResponse},
+};
+
 use crate::{
     consumer::ConsumerStatus,
     store::{Store, StoreError},
-    telemetry::{MakeServerSpan, RecordResponse},
 };
 
 /// How long the readiness probe waits for the database.
@@ -40,24 +44,29 @@ pub struct AppState {
     pub store: Store,
     /// Whether the consumer is subscribed.
     pub consumer: ConsumerStatus,
+    /// Demo fault injection, served at `/admin/faults`.
+    pub faults: Faults,
 }
 
 /// The API's routes.
 pub fn router(state: AppState) -> Router {
+    let admin = state.faults.admin_router();
     let traced = TraceLayer::new_for_http()
-        .make_span_with(MakeServerSpan)
+        .make_span_with(MakeServerSpan::default())
         .on_response(RecordResponse)
         .on_failure(());
     Router::new()
         .route("/api/stock/{item_id}", get(stock_level))
         .route("/api/orders/{order_id}", get(order))
-        // Only the routes above get a SERVER span (see `telemetry`).
+        // Only the routes above get a SERVER span: a health probe every few
+        // seconds would drown the traces that matter.
         .route_layer(traced)
         .route("/healthz", get(health))
         .route("/readyz", get(ready))
         .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
         .fallback(|| async { ApiError::not_found("no such route".to_owned()) })
         .with_state(state)
+        .merge(admin)
 }
 
 #[derive(Serialize)]

@@ -12,6 +12,7 @@ use std::net::SocketAddr;
 
 use anyhow::Context;
 use tokio::net::TcpListener;
+use utils::faults::Faults;
 use utils::{config::redact_url, shutdown::CancellationToken};
 
 use crate::{
@@ -29,6 +30,7 @@ pub struct Application {
     store: Store,
     consumer: Consumer,
     session: BrokerSession,
+    faults: Faults,
 }
 
 impl Application {
@@ -47,6 +49,8 @@ impl Application {
         store.migrate().await?;
         let seeded = store.seed(&settings.initial_stock).await?;
 
+        let faults = Faults::delays_only(settings.faults)
+            .map_err(|reason| anyhow::anyhow!("invalid FAULT_* settings: {reason}"))?;
         let session = BrokerSession::open(&settings.amqp).await.with_context(|| {
             format!(
                 "cannot set up RabbitMQ at {}",
@@ -65,7 +69,8 @@ impl Application {
         Ok(Self {
             listener,
             http_addr,
-            consumer: Consumer::new(settings.amqp, store.clone()),
+            consumer: Consumer::new(settings.amqp, store.clone(), faults.clone()),
+            faults,
             store,
             session,
         })
@@ -97,6 +102,7 @@ impl Application {
         let state = AppState {
             store: self.store.clone(),
             consumer: self.consumer.status(),
+            faults: self.faults.clone(),
         };
         // A child token: if either half stops on its own (the HTTP server
         // failing), the other stops too, without cancelling the caller's token.

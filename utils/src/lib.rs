@@ -10,6 +10,9 @@
 //! - [`telemetry`]: the OpenTelemetry tracer provider (OTLP export configured by
 //!   the standard `OTEL_*` variables) and the `tracing` subscriber (JSON logs
 //!   carrying `trace_id`/`span_id`, filtered by `RUST_LOG`).
+//! - [`faults`]: fault injection for demonstrations (off by default).
+//! - [`http_span`]: the HTTP SERVER span (tower-http `TraceLayer`
+//!   callbacks) of the gateway and of stock-service's API.
 //! - [`message`]: the `checkout.processed` AMQP message, shared by its
 //!   publisher (checkout-service) and its consumer (stock-service).
 //! - [`propagation`]: W3C trace-context carriers, one file per protocol:
@@ -19,6 +22,8 @@
 //!   services watch to drain and stop.
 
 pub mod config;
+pub mod faults;
+pub mod http_span;
 pub mod message;
 pub mod propagation;
 pub mod shutdown;

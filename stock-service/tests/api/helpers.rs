@@ -105,6 +105,7 @@ pub async fn spawn_app_on(backend: Backend, initial_stock: InitialStock) -> Test
         database_url: db.url.clone(),
         http_address: "127.0.0.1:0".parse().expect("address"),
         initial_stock,
+        faults: Default::default(),
     };
     let application = Application::build(settings.clone())
         .await

@@ -51,15 +51,24 @@ mod tests {
         let members: Vec<String> = (0..40).map(|i| format!("v{i}=x")).collect();
         let mut headers = HeaderMap::new();
         headers.insert("traceparent", HeaderValue::from_static(TRACEPARENT));
-        headers.insert("baggage", HeaderValue::from_str(&entries.join(",")).unwrap());
-        headers.insert("tracestate", HeaderValue::from_str(&members.join(",")).unwrap());
+        headers.insert(
+            "baggage",
+            HeaderValue::from_str(&entries.join(",")).unwrap(),
+        );
+        headers.insert(
+            "tracestate",
+            HeaderValue::from_str(&members.join(",")).unwrap(),
+        );
         let cx = extract(&headers);
         assert!(cx.baggage().len() <= 64, "at most 64 baggage members");
 
         let mut out = HeaderMap::new();
         inject(&cx, &mut out);
         let tracestate = out["tracestate"].to_str().unwrap();
-        assert!(tracestate.split(',').count() <= 32, "at most 32 tracestate members");
+        assert!(
+            tracestate.split(',').count() <= 32,
+            "at most 32 tracestate members"
+        );
         assert!(out["baggage"].len() <= 8192);
 
         // An invalid baggage header is dropped, not propagated.

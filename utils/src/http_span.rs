@@ -1,4 +1,5 @@
-//! The gateway's HTTP SERVER span, as tower-http `TraceLayer` callbacks.
+//! The HTTP SERVER span, as tower-http `TraceLayer` callbacks, shared by
+//! the gateway and stock-service's API.
 //!
 //! [`MakeServerSpan`] opens the span when a request arrives, named
 //! `{method} {route}` with the OpenTelemetry HTTP attributes, and continues the
@@ -9,19 +10,28 @@
 //! span as an error: a 4xx is the client's mistake, not a server failure,
 //! so the conventions leave the server span's status unset.
 
+use crate::propagation;
 use axum::extract::MatchedPath;
 use http::{Request, Response};
 use opentelemetry::trace::TraceContextExt;
 use tower_http::trace::{MakeSpan, OnResponse};
 use tracing::{Span, field::Empty};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
-use utils::propagation;
 
 /// Builds the SERVER span of a request.
 #[derive(Clone, Copy, Debug)]
 pub struct MakeServerSpan {
     /// Continue the client's trace (true) or only link it (false).
     pub trust_client_context: bool,
+}
+
+impl Default for MakeServerSpan {
+    /// Continues the caller's trace.
+    fn default() -> Self {
+        Self {
+            trust_client_context: true,
+        }
+    }
 }
 
 impl<B> MakeSpan<B> for MakeServerSpan {
@@ -88,7 +98,7 @@ impl<B> OnResponse<B> for RecordResponse {
             span.record("otel.status_code", "ERROR");
             span.record("error.type", status.as_str());
         }
-        tracing::info!(
+        tracing::debug!(
             parent: span,
             status = status.as_u16(),
             latency_ms = latency.as_secs_f64() * 1000.0,
