@@ -68,6 +68,29 @@ async fn malformed_requests_get_clear_json_errors() {
         assert_error(status, &body, StatusCode::BAD_REQUEST, "invalid_cart");
     }
 
+    // Limits: at most 100 line items, quantities 1 to 1000.
+    let many: Vec<i32> = vec![1; 101];
+    let (status, _, body) = send(http.post(&url).json(&json!({"itemsID": many}))).await;
+    assert_error(status, &body, StatusCode::BAD_REQUEST, "invalid_cart");
+    let (status, _, body) = send(
+        http.post(&url)
+            .json(&json!({"items": [{"id": 1, "quantity": 1001}]})),
+    )
+    .await;
+    assert_error(status, &body, StatusCode::BAD_REQUEST, "invalid_cart");
+    let (status, _, body) = send(
+        http.post(&url)
+            .json(&json!({"items": [{"id": 1, "quantity": 1000}, {"id": 1, "quantity": 1}]})),
+    )
+    .await;
+    assert_error(status, &body, StatusCode::BAD_REQUEST, "invalid_cart");
+    let (status, _, body) = send(
+        http.post(&url)
+            .json(&json!({"items": [{"id": 1, "quantity": 4294967296_u64}]})),
+    )
+    .await;
+    assert_error(status, &body, StatusCode::BAD_REQUEST, "malformed_json");
+
     let (status, headers, body) = send(http.get(&url)).await;
     assert_error(
         status,
