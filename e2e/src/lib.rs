@@ -296,6 +296,8 @@ pub struct TestPipeline {
     pub stock_url: String,
     /// Where the services export spans.
     pub otlp_endpoint: String,
+    /// Units of each item stock-service started with.
+    pub initial_stock: i64,
     /// Plain HTTP client.
     pub http: reqwest::Client,
     /// stock-service, checkout-service, gateway (in start order).
@@ -343,6 +345,7 @@ impl TestPipeline {
             gateway_url,
             stock_url,
             otlp_endpoint,
+            initial_stock: options.initial_stock,
             receiver,
             isolation,
             http: reqwest::Client::new(),
@@ -421,6 +424,19 @@ impl TestPipeline {
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    /// Waits until stock-service has applied every accepted order and checks
+    /// the stock moved by exactly their units (see [`orders`]).
+    pub async fn assert_applied_exactly_once(&self, accepted: &[orders::Accepted]) {
+        orders::assert_applied_exactly_once(
+            &self.http,
+            &self.stock_url,
+            accepted,
+            self.initial_stock,
+            Duration::from_secs(120),
+        )
+        .await;
     }
 
     /// Exports every finished span of every service now.

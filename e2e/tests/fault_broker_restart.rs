@@ -7,10 +7,7 @@
 
 use std::time::Duration;
 
-use e2e::{
-    PATIENCE, PipelineOptions, TestPipeline,
-    orders::{assert_applied_exactly_once, spawn_load},
-};
+use e2e::{PATIENCE, PipelineOptions, TestPipeline, orders::spawn_load};
 use reqwest::StatusCode;
 use serde_json::json;
 
@@ -92,13 +89,6 @@ async fn a_broker_restart_loses_nothing_and_applies_nothing_twice() {
         "the load saw the outage: {:?}",
         progress.answers()
     );
-    assert_applied_exactly_once(
-        &pipeline.http,
-        &pipeline.stock_url,
-        &accepted,
-        INITIAL_STOCK,
-        Duration::from_secs(120),
-    )
-    .await;
+    pipeline.assert_applied_exactly_once(&accepted).await;
     pipeline.shut_down().await;
 }

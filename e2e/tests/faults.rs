@@ -5,10 +5,7 @@
 use std::time::Duration;
 
 use checkout_cli::receiver::{SpanKind, SpanStatus};
-use e2e::{
-    PATIENCE, PipelineOptions, TestPipeline, amqp_url,
-    orders::{assert_applied_exactly_once, spawn_load},
-};
+use e2e::{PATIENCE, PipelineOptions, TestPipeline, amqp_url, orders::spawn_load};
 use lapin::{
     BasicProperties, Connection, ConnectionProperties,
     options::{BasicGetOptions, BasicPublishOptions, ConfirmSelectOptions},
@@ -56,14 +53,7 @@ async fn checkout_service_stopped_mid_load_gives_fast_503s_then_recovers() {
         .await
         .expect("every order is accepted after the restart");
     assert_eq!(accepted.len(), 300);
-    assert_applied_exactly_once(
-        &pipeline.http,
-        &pipeline.stock_url,
-        &accepted,
-        INITIAL_STOCK,
-        Duration::from_secs(120),
-    )
-    .await;
+    pipeline.assert_applied_exactly_once(&accepted).await;
     pipeline.shut_down().await;
 }
 
@@ -87,14 +77,7 @@ async fn an_unreachable_otlp_endpoint_affects_no_checkout() {
         "every checkout succeeded at the first attempt: {:?}",
         progress.answers()
     );
-    assert_applied_exactly_once(
-        &pipeline.http,
-        &pipeline.stock_url,
-        &accepted,
-        INITIAL_STOCK,
-        Duration::from_secs(120),
-    )
-    .await;
+    pipeline.assert_applied_exactly_once(&accepted).await;
     pipeline.shut_down().await;
 }
 
@@ -157,14 +140,7 @@ async fn poison_messages_are_dead_lettered_with_their_reason_and_good_ones_flow(
         assert!(matches!(confirm, lapin::Confirmation::Ack(None)));
     }
     let accepted = load.await.unwrap();
-    assert_applied_exactly_once(
-        &pipeline.http,
-        &pipeline.stock_url,
-        &accepted,
-        INITIAL_STOCK,
-        Duration::from_secs(120),
-    )
-    .await;
+    pipeline.assert_applied_exactly_once(&accepted).await;
 
     // Every poison message is in `<queue>.dead`, with why.
     let dead_queue = format!("{}.dead", isolation.queue);
