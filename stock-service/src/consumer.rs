@@ -30,12 +30,16 @@
 //! [`DB_RETRY_DELAY`], and the quorum queue's delivery limit dead-letters it
 //! if the error persists.
 //!
-//! # One delivery at a time
+//! # One batch at a time, in order
 //!
-//! Deliveries are processed sequentially. The prefetch window still keeps the
-//! next messages on hand, while SQLite gets a single writer (no lock
-//! contention), the log reads in order, and shutdown has at most one message
-//! in flight.
+//! Deliveries are processed sequentially, in batches: after the next
+//! delivery arrives, whatever else is already in the prefetch window (up to
+//! [`Store::max_batch`]) joins it, and the batch is applied in one database
+//! transaction and acknowledged after its commit. At rest a batch is one
+//! delivery, so latency does not change; under load one commit serves many
+//! orders, which is what lets stock-service keep up (see BENCHMARKS.md).
+//! SQLite gets a single writer (no lock contention), the log reads in order,
+//! and shutdown has at most one batch in flight.
 //!
 //! # Reconnecting
 //!
@@ -53,7 +57,7 @@ use std::{
     time::Duration,
 };
 
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use lapin::{
     Confirmation,
     message::Delivery,
@@ -77,7 +81,7 @@ use crate::{
     broker::{BrokerError, BrokerSession},
     configuration::AmqpSettings,
     domain::Outcome,
-    store::Store,
+    store::{Store, StoreError},
 };
 
 /// Pause before requeueing a delivery that hit a database error.
@@ -211,10 +215,33 @@ impl Consumer {
                 () = shutdown.cancelled() => break,
                 next = deliveries.next() => next,
             };
-            match next {
-                Some(Ok(delivery)) => self.handle(delivery, session).await?,
+            let first = match next {
+                Some(Ok(delivery)) => delivery,
                 Some(Err(error)) => return Err(error.into()),
                 None => return Err(BrokerError::ConsumerEnded),
+            };
+            // Take whatever else has already arrived (never waiting for
+            // more), up to the store's batch size: under load many orders
+            // share one commit; at rest a batch is the one delivery.
+            let mut batch = vec![first];
+            let mut broken = None;
+            while batch.len() < self.store.max_batch() {
+                match deliveries.next().now_or_never() {
+                    Some(Some(Ok(delivery))) => batch.push(delivery),
+                    Some(Some(Err(error))) => {
+                        broken = Some(BrokerError::from(error));
+                        break;
+                    }
+                    Some(None) => {
+                        broken = Some(BrokerError::ConsumerEnded);
+                        break;
+                    }
+                    None => break,
+                }
+            }
+            self.handle_batch(batch, session).await?;
+            if let Some(error) = broken {
+                return Err(error);
             }
         }
         self.status.set(false);
@@ -226,57 +253,90 @@ impl Consumer {
         Ok(())
     }
 
-    /// Processes one delivery inside its consumer span. Errors are broker
-    /// errors only (settling failed); everything about the message itself is
-    /// handled here.
-    async fn handle(&self, delivery: Delivery, session: &BrokerSession) -> Result<(), BrokerError> {
-        let span = consumer_span(&delivery, &self.settings.queue);
-        self.process(&delivery, session).instrument(span).await
-    }
-
-    async fn process(
+    /// Applies a batch of deliveries in one database transaction, each in
+    /// its own CONSUMER span, and settles them once the transaction is
+    /// committed. Errors are broker errors only (settling failed); everything
+    /// about the messages themselves is handled here.
+    ///
+    /// Poison messages are dead-lettered first and take no part. If the
+    /// database fails, nothing of the batch was applied and every delivery
+    /// is requeued. The consumer spans stay open until their delivery is
+    /// settled, so each one covers the commit it waited for.
+    async fn handle_batch(
         &self,
-        delivery: &Delivery,
+        deliveries: Vec<Delivery>,
         session: &BrokerSession,
     ) -> Result<(), BrokerError> {
-        let span = Span::current();
-        let order = match CheckoutProcessed::decode(&delivery.data) {
-            Ok(order) => order,
-            Err(error) => {
-                let reason = error.to_string();
-                record_error(&span, decode_error_type(&error), &reason);
-                warn!(%reason, "poison message: dead-lettering it");
-                return self.dead_letter(delivery, &reason, session).await;
-            }
-        };
-        if delivery.properties.message_id().is_none() {
-            span.record("messaging.message.id", order.order_id.to_string());
-        }
-        self.faults.maybe_delay().await;
-        match self.store.apply(&order).await {
-            Ok(outcome) => {
-                span.record("stock.outcome", outcome.as_str());
-                match &outcome {
-                    Outcome::Rejected { reason } => {
-                        span.record("stock.rejection_reason", reason.as_str());
-                        info!(order_id = %order.order_id, %reason, "order rejected");
+        let mut orders = Vec::with_capacity(deliveries.len());
+        for delivery in deliveries {
+            let span = consumer_span(&delivery, &self.settings.queue);
+            match CheckoutProcessed::decode(&delivery.data) {
+                Ok(order) => {
+                    if delivery.properties.message_id().is_none() {
+                        span.record("messaging.message.id", order.order_id.to_string());
                     }
-                    _ => {
-                        info!(order_id = %order.order_id, outcome = outcome.as_str(), "order processed")
-                    }
+                    orders.push((delivery, span, order));
                 }
-                delivery.acker.ack(BasicAckOptions::default()).await?;
+                Err(error) => {
+                    let reason = error.to_string();
+                    record_error(&span, decode_error_type(&error), &reason);
+                    async {
+                        warn!(%reason, "poison message: dead-lettering it");
+                        self.dead_letter(&delivery, &reason, session).await
+                    }
+                    .instrument(span)
+                    .await?;
+                }
+            }
+        }
+        if orders.is_empty() {
+            return Ok(());
+        }
+
+        let applied = async {
+            let mut batch = self.store.begin_batch().await?;
+            let mut outcomes = Vec::with_capacity(orders.len());
+            for (_, span, order) in &orders {
+                let outcome = async {
+                    self.faults.maybe_delay().await;
+                    batch.apply(order).await
+                }
+                .instrument(span.clone())
+                .await?;
+                outcomes.push(outcome);
+            }
+            batch.commit().await?;
+            Ok::<_, StoreError>(outcomes)
+        }
+        .await;
+
+        match applied {
+            Ok(outcomes) => {
+                for ((delivery, span, order), outcome) in orders.into_iter().zip(outcomes) {
+                    span.record("stock.outcome", outcome.as_str());
+                    if let Outcome::Rejected { reason } = &outcome {
+                        span.record("stock.rejection_reason", reason.as_str());
+                        info!(parent: &span, order_id = %order.order_id, %reason, "order rejected");
+                    } else {
+                        info!(parent: &span, order_id = %order.order_id, outcome = outcome.as_str(), "order processed");
+                    }
+                    delivery.acker.ack(BasicAckOptions::default()).await?;
+                }
             }
             Err(error) => {
                 let message = error.to_string();
-                record_error(&span, "database_error", &message);
-                warn!(order_id = %order.order_id, error = %message, "cannot apply the order; requeueing it");
+                for (_, span, order) in &orders {
+                    record_error(span, "database_error", &message);
+                    warn!(parent: span, order_id = %order.order_id, error = %message, "cannot apply the order; requeueing it");
+                }
                 tokio::time::sleep(DB_RETRY_DELAY).await;
                 let requeue = BasicNackOptions {
                     requeue: true,
                     ..BasicNackOptions::default()
                 };
-                delivery.acker.nack(requeue).await?;
+                for (delivery, _, _) in &orders {
+                    delivery.acker.nack(requeue).await?;
+                }
             }
         }
         Ok(())

@@ -32,7 +32,7 @@
 //!   never corrupts the file. A lost commit is not a lost order: its message
 //!   was not acknowledged yet, so the broker redelivers it.
 //! - Writers do not fail with "database is locked": the consumer applies
-//!   deliveries one at a time, so there is a single writer per process, and
+//!   deliveries one batch at a time, so there is a single writer per process, and
 //!   a 5 s `busy_timeout` makes any other writer (a second replica, a manual
 //!   `sqlite3` session) wait for the lock instead of failing.
 //!
@@ -131,6 +131,16 @@ const TAKE_STOCK: Statement = Statement {
     table: "stock",
     sql: "UPDATE stock SET available = available - $1 WHERE item_id = $2 AND available >= $1",
 };
+const RETURN_STOCK: Statement = Statement {
+    operation: "UPDATE",
+    table: "stock",
+    sql: "UPDATE stock SET available = available + $1 WHERE item_id = $2",
+};
+const REJECT_ORDER: Statement = Statement {
+    operation: "UPDATE",
+    table: "processed_orders",
+    sql: "UPDATE processed_orders SET status = $2, reason = $3 WHERE order_id = $1",
+};
 const SELECT_STOCK: Statement = Statement {
     operation: "SELECT",
     table: "stock",
@@ -216,58 +226,34 @@ impl Store {
         Ok(inserted)
     }
 
-    /// Applies an order once: decrements stock by every line and records the
-    /// order as applied, all in one transaction. A known order id changes
-    /// nothing ([`Outcome::Duplicate`]); an unknown item or a shortfall on
-    /// any line leaves stock untouched and records the order as rejected
-    /// ([`Outcome::Rejected`]), the reason naming the lowest item id that
-    /// cannot be served.
+    /// Applies one order in its own transaction (see [`Batch::apply`]).
     pub async fn apply(&self, order: &CheckoutProcessed) -> Result<Outcome, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        // Claim the order id first: if another delivery of this order got
-        // here before, stop before touching stock.
-        if !self
-            .record(&mut tx, order, OrderStatus::Applied, None)
-            .await?
-        {
-            tx.rollback().await?;
-            return Ok(Outcome::Duplicate);
+        let mut batch = self.begin_batch().await?;
+        let outcome = batch.apply(order).await?;
+        batch.commit().await?;
+        Ok(outcome)
+    }
+
+    /// Opens a transaction that applies several orders and commits them
+    /// together: one commit (one WAL write) for many orders is what lets the
+    /// consumer keep up under load. Nothing is visible, and nothing may be
+    /// acknowledged, before [`Batch::commit`].
+    pub async fn begin_batch(&self) -> Result<Batch<'_>, StoreError> {
+        Ok(Batch {
+            store: self,
+            tx: self.pool.begin().await?,
+        })
+    }
+
+    /// How many orders the consumer may apply in one transaction. SQLite has
+    /// a single writer, so batching only saves work. PostgreSQL locks rows:
+    /// two replicas whose batches take items in different orders could
+    /// deadlock, so there each order commits on its own.
+    pub fn max_batch(&self) -> usize {
+        match self.system {
+            DatabaseSystem::Sqlite => 64,
+            _ => 1,
         }
-        // Lines in item order: on PostgreSQL each UPDATE row-locks its item
-        // until commit, so two orders taking items 1 and 2 in opposite
-        // orders would deadlock (the server aborts one with 40P01). A
-        // common order makes them queue instead. (SQLite locks the whole
-        // database for the writer, so the order does not matter there.)
-        let mut lines: Vec<&OrderLine> = order.items.iter().collect();
-        lines.sort_by_key(|line| line.id);
-        for line in lines {
-            if self.take_stock(&mut tx, line).await? {
-                continue;
-            }
-            let reason = match self.available(&mut tx, line.id.into()).await? {
-                None => format!("unknown item {}", line.id),
-                Some(available) => format!(
-                    "insufficient stock for item {}: {} requested, {available} available",
-                    line.id, line.quantity
-                ),
-            };
-            // Undo the lines already taken and the `applied` row, then record
-            // the rejection on its own.
-            tx.rollback().await?;
-            let mut tx = self.pool.begin().await?;
-            let recorded = self
-                .record(&mut tx, order, OrderStatus::Rejected, Some(&reason))
-                .await?;
-            tx.commit().await?;
-            return Ok(if recorded {
-                Outcome::Rejected { reason }
-            } else {
-                // Another delivery of the order decided in between.
-                Outcome::Duplicate
-            });
-        }
-        tx.commit().await?;
-        Ok(Outcome::Applied)
     }
 
     /// Units of `item_id` on hand, or `None` for an unknown item.
@@ -340,6 +326,36 @@ impl Store {
             .await?
             .rows_affected();
         Ok(updated == 1)
+    }
+
+    async fn return_stock(
+        &self,
+        conn: &mut AnyConnection,
+        line: &OrderLine,
+    ) -> Result<(), StoreError> {
+        sqlx::query(RETURN_STOCK.sql)
+            .bind(i64::from(line.quantity))
+            .bind(i64::from(line.id))
+            .execute(conn)
+            .instrument(self.span(&RETURN_STOCK))
+            .await?;
+        Ok(())
+    }
+
+    async fn reject(
+        &self,
+        conn: &mut AnyConnection,
+        order: &CheckoutProcessed,
+        reason: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query(REJECT_ORDER.sql)
+            .bind(order.order_id.to_string())
+            .bind(OrderStatus::Rejected.as_str())
+            .bind(reason)
+            .execute(conn)
+            .instrument(self.span(&REJECT_ORDER))
+            .await?;
+        Ok(())
     }
 
     async fn available(
@@ -432,6 +448,64 @@ fn now_ms() -> i64 {
         .map_or(0, |elapsed| {
             i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX)
         })
+}
+
+/// Orders being applied in one transaction; see [`Store::begin_batch`].
+pub struct Batch<'a> {
+    store: &'a Store,
+    tx: sqlx::Transaction<'static, sqlx::Any>,
+}
+
+impl Batch<'_> {
+    /// Applies `order` inside the batch's transaction.
+    ///
+    /// The order id is claimed first: if it is already recorded (a
+    /// redelivery, or a second copy earlier in this batch), nothing changes.
+    /// Then each line takes its stock, guarded so stock never goes below
+    /// zero. If a line cannot be served, the lines already taken are given
+    /// back and the order is recorded as rejected with the reason, all in the
+    /// same transaction: the other orders of the batch are unaffected.
+    pub async fn apply(&mut self, order: &CheckoutProcessed) -> Result<Outcome, StoreError> {
+        let store = self.store;
+        let conn = &mut *self.tx;
+        if !store
+            .record(conn, order, OrderStatus::Applied, None)
+            .await?
+        {
+            return Ok(Outcome::Duplicate);
+        }
+        // Lines in item order: on PostgreSQL each UPDATE row-locks its item
+        // until commit, so two orders taking items 1 and 2 in opposite
+        // orders would deadlock (the server aborts one with 40P01). A common
+        // order makes them queue instead. (SQLite locks the whole database
+        // for the writer, so the order does not matter there.)
+        let mut lines: Vec<&OrderLine> = order.items.iter().collect();
+        lines.sort_by_key(|line| line.id);
+        for (taken, line) in lines.iter().enumerate() {
+            if store.take_stock(conn, line).await? {
+                continue;
+            }
+            let reason = match store.available(conn, line.id.into()).await? {
+                None => format!("unknown item {}", line.id),
+                Some(available) => format!(
+                    "insufficient stock for item {}: {} requested, {available} available",
+                    line.id, line.quantity
+                ),
+            };
+            for line in &lines[..taken] {
+                store.return_stock(conn, line).await?;
+            }
+            store.reject(conn, order, &reason).await?;
+            return Ok(Outcome::Rejected { reason });
+        }
+        Ok(Outcome::Applied)
+    }
+
+    /// Makes every order of the batch durable at once.
+    pub async fn commit(self) -> Result<(), StoreError> {
+        self.tx.commit().await?;
+        Ok(())
+    }
 }
 
 #[cfg(test)]
