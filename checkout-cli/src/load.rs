@@ -300,8 +300,9 @@ fn order_id_of(body: &[u8]) -> Option<String> {
 
 /// `time` in microseconds since the Unix epoch (0 before it, saturating far after it).
 fn unix_micros(time: SystemTime) -> u64 {
-    time.duration_since(UNIX_EPOCH)
-        .map_or(0, |since| u64::try_from(since.as_micros()).unwrap_or(u64::MAX))
+    time.duration_since(UNIX_EPOCH).map_or(0, |since| {
+        u64::try_from(since.as_micros()).unwrap_or(u64::MAX)
+    })
 }
 
 impl LoadReport {
@@ -538,11 +539,7 @@ impl Run {
                     accepted_at_unix_micros: unix_micros(answered_at),
                 });
             }
-            stats.record(
-                outcome.map(|(status, _)| status),
-                latency,
-                trace.trace_id,
-            );
+            stats.record(outcome.map(|(status, _)| status), latency, trace.trace_id);
         }
     }
 

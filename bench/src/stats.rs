@@ -1,0 +1,136 @@
+//! The arithmetic of the figures: percentiles, ratios, CPU per thousand operations.
+
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+
+/// Latency percentiles.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Latency {
+    /// Median.
+    pub p50: Duration,
+    /// 99th percentile.
+    pub p99: Duration,
+    /// Slowest.
+    pub max: Duration,
+}
+
+impl Latency {
+    /// From a histogram of microseconds (zeros when empty).
+    pub fn of_micros(histogram: &Histogram<u64>) -> Self {
+        if histogram.is_empty() {
+            return Self::default();
+        }
+        let at = |quantile| Duration::from_micros(histogram.value_at_quantile(quantile));
+        Self {
+            p50: at(0.5),
+            p99: at(0.99),
+            max: Duration::from_micros(histogram.max()),
+        }
+    }
+
+    /// From the load generator's summary.
+    pub fn of_load(summary: &checkout_cli::load::LatencySummary) -> Self {
+        Self {
+            p50: summary.p50,
+            p99: summary.p99,
+            max: summary.max,
+        }
+    }
+}
+
+/// A new microsecond histogram: 1 µs to 1 h, 3 significant digits.
+pub fn micros_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("constant bounds are valid")
+}
+
+/// Nearest-rank percentile (`q` in 0–1) of `sorted` (ascending); `None` when empty.
+pub fn percentile(sorted: &[f64], q: f64) -> Option<f64> {
+    if sorted.is_empty() {
+        return None;
+    }
+    let rank = (q.clamp(0.0, 1.0) * sorted.len() as f64).ceil() as usize;
+    Some(sorted[rank.clamp(1, sorted.len()) - 1])
+}
+
+/// `numerator / denominator`, `None` when the denominator is zero or not finite.
+pub fn ratio(numerator: f64, denominator: f64) -> Option<f64> {
+    (denominator.is_finite() && denominator != 0.0).then(|| numerator / denominator)
+}
+
+/// How much larger `value` is than `baseline`, in percent (negative when smaller).
+pub fn percent_difference(value: Duration, baseline: Duration) -> Option<f64> {
+    ratio(value.as_secs_f64(), baseline.as_secs_f64()).map(|r| (r - 1.0) * 100.0)
+}
+
+/// CPU seconds per 1,000 operations (`None` without operations).
+pub fn cpu_per_thousand(cpu: Duration, operations: u64) -> Option<f64> {
+    ratio(cpu.as_secs_f64() * 1_000.0, operations as f64)
+}
+
+/// Evenly spaced indices of at most `limit` items out of `len` (all of them if fewer).
+pub fn sample_indices(len: usize, limit: usize) -> Vec<usize> {
+    if limit == 0 || len == 0 {
+        return Vec::new();
+    }
+    if len <= limit {
+        return (0..len).collect();
+    }
+    (0..limit).map(|i| i * len / limit).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_use_the_nearest_rank() {
+        let values: Vec<f64> = (1..=100).map(f64::from).collect();
+        assert_eq!(percentile(&values, 0.5), Some(50.0));
+        assert_eq!(percentile(&values, 0.99), Some(99.0));
+        assert_eq!(percentile(&values, 1.0), Some(100.0));
+        assert_eq!(percentile(&values, 0.0), Some(1.0));
+        assert_eq!(percentile(&[-3.0, 7.0], 0.5), Some(-3.0));
+        assert_eq!(percentile(&[], 0.5), None);
+    }
+
+    #[test]
+    fn ratios_and_differences() {
+        assert_eq!(ratio(3.0, 4.0), Some(0.75));
+        assert_eq!(ratio(1.0, 0.0), None);
+        let diff = percent_difference(Duration::from_millis(11), Duration::from_millis(10));
+        assert!((diff.unwrap() - 10.0).abs() < 1e-9);
+        let faster = percent_difference(Duration::from_millis(9), Duration::from_millis(10));
+        assert!((faster.unwrap() + 10.0).abs() < 1e-9);
+        assert_eq!(percent_difference(Duration::ZERO, Duration::ZERO), None);
+    }
+
+    #[test]
+    fn cpu_per_thousand_operations() {
+        // 1.5 s of CPU for 10,000 checkouts: 0.15 s per 1,000, i.e. 150 µs each.
+        let per_k = cpu_per_thousand(Duration::from_millis(1_500), 10_000).unwrap();
+        assert!((per_k - 0.15).abs() < 1e-12);
+        assert_eq!(cpu_per_thousand(Duration::from_secs(1), 0), None);
+    }
+
+    #[test]
+    fn samples_are_spread_over_the_run() {
+        assert_eq!(sample_indices(5, 10), vec![0, 1, 2, 3, 4]);
+        assert_eq!(sample_indices(10, 5), vec![0, 2, 4, 6, 8]);
+        assert_eq!(sample_indices(0, 5), Vec::<usize>::new());
+        assert_eq!(sample_indices(7, 3).len(), 3);
+    }
+
+    #[test]
+    fn histogram_latencies() {
+        let mut histogram = micros_histogram();
+        for micros in 1..=1_000 {
+            histogram.record(micros).unwrap();
+        }
+        let latency = Latency::of_micros(&histogram);
+        assert!(latency.p50.abs_diff(Duration::from_micros(500)) <= Duration::from_micros(1));
+        assert!(latency.p99.abs_diff(Duration::from_micros(990)) <= Duration::from_micros(1));
+        assert_eq!(latency.max, Duration::from_micros(1_000));
+        assert_eq!(Latency::of_micros(&micros_histogram()), Latency::default());
+    }
+}
