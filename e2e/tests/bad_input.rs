@@ -19,6 +19,23 @@ async fn send(request: reqwest::RequestBuilder) -> (StatusCode, header::HeaderMa
     (status, headers, body)
 }
 
+/// Posts `{"itemsID":[1]}` to the gateway at `addr`.
+async fn post_one_checkout(addr: std::net::SocketAddr) -> (StatusCode, header::HeaderMap, Value) {
+    send(
+        reqwest::Client::new()
+            .post(format!("http://{addr}/api/checkout"))
+            .json(&json!({"itemsID": [1]})),
+    )
+    .await
+}
+
+/// An OTLP receiver for a test that starts services by hand.
+async fn start_receiver() -> checkout_cli::receiver::OtlpReceiver {
+    checkout_cli::receiver::OtlpReceiver::start(([127, 0, 0, 1], 0).into(), None)
+        .await
+        .expect("OTLP receiver starts")
+}
+
 fn json_post_bytes(
     http: &reqwest::Client,
     url: &str,
@@ -291,21 +308,14 @@ async fn checkout_service_down_gives_503_and_error_spans() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unroutable_order_is_a_503_not_a_silent_drop() {
     // checkout-service publishing to an exchange with no queue bound.
-    let receiver = checkout_cli::receiver::OtlpReceiver::start(([127, 0, 0, 1], 0).into(), None)
-        .await
-        .unwrap();
+    let receiver = start_receiver().await;
     let isolation = Isolation::new();
     let endpoint = receiver.grpc_endpoint();
     let checkout =
         e2e::start_checkout_service(&endpoint, &isolation, e2e::LOCALHOST_ANY_PORT).unwrap();
     let gateway = e2e::start_gateway(&endpoint, e2e::gateway_settings(checkout.addr)).unwrap();
 
-    let (status, _, body) = send(
-        reqwest::Client::new()
-            .post(format!("http://{}/api/checkout", gateway.addr))
-            .json(&json!({"itemsID": [1]})),
-    )
-    .await;
+    let (status, _, body) = post_one_checkout(gateway.addr).await;
     assert_error(
         status,
         &body,
@@ -362,19 +372,12 @@ impl proto::checkout_server::Checkout for Slow {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_checkout_service_gives_504_at_the_deadline() {
     let slow_addr = serve_slow(Arc::default()).await;
-    let receiver = checkout_cli::receiver::OtlpReceiver::start(([127, 0, 0, 1], 0).into(), None)
-        .await
-        .unwrap();
+    let receiver = start_receiver().await;
     let mut settings = e2e::gateway_settings(slow_addr);
     settings.checkout_deadline = Duration::from_millis(300);
     let gateway = e2e::start_gateway(&receiver.grpc_endpoint(), settings).unwrap();
 
-    let (status, _, body) = send(
-        reqwest::Client::new()
-            .post(format!("http://{}/api/checkout", gateway.addr))
-            .json(&json!({"itemsID": [1]})),
-    )
-    .await;
+    let (status, _, body) = post_one_checkout(gateway.addr).await;
     assert_error(
         status,
         &body,
@@ -387,9 +390,7 @@ async fn a_slow_checkout_service_gives_504_at_the_deadline() {
 async fn past_the_concurrency_limit_checkouts_are_shed_with_503_and_retry_after() {
     let arrived = Arc::new(Notify::new());
     let slow_addr = serve_slow(arrived.clone()).await;
-    let receiver = checkout_cli::receiver::OtlpReceiver::start(([127, 0, 0, 1], 0).into(), None)
-        .await
-        .unwrap();
+    let receiver = start_receiver().await;
     let mut settings = e2e::gateway_settings(slow_addr);
     settings.max_concurrent_checkouts = 1;
     settings.checkout_deadline = Duration::from_secs(30);
