@@ -174,6 +174,11 @@ impl Store {
             // HTTP API's reads alongside it.
             .max_connections(if sqlite { 4 } else { 10 })
             .acquire_timeout(Duration::from_secs(5))
+            // No ping before each use: with SQLite that is one more round
+            // trip to the worker thread per transaction, and a broken
+            // connection surfaces anyway as a failed statement, which the
+            // consumer already treats as transient (requeue and retry).
+            .test_before_acquire(false)
             .after_connect(move |conn, _| {
                 Box::pin(async move {
                     // Per-connection settings; see the module docs. PRAGMAs

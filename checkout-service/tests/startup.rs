@@ -1,0 +1,30 @@
+//! The checkout-service binary refuses bad configuration at start, naming
+//! the variable, instead of starting with a surprising default.
+
+use std::process::Command;
+
+fn checkout_service_with(variable: &str, value: &str) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_checkout-service"))
+        .env(variable, value)
+        .env("OTEL_SDK_DISABLED", "true")
+        .output()
+        .expect("the checkout-service binary runs")
+}
+
+#[test]
+fn a_bad_value_stops_checkout_service_and_names_the_variable() {
+    for (variable, value) in [
+        ("GRPC_ADDRESS", "localhost"),
+        ("CATALOG", "1=free"),
+        ("FAULT_FAILURE_RATE", "2"),
+        ("OTEL_EXPORTER_OTLP_PROTOCOL", "carrier-pigeon"),
+    ] {
+        let output = checkout_service_with(variable, value);
+        assert!(
+            !output.status.success(),
+            "{variable}={value} must not start"
+        );
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(variable), "{variable}: {stderr}");
+    }
+}

@@ -1,0 +1,32 @@
+//! The gateway binary refuses bad configuration at start, naming the
+//! variable, instead of starting with a surprising default.
+
+use std::process::Command;
+
+fn gateway_with(variable: &str, value: &str) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_gateway"))
+        .env(variable, value)
+        .env("OTEL_SDK_DISABLED", "true")
+        .output()
+        .expect("the gateway binary runs")
+}
+
+#[test]
+fn a_bad_value_stops_the_gateway_and_names_the_variable() {
+    for (variable, value) in [
+        ("HTTP_ADDRESS", "not-an-address"),
+        ("CHECKOUT_SERVICE_ADDRESS", "ftp://checkout"),
+        ("CHECKOUT_DEADLINE_MS", "soon"),
+        ("MAX_CONCURRENT_CHECKOUTS", "0"),
+        ("TRUST_CLIENT_TRACE_CONTEXT", "maybe"),
+        ("OTEL_TRACES_SAMPLER", "sometimes"),
+    ] {
+        let output = gateway_with(variable, value);
+        assert!(
+            !output.status.success(),
+            "{variable}={value} must not start"
+        );
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(variable), "{variable}: {stderr}");
+    }
+}
