@@ -127,15 +127,15 @@ async fn an_api_read_is_a_server_span_parenting_its_query(backend: Backend) {
         .unwrap();
     assert_eq!(response.status(), 200);
 
-    let spans = eventually("the server span to be exported", || async {
+    // Both spans, not just the server span: the query span may end after its
+    // parent (sqlx's worker thread drops its handle last).
+    let spans = eventually("the server and query spans to be exported", || async {
         let spans: Vec<SpanData> = finished_spans()
             .into_iter()
             .filter(|span| span.span_context.trace_id() == trace_id)
             .collect();
-        spans
-            .iter()
-            .any(|span| span.span_kind == SpanKind::Server)
-            .then_some(spans)
+        let has = |kind: SpanKind| spans.iter().any(|span| span.span_kind == kind);
+        (has(SpanKind::Server) && has(SpanKind::Client)).then_some(spans)
     })
     .await;
     let server = spans
