@@ -13,13 +13,18 @@
 //! When the connection drops, publishing fails fast with
 //! [`PublishError::Unavailable`] while a background task reconnects with
 //! capped exponential backoff; nothing waits on the broker in an unbounded queue.
+//! A publish that is not confirmed within [`CONFIRM_TIMEOUT`] fails too (and
+//! makes the supervisor check the connection): a caller without a gRPC
+//! deadline must not wait forever on a confirm that a dying connection never
+//! resolves. The failure is ambiguous, as every publish failure is, and the
+//! `Idempotency-Key` is what makes the client's retry safe.
 
 use std::{
     sync::{Arc, RwLock},
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
-use futures::StreamExt;
+use futures::{StreamExt, TryFutureExt};
 use lapin::{
     BasicProperties, Channel, Confirmation, Connection, ConnectionProperties, Event, ExchangeKind,
     options::{BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions},
@@ -54,7 +59,14 @@ pub enum PublishError {
     /// The broker refused the message (`basic.nack`).
     #[error("the broker refused the message")]
     Nacked,
+    /// The broker did not confirm the message in time.
+    #[error("the broker did not confirm the message within {0:?}")]
+    ConfirmTimeout(Duration),
 }
+
+/// How long a publish waits for the broker's confirm. A healthy broker
+/// confirms a persistent message in milliseconds, even under load.
+pub const CONFIRM_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The shared publisher; clone it freely.
 #[derive(Clone)]
@@ -150,7 +162,12 @@ impl Publisher {
             span.record("otel.status_code", "ERROR");
             span.record("otel.status_description", error.to_string());
             span.record("error.type", error.kind());
-            if matches!(error, PublishError::Broker(_) | PublishError::Unavailable) {
+            if matches!(
+                error,
+                PublishError::Broker(_)
+                    | PublishError::Unavailable
+                    | PublishError::ConfirmTimeout(_)
+            ) {
                 shared.connection_suspect.notify_one();
             }
         }
@@ -181,7 +198,7 @@ impl Publisher {
             .with_app_id("checkout-service".into())
             .with_headers(headers);
 
-        let confirm = channel
+        let published = channel
             .basic_publish(
                 ShortString::from(settings.exchange.as_str()),
                 ShortString::from(settings.routing_key.as_str()),
@@ -192,8 +209,11 @@ impl Publisher {
                 body,
                 properties,
             )
-            .await?;
-        match confirm.await? {
+            .and_then(|confirm| confirm);
+        let confirmation = tokio::time::timeout(CONFIRM_TIMEOUT, published)
+            .await
+            .map_err(|_| PublishError::ConfirmTimeout(CONFIRM_TIMEOUT))??;
+        match confirmation {
             Confirmation::Ack(None) => Ok(()),
             Confirmation::Ack(Some(_returned)) => Err(PublishError::Unroutable {
                 exchange: settings.exchange.clone(),
@@ -212,6 +232,7 @@ impl PublishError {
             Self::Broker(_) => "broker_error",
             Self::Unroutable { .. } => "unroutable",
             Self::Nacked => "nacked",
+            Self::ConfirmTimeout(_) => "confirm_timeout",
         }
     }
 }

@@ -75,6 +75,20 @@ impl Progress {
         }
     }
 
+    /// Waits until some answer other than `202` was seen: proof that the
+    /// load ran into whatever fault the test caused.
+    pub async fn wait_for_a_refusal(&self, patience: Duration) {
+        let deadline = tokio::time::Instant::now() + patience;
+        while self.answers().keys().all(|answer| answer == "202") {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the load saw no refusal within {patience:?}: {:?}",
+                self.answers()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     fn count(&self, answer: String) {
         *self
             .statuses
@@ -85,57 +99,86 @@ impl Progress {
     }
 }
 
-/// `count` orders with known lines (items 1–4, 1 to 3 units), keys unique
-/// to `run`.
-pub fn make_orders(run: &str, count: usize) -> Vec<Order> {
-    (0..count)
-        .map(|i| {
-            let item = (i % 4) as i64 + 1;
-            let mut lines = vec![(item, (i % 3) as i64 + 1)];
-            if i % 5 == 0 {
-                lines.push((item % 4 + 1, 1));
-            }
-            Order {
-                key: format!("{run}-{i}"),
-                lines,
-            }
-        })
-        .collect()
+/// The `index`-th order of a load: known lines (items 1–4, 1 to 3 units),
+/// its key unique to `run`.
+pub fn make_order(run: &str, index: usize) -> Order {
+    let item = (index % 4) as i64 + 1;
+    let mut lines = vec![(item, (index % 3) as i64 + 1)];
+    if index.is_multiple_of(5) {
+        lines.push((item % 4 + 1, 1));
+    }
+    Order {
+        key: format!("{run}-{index}"),
+        lines,
+    }
 }
 
-/// Places `count` fresh orders through `pipeline`'s gateway in the
-/// background, 8 at a time, each retried for up to `give_up_after`; the
-/// returned [`Progress`] follows it.
-pub fn spawn_load(
-    pipeline: &crate::TestPipeline,
-    count: usize,
-    give_up_after: Duration,
-) -> (Arc<Progress>, tokio::task::JoinHandle<Vec<Accepted>>) {
-    let progress = Arc::new(Progress::default());
-    let orders = make_orders(&uuid::Uuid::new_v4().to_string(), count);
-    let (http, url) = (pipeline.http.clone(), pipeline.gateway_url.clone());
-    let load = tokio::spawn({
-        let progress = progress.clone();
-        async move { place_all(&http, &url, orders, 8, give_up_after, progress).await }
-    });
-    (progress, load)
-}
-
-/// Places every order with `concurrency` requests in flight, retrying each
-/// until it is accepted or `give_up_after` has passed (then it panics).
-pub async fn place_all(
-    http: &reqwest::Client,
-    gateway_url: &str,
-    orders: Vec<Order>,
-    concurrency: usize,
-    give_up_after: Duration,
+/// Orders placed without pause through a gateway, 8 at a time, until
+/// [`Load::finish`] is called.
+///
+/// The load is open-ended on purpose. A fault test must know that the load
+/// was still running while the fault lasted; a fixed number of orders can
+/// all be done before a slow `rabbitmqctl stop_app` has taken the broker
+/// away (a fast machine did exactly that). So a test waits on [`Progress`]
+/// for what it needs ("60 accepted", "saw a 503", "60 more after the
+/// restart") and only then finishes the load.
+pub struct Load {
     progress: Arc<Progress>,
-) -> Vec<Accepted> {
-    futures::stream::iter(orders)
-        .map(|order| place(http, gateway_url, order, give_up_after, &progress))
-        .buffer_unordered(concurrency)
-        .collect()
-        .await
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<Vec<Accepted>>,
+}
+
+impl Load {
+    /// Starts placing fresh orders through `pipeline`'s gateway in the
+    /// background; each is retried for up to `give_up_after`.
+    pub fn start(pipeline: &crate::TestPipeline, give_up_after: Duration) -> Self {
+        let progress = Arc::new(Progress::default());
+        let run = uuid::Uuid::new_v4().to_string();
+        let (http, url) = (pipeline.http.clone(), pipeline.gateway_url.clone());
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn({
+            let progress = progress.clone();
+            async move {
+                futures::stream::iter(0..)
+                    .map(|index| make_order(&run, index))
+                    .take_until(stopped)
+                    .map(|order| place(&http, &url, order, give_up_after, &progress))
+                    .buffer_unordered(8)
+                    .collect()
+                    .await
+            }
+        });
+        Self {
+            progress,
+            stop,
+            task,
+        }
+    }
+
+    /// Live counters of this load.
+    pub fn progress(&self) -> &Progress {
+        &self.progress
+    }
+
+    /// Waits until `count` more orders than now were accepted.
+    pub async fn wait_for_more_accepted(&self, count: usize, patience: Duration) {
+        let target = self.progress.accepted() + count;
+        self.progress.wait_for_accepted(target, patience).await;
+    }
+
+    /// Stops starting new orders, waits for those in flight to be accepted
+    /// and returns every accepted order. Panics if one was not accepted in
+    /// time or got an answer a retry cannot fix.
+    pub async fn finish(self) -> Vec<Accepted> {
+        let _ = self.stop.send(());
+        match self.task.await {
+            Ok(accepted) => accepted,
+            Err(error) => match error.try_into_panic() {
+                Ok(panic) => std::panic::resume_unwind(panic),
+                Err(error) => panic!("the load was cancelled: {error}"),
+            },
+        }
+    }
 }
 
 async fn place(

@@ -60,6 +60,10 @@ pub enum BrokerError {
     /// The broker ended the subscription (queue deleted, channel closed).
     #[error("the broker ended the subscription")]
     ConsumerEnded,
+    /// Settling a delivery did not complete in time; the connection is
+    /// treated as lost.
+    #[error("settling a delivery took longer than {0:?}")]
+    SettleTimeout(Duration),
 }
 
 /// An open connection with the topology declared.

@@ -48,8 +48,17 @@
 //! topology and subscribes again. Unacknowledged deliveries return to the
 //! queue on their own; the store's idempotency makes their redelivery
 //! harmless.
+//!
+//! Settling is bounded by [`SETTLE_TIMEOUT`]. An `ack` sent just as the
+//! connection dies can wait forever in lapin 4.12 (its frame is queued after
+//! the dying connection dropped the pending ones, so nothing ever resolves
+//! it); the RabbitMQ restart test caught the consumer stuck there, not
+//! consuming and not shutting down. A settle that takes this long is treated
+//! as a lost connection: the session is closed and opened again, and the
+//! unsettled deliveries come back.
 
 use std::{
+    future::Future,
     sync::{
         Arc,
         atomic::{AtomicBool, Ordering},
@@ -86,6 +95,10 @@ use crate::{
 
 /// Pause before requeueing a delivery that hit a database error.
 pub const DB_RETRY_DELAY: Duration = Duration::from_millis(500);
+/// How long one settling step may take before the connection is treated as
+/// lost. An ack is one frame written to the socket and a dead-letter
+/// confirm one round trip, so this is far beyond any healthy wait.
+pub const SETTLE_TIMEOUT: Duration = Duration::from_secs(10);
 const FIRST_RECONNECT_DELAY: Duration = Duration::from_millis(100);
 const MAX_RECONNECT_DELAY: Duration = Duration::from_secs(5);
 
@@ -320,7 +333,7 @@ impl Consumer {
                     } else {
                         info!(parent: &span, order_id = %order.order_id, outcome = outcome.as_str(), "order processed");
                     }
-                    delivery.acker.ack(BasicAckOptions::default()).await?;
+                    settle(delivery.acker.ack(BasicAckOptions::default())).await?;
                 }
             }
             Err(error) => {
@@ -335,7 +348,7 @@ impl Consumer {
                     ..BasicNackOptions::default()
                 };
                 for (delivery, _, _) in &orders {
-                    delivery.acker.nack(requeue).await?;
+                    settle(delivery.acker.nack(requeue)).await?;
                 }
             }
         }
@@ -357,33 +370,45 @@ impl Consumer {
             AMQPValue::LongString(LongString::from(reason)),
         );
         let properties = delivery.properties.clone().with_headers(headers);
-        let confirmation = session
-            .publish
-            .basic_publish(
-                self.settings.dead_letter_exchange().as_str().into(),
-                self.settings.dead_letter_queue().as_str().into(),
-                // Mandatory: a copy that reaches no queue comes back instead
-                // of being confirmed and lost.
-                BasicPublishOptions {
-                    mandatory: true,
-                    ..BasicPublishOptions::default()
-                },
-                &delivery.data,
-                properties,
-            )
-            .await?
-            .await?;
+        let confirmation = settle(async {
+            session
+                .publish
+                .basic_publish(
+                    self.settings.dead_letter_exchange().as_str().into(),
+                    self.settings.dead_letter_queue().as_str().into(),
+                    // Mandatory: a copy that reaches no queue comes back
+                    // instead of being confirmed and lost.
+                    BasicPublishOptions {
+                        mandatory: true,
+                        ..BasicPublishOptions::default()
+                    },
+                    &delivery.data,
+                    properties,
+                )
+                .await?
+                .await
+        })
+        .await?;
         if let Confirmation::Ack(None) = confirmation {
-            delivery.acker.ack(BasicAckOptions::default()).await?;
+            settle(delivery.acker.ack(BasicAckOptions::default())).await?;
         } else {
             warn!("the dead-letter copy was not stored; rejecting the message instead");
-            delivery
-                .acker
-                .reject(BasicRejectOptions { requeue: false })
-                .await?;
+            settle(delivery.acker.reject(BasicRejectOptions { requeue: false })).await?;
         }
         Ok(())
     }
+}
+
+/// Runs one settling step (ack, nack, reject, or the dead-letter copy's
+/// publish and confirm), giving up after [`SETTLE_TIMEOUT`] (see the module
+/// docs).
+async fn settle<T>(
+    operation: impl Future<Output = Result<T, lapin::Error>>,
+) -> Result<T, BrokerError> {
+    tokio::time::timeout(SETTLE_TIMEOUT, operation)
+        .await
+        .map_err(|_| BrokerError::SettleTimeout(SETTLE_TIMEOUT))?
+        .map_err(BrokerError::from)
 }
 
 /// The CONSUMER span of one delivery, parented on the context the publisher
