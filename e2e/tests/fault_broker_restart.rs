@@ -48,7 +48,7 @@ async fn a_broker_restart_loses_nothing_and_applies_nothing_twice() {
     })
     .await;
     let load = Load::start(&pipeline, Duration::from_secs(240));
-    load.wait_for_more_accepted(60, PATIENCE).await;
+    load.wait_for_more_accepted(150, PATIENCE).await;
 
     let outage = tokio::task::spawn_blocking(BrokerStopped::stop_app)
         .await
@@ -83,7 +83,7 @@ async fn a_broker_restart_loses_nothing_and_applies_nothing_twice() {
         .unwrap();
     // The orders refused during the outage are retried and go through, and
     // so do new ones.
-    load.wait_for_more_accepted(60, PATIENCE).await;
+    load.wait_for_more_accepted(150, PATIENCE).await;
     let accepted = load.finish().await;
 
     pipeline.assert_applied_exactly_once(&accepted).await;

@@ -51,9 +51,9 @@ where
     load.wait_for_more_accepted(100, PATIENCE).await;
     stop(stock_service).await;
     // Orders keep being accepted; they wait in the queue.
-    load.wait_for_more_accepted(50, PATIENCE).await;
+    load.wait_for_more_accepted(100, PATIENCE).await;
     let stock_service = start_stock_service(&pipeline).await;
-    load.wait_for_more_accepted(50, PATIENCE).await;
+    load.wait_for_more_accepted(100, PATIENCE).await;
 
     let accepted = load.finish().await;
     assert_applied_exactly_once(

@@ -24,7 +24,7 @@ async fn checkout_service_stopped_mid_load_gives_fast_503s_then_recovers() {
     })
     .await;
     let load = Load::start(&pipeline, Duration::from_secs(180));
-    load.wait_for_more_accepted(60, PATIENCE).await;
+    load.wait_for_more_accepted(150, PATIENCE).await;
 
     let checkout = pipeline.service("checkout-service");
     tokio::task::block_in_place(|| checkout.stop()).expect("checkout-service stops");
@@ -52,7 +52,7 @@ async fn checkout_service_stopped_mid_load_gives_fast_503s_then_recovers() {
     pipeline.restart_checkout_service();
     // Every order refused while it was down is accepted after the restart,
     // and so are new ones.
-    load.wait_for_more_accepted(60, PATIENCE).await;
+    load.wait_for_more_accepted(150, PATIENCE).await;
     let accepted = load.finish().await;
     pipeline.assert_applied_exactly_once(&accepted).await;
     pipeline.shut_down().await;
@@ -121,7 +121,7 @@ async fn poison_messages_are_dead_lettered_with_their_reason_and_good_ones_flow(
 
     let load = Load::start(&pipeline, Duration::from_secs(180));
     for (body, headers, _) in &poison {
-        load.wait_for_more_accepted(20, PATIENCE).await;
+        load.wait_for_more_accepted(50, PATIENCE).await;
         let confirm = channel
             .basic_publish(
                 isolation.exchange.as_str().into(),
@@ -140,7 +140,7 @@ async fn poison_messages_are_dead_lettered_with_their_reason_and_good_ones_flow(
         assert!(matches!(confirm, lapin::Confirmation::Ack(None)));
     }
     // Good orders after the last poison message flow too.
-    load.wait_for_more_accepted(20, PATIENCE).await;
+    load.wait_for_more_accepted(50, PATIENCE).await;
     let accepted = load.finish().await;
     pipeline.assert_applied_exactly_once(&accepted).await;
 
