@@ -19,15 +19,15 @@
 //!    (they flush their spans), their logs scanned for dropped spans; the receiver's
 //!    spans counted; broker objects, database and receiver removed.
 
-use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
 use checkout_cli::load::{AcceptedOrder, LoadConfig, LoadMode, LoadReport, run_load};
-use checkout_cli::receiver::OtlpReceiver;
 use checkout_cli::verify::{self, TraceCheck};
+
+use crate::tally::SpanTally;
 use futures::StreamExt;
 use tokio::time::Instant;
 use utils::telemetry::BatchSettings;
@@ -448,11 +448,11 @@ pub async fn run_pipeline(
     clock_ticks: u64,
     cleanup: &Cleanup,
 ) -> anyhow::Result<PipelineResult> {
-    let receiver = OtlpReceiver::start(SocketAddr::from(([127, 0, 0, 1], 0)), None)
+    let receiver = SpanTally::start()
         .await
         .context("cannot start the OTLP receiver")?;
     let result = async {
-        let pipeline = Pipeline::start(config, tracing, &receiver.grpc_endpoint(), cleanup).await?;
+        let pipeline = Pipeline::start(config, tracing, &receiver.endpoint(), cleanup).await?;
         measure(
             config,
             tracing,
@@ -479,7 +479,7 @@ async fn measure(
     broker: &[(String, u32)],
     clock_ticks: u64,
     pipeline: Pipeline,
-    receiver: &OtlpReceiver,
+    receiver: &SpanTally,
 ) -> anyhow::Result<PipelineResult> {
     let client = http_client()?;
     let gateway = format!("http://{}", pipeline.gateway.addr);
@@ -525,11 +525,12 @@ async fn measure(
     )
     .await?;
     let apply_wait = load_done.elapsed();
-    let store = receiver.store();
     let first_check = match tracing {
-        Tracing::On => {
-            Some(verify::check_traces(&store, &load.accepted_trace_ids, config.trace_timeout).await)
-        }
+        Tracing::On => Some(
+            receiver
+                .check(&load.accepted_trace_ids, config.trace_timeout)
+                .await,
+        ),
         Tracing::Off => None,
     };
     let after = Snapshot::take(&measured)?;
@@ -577,14 +578,11 @@ async fn measure(
             let check = if check.all_complete() {
                 check
             } else {
-                verify::check_traces(&store, &load.accepted_trace_ids, Duration::from_secs(3)).await
+                receiver
+                    .check(&load.accepted_trace_ids, Duration::from_secs(3))
+                    .await
             };
-            let ids: HashSet<&str> = load.accepted_trace_ids.iter().map(String::as_str).collect();
-            let spans_of_checkouts = store
-                .all()
-                .iter()
-                .filter(|span| ids.contains(span.trace_id.as_str()))
-                .count();
+            let spans_of_checkouts = receiver.spans_of(&load.accepted_trace_ids);
             Some(TraceFigures {
                 check,
                 spans_of_checkouts,
@@ -605,7 +603,7 @@ async fn measure(
         machine_busy: usage.machine_busy,
         unaccounted_busy: usage.unaccounted_busy,
         services,
-        spans_received: store.len(),
+        spans_received: receiver.spans(),
         traces,
         load,
     })

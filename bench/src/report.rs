@@ -889,7 +889,7 @@ pub fn render_markdown(
          `AMQP_PREFETCH` (32)\n\
          - **Batch span processor**: `OTEL_BSP_MAX_QUEUE_SIZE={queue}`, \
          `OTEL_BSP_SCHEDULE_DELAY={delay}` ms, `OTEL_BSP_MAX_EXPORT_BATCH_SIZE={batch_size}`; \
-         OTLP/gRPC to an in-process receiver\n\
+         OTLP/gRPC to an in-process sink that tallies spans per trace (`bench/src/tally.rs`)\n\
          - **Raw broker**: {message_size}; one confirm-mode channel shared by C publishers; \
          consumer on its own connection with prefetch {prefetch}, manual acks\n\
          - **CPU**: `/proc/<pid>/stat` utime+stime, `CLK_TCK`={clk}; broker = RabbitMQ's beam.smp \
@@ -985,7 +985,7 @@ through checkout-service and the gateway.\n\
 divided by the accepted checkouts, × 1,000: **0.150 s per 1,000 = 150 µs per checkout**. The \
 window runs from the start of the measured load until every accepted order is applied and, when \
 traced, every trace is complete, so downstream work and span export are included. *bench* is \
-the load generator (and, when traced, the OTLP receiver) in this process; *machine busy* is \
+the load generator (and, when traced, the OTLP span sink) in this process; *machine busy* is \
 the share of all CPUs busy over the window — near 100 % means the machine, not a service, is \
 the limit — and *other busy* the part of it spent outside the measured processes (kernel \
 threads, and anything else running): a few percent is normal, more than 10 % flags the run \

@@ -40,11 +40,16 @@ pub struct ExpectedSpan {
 impl ExpectedSpan {
     /// Whether `span` is this one.
     pub fn matches(&self, span: &ReceivedSpan) -> bool {
-        span.service_name == self.service
-            && span.kind == self.kind
+        self.matches_parts(&span.service_name, span.kind, &span.name)
+    }
+
+    /// Whether a span of `service` with this `kind` and `name` is this one.
+    pub fn matches_parts(&self, service: &str, kind: SpanKind, name: &str) -> bool {
+        service == self.service
+            && kind == self.kind
             && match self.name {
-                NamePattern::Exact(name) => span.name == name,
-                NamePattern::Prefix(prefix) => span.name.starts_with(prefix),
+                NamePattern::Exact(expected) => name == expected,
+                NamePattern::Prefix(prefix) => name.starts_with(prefix),
                 NamePattern::Any => true,
             }
     }
@@ -86,15 +91,53 @@ pub const CHECKOUT_TRACE: [ExpectedSpan; 6] = {
 };
 
 /// Bit `i` set when `CHECKOUT_TRACE[i]` was seen.
-type Seen = u8;
-const ALL_SEEN: Seen = (1 << CHECKOUT_TRACE.len()) - 1;
+pub type Seen = u8;
+/// Every bit of [`Seen`] set: the trace is complete.
+pub const ALL_SEEN: Seen = (1 << CHECKOUT_TRACE.len()) - 1;
 
 fn seen_by(span: &ReceivedSpan) -> Seen {
+    seen_by_parts(&span.service_name, span.kind, &span.name)
+}
+
+/// Which of [`CHECKOUT_TRACE`] a span of `service` with this `kind` and `name` is,
+/// as [`Seen`] bits: for a caller that tallies raw OTLP spans without building a
+/// [`ReceivedSpan`] for each (the benchmark).
+pub fn seen_by_parts(service: &str, kind: SpanKind, name: &str) -> Seen {
     CHECKOUT_TRACE
         .iter()
         .enumerate()
-        .filter(|(_, expected)| expected.matches(span))
+        .filter(|(_, expected)| expected.matches_parts(service, kind, name))
         .fold(0, |seen, (i, _)| seen | 1 << i)
+}
+
+/// The [`TraceCheck`] of traces whose spans were tallied elsewhere: one [`Seen`] per
+/// checked trace, `None` for a trace of which no span arrived.
+pub fn tally_check(seen: impl IntoIterator<Item = Option<Seen>>, waited: Duration) -> TraceCheck {
+    let mut checked = 0;
+    let mut complete = 0;
+    let mut without_spans = 0;
+    let mut missing_counts = [0; CHECKOUT_TRACE.len()];
+    for seen in seen {
+        checked += 1;
+        complete += usize::from(seen == Some(ALL_SEEN));
+        without_spans += usize::from(seen.is_none());
+        for (i, count) in missing_counts.iter_mut().enumerate() {
+            if seen.unwrap_or(0) & 1 << i == 0 {
+                *count += 1;
+            }
+        }
+    }
+    TraceCheck {
+        checked,
+        complete,
+        without_spans,
+        missing: CHECKOUT_TRACE
+            .into_iter()
+            .zip(missing_counts)
+            .filter(|(_, count)| *count > 0)
+            .collect(),
+        waited,
+    }
 }
 
 /// The expected spans missing from `spans` (one trace); empty if it is complete.
@@ -191,25 +234,7 @@ pub async fn check_traces(
         }
     }
 
-    let mut missing_counts = [0; CHECKOUT_TRACE.len()];
-    for seen in traces.values() {
-        for (i, count) in missing_counts.iter_mut().enumerate() {
-            if seen.unwrap_or(0) & 1 << i == 0 {
-                *count += 1;
-            }
-        }
-    }
-    TraceCheck {
-        checked: traces.len(),
-        complete: traces.len() - incomplete,
-        without_spans: traces.values().filter(|seen| seen.is_none()).count(),
-        missing: CHECKOUT_TRACE
-            .into_iter()
-            .zip(missing_counts)
-            .filter(|(_, count)| *count > 0)
-            .collect(),
-        waited: started.elapsed(),
-    }
+    tally_check(traces.into_values(), started.elapsed())
 }
 
 #[cfg(test)]
