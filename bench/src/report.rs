@@ -438,6 +438,7 @@ pub fn ratios_table(results: &Results) -> Table {
         "untraced / raw throughput",
         "traced / untraced throughput",
         "traced p99 vs untraced p99",
+        "services' CPU per checkout, traced vs untraced",
     ]);
     for c in levels(results) {
         let raw = results.raw_at(c);
@@ -457,9 +458,26 @@ pub fn ratios_table(results: &Results) -> Table {
             opt(pipeline_vs_raw, 2),
             opt(traced_vs_untraced, 2),
             p99.map_or_else(|| "–".to_owned(), |p| format!("{p:+.1} %")),
+            traced
+                .zip(untraced)
+                .and_then(|(t, u)| Some((services_cpu_us(t)?, services_cpu_us(u)?)))
+                .map_or_else(
+                    || "–".to_owned(),
+                    |(t, u)| format!("{t:.0} vs {u:.0} µs ({:+.0} µs)", t - u),
+                ),
         ]);
     }
     table
+}
+
+/// CPU the three services spent per accepted checkout, µs: what tracing costs the
+/// pipeline itself, apart from the span sink and the broker.
+fn services_cpu_us(run: &PipelineResult) -> Option<f64> {
+    ["gateway", "checkout-service", "stock-service"]
+        .iter()
+        .map(|service| cpu_per_k(&run.cpu, service, run.accepted()))
+        .sum::<Option<f64>>()
+        .map(|seconds_per_1k| seconds_per_1k * 1000.0)
 }
 
 /// A target's outcome.
@@ -997,7 +1015,9 @@ OpenTelemetry SDK's batch span processor logs at shutdown (`dropped_span_count` 
 `BatchSpanProcessor.SpansDropped` warning, found in the services' JSON logs after SIGTERM; \
 `≥1` if only its first-drop warning appeared); 0 when neither was logged.\n\
 - **Ratios**: *untraced / raw* is how close the pipeline gets to the broker's ceiling; \
-*traced / untraced* and the p99 difference are the cost of tracing.\n\
+*traced / untraced* and the p99 difference are the cost of tracing; the last column is that \
+cost in the services alone (their CPU per checkout), without the span sink and the broker, which \
+share the same CPUs.\n\
 - **Noise**: on a small machine one run of each is noisy (the services, the broker and the \
 load generator compete for the same CPUs, and the queue backlog changes how they share them), \
 so a ratio near its limit can flip between runs. `--repeat N` runs every (kind, C) N times, \
