@@ -35,9 +35,12 @@
 //! Deliveries are processed sequentially, in batches: after the next
 //! delivery arrives, whatever else is already in the prefetch window (up to
 //! [`Store::max_batch`]) joins it, and the batch is applied in one database
-//! transaction and acknowledged after its commit. At rest a batch is one
-//! delivery, so latency does not change; under load one commit serves many
-//! orders, which is what lets stock-service keep up (see BENCHMARKS.md).
+//! transaction and acknowledged after its commit, with one `basic.ack` whose
+//! `multiple` flag settles the whole batch (deliveries arrive in tag order,
+//! every earlier one is already settled, and poison ones were settled on
+//! their own before). At rest a batch is one delivery, so latency does not
+//! change; under load one commit and one ack serve many orders, which is
+//! what lets stock-service keep up (see BENCHMARKS.md).
 //! SQLite gets a single writer (no lock contention), the log reads in order,
 //! and shutdown has at most one batch in flight.
 //!
@@ -325,6 +328,8 @@ impl Consumer {
 
         match applied {
             Ok(outcomes) => {
+                let mut spans = Vec::with_capacity(orders.len());
+                let mut last = None;
                 for ((delivery, span, order), outcome) in orders.into_iter().zip(outcomes) {
                     span.record("stock.outcome", outcome.as_str());
                     if let Outcome::Rejected { reason } = &outcome {
@@ -333,8 +338,13 @@ impl Consumer {
                     } else {
                         info!(parent: &span, order_id = %order.order_id, outcome = outcome.as_str(), "order processed");
                     }
-                    settle(delivery.acker.ack(BasicAckOptions::default())).await?;
+                    spans.push(span);
+                    last = Some(delivery);
                 }
+                if let Some(last) = last {
+                    settle(last.acker.ack(BasicAckOptions { multiple: true })).await?;
+                }
+                drop(spans);
             }
             Err(error) => {
                 let message = error.to_string();
@@ -343,12 +353,12 @@ impl Consumer {
                     warn!(parent: span, order_id = %order.order_id, error = %message, "cannot apply the order; requeueing it");
                 }
                 tokio::time::sleep(DB_RETRY_DELAY).await;
-                let requeue = BasicNackOptions {
-                    requeue: true,
-                    ..BasicNackOptions::default()
-                };
-                for (delivery, _, _) in &orders {
-                    settle(delivery.acker.nack(requeue)).await?;
+                if let Some((last, _, _)) = orders.last() {
+                    let requeue_all = BasicNackOptions {
+                        multiple: true,
+                        requeue: true,
+                    };
+                    settle(last.acker.nack(requeue_all)).await?;
                 }
             }
         }
