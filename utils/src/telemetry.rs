@@ -259,6 +259,13 @@ impl Telemetry {
                 let tracer = provider.tracer(config.service_name.clone());
                 let spans = tracing_opentelemetry::layer()
                     .with_tracer(tracer)
+                    // No `busy_ns`/`idle_ns` (not OpenTelemetry conventions,
+                    // and timing every poll of every instrumented future costs
+                    // two clock reads) and no `thread.id`/`thread.name` (a
+                    // tokio worker says nothing about a request): both cost
+                    // CPU on the hot path and bytes in every exported span.
+                    .with_tracked_inactivity(false)
+                    .with_threads(false)
                     .with_filter(filter_fn(|metadata| {
                         metadata.is_span()
                             && *metadata.level() <= tracing::Level::INFO
