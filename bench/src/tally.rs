@@ -24,15 +24,12 @@ use std::{
 };
 
 use checkout_cli::{
-    receiver::SpanKind,
+    receiver::{self, SpanKind},
     verify::{self, ALL_SEEN, Seen, TraceCheck},
 };
-use opentelemetry_proto::tonic::{
-    collector::trace::v1::{
-        ExportTraceServiceRequest, ExportTraceServiceResponse,
-        trace_service_server::{TraceService, TraceServiceServer},
-    },
-    common::v1::any_value::Value,
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTraceServiceRequest, ExportTraceServiceResponse,
+    trace_service_server::{TraceService, TraceServiceServer},
 };
 use tokio::{net::TcpListener, sync::watch, task::JoinHandle, time::Instant};
 use tonic::{codec::CompressionEncoding, transport::server::TcpIncoming};
@@ -61,17 +58,7 @@ impl Tallies {
         let mut count = 0;
         let mut traces = self.traces.lock().unwrap_or_else(|p| p.into_inner());
         for resource_spans in request.resource_spans {
-            let service = resource_spans
-                .resource
-                .iter()
-                .flat_map(|resource| &resource.attributes)
-                .find(|attribute| attribute.key == "service.name")
-                .and_then(|attribute| attribute.value.as_ref()?.value.as_ref())
-                .and_then(|value| match value {
-                    Value::StringValue(name) => Some(name.as_str()),
-                    _ => None,
-                })
-                .unwrap_or("");
+            let service = receiver::service_name(resource_spans.resource.as_ref());
             for span in resource_spans
                 .scope_spans
                 .iter()

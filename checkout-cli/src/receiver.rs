@@ -50,7 +50,9 @@ use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
 
 pub use settle::{CompletedTraces, TraceSettler};
-pub use span::{AttributeValue, ReceivedSpan, SpanEvent, SpanKind, SpanLink, SpanStatus};
+pub use span::{
+    AttributeValue, ReceivedSpan, SpanEvent, SpanKind, SpanLink, SpanStatus, service_name,
+};
 pub use store::{SpanStore, SpanSubscription};
 
 /// Largest accepted export (decoded), for both protocols. Generous: SDK batches are far smaller.

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
+use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{Span, span, status};
 use serde::{Serialize, Serializer};
 
@@ -276,19 +277,25 @@ impl From<bool> for AttributeValue {
     }
 }
 
+/// A resource's `service.name` (`""` if absent or not a string).
+pub fn service_name(resource: Option<&Resource>) -> &str {
+    resource
+        .iter()
+        .flat_map(|resource| &resource.attributes)
+        .find(|kv| kv.key == "service.name")
+        .and_then(|kv| match kv.value.as_ref()?.value.as_ref()? {
+            any_value::Value::StringValue(name) => Some(name.as_str()),
+            _ => None,
+        })
+        .unwrap_or("")
+}
+
 /// Flattens an export request into one [`ReceivedSpan`] per span, tagging each with its
 /// resource's `service.name`.
 pub(crate) fn flatten(request: ExportTraceServiceRequest) -> Vec<ReceivedSpan> {
     let mut out = Vec::new();
     for resource_spans in request.resource_spans {
-        let service_name = resource_spans
-            .resource
-            .iter()
-            .flat_map(|resource| &resource.attributes)
-            .find(|kv| kv.key == "service.name")
-            .and_then(|kv| AttributeValue::from_proto(kv.value.as_ref()?))
-            .map(|value| value.to_string())
-            .unwrap_or_default();
+        let service_name = service_name(resource_spans.resource.as_ref()).to_owned();
         for scope_spans in resource_spans.scope_spans {
             out.extend(
                 scope_spans
