@@ -38,7 +38,11 @@ use checkout_cli::{
     verify::{self, ALL_SEEN, Seen, TraceCheck},
 };
 use futures::future::BoxFuture;
-use tokio::{net::TcpListener, sync::watch, task::JoinHandle, time::Instant};
+use tokio::{
+    net::TcpListener,
+    sync::{oneshot, watch},
+    time::Instant,
+};
 use tonic::{
     codec::{CompressionEncoding, EnabledCompressionEncodings},
     server::{Grpc, NamedService, UnaryService},
@@ -244,32 +248,50 @@ pub struct SpanTally {
     tallies: Arc<Tallies>,
     addr: SocketAddr,
     stop: watch::Sender<bool>,
-    server: JoinHandle<()>,
+    stopped: oneshot::Receiver<()>,
 }
 
 impl SpanTally {
-    /// Serves OTLP/gRPC on 127.0.0.1, on a free port.
+    /// Serves OTLP/gRPC on 127.0.0.1, on a free port, from a thread of its own.
+    ///
+    /// The sink gets its own single-threaded runtime so that decoding an export
+    /// never holds up a tokio worker of the load generator: sharing them would add
+    /// the sink's work to the latencies the load generator measures (the OS still
+    /// shares the CPUs between them, as it would with a collector process).
     pub async fn start() -> std::io::Result<Self> {
-        let listener = TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
+        let listener = std::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))?;
+        listener.set_nonblocking(true)?;
         let addr = listener.local_addr()?;
         let tallies = Arc::new(Tallies::default());
-        let (stop, mut stopped) = watch::channel(false);
+        let (stop, mut stop_requested) = watch::channel(false);
+        let (stopped_tx, stopped) = oneshot::channel();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
         let service = TraceService(tallies.clone());
-        let server = tonic::transport::Server::builder()
-            .add_service(service)
-            .serve_with_incoming_shutdown(TcpIncoming::from(listener), async move {
-                let _ = stopped.wait_for(|stop| *stop).await;
-            });
-        let server = tokio::spawn(async move {
-            if let Err(error) = server.await {
-                eprintln!("warning: the OTLP sink stopped with an error: {error}");
-            }
-        });
+        std::thread::Builder::new()
+            .name("otlp-sink".to_owned())
+            .spawn(move || {
+                let served = runtime.block_on(async move {
+                    let listener = TcpListener::from_std(listener)?;
+                    tonic::transport::Server::builder()
+                        .add_service(service)
+                        .serve_with_incoming_shutdown(TcpIncoming::from(listener), async move {
+                            let _ = stop_requested.wait_for(|stop| *stop).await;
+                        })
+                        .await
+                        .map_err(std::io::Error::other)
+                });
+                if let Err(error) = served {
+                    eprintln!("warning: the OTLP sink stopped with an error: {error}");
+                }
+                let _ = stopped_tx.send(());
+            })?;
         Ok(Self {
             tallies,
             addr,
             stop,
-            server,
+            stopped,
         })
     }
 
@@ -324,7 +346,7 @@ impl SpanTally {
     /// Stops serving.
     pub async fn shutdown(self) {
         let _ = self.stop.send(true);
-        let _ = self.server.await;
+        let _ = self.stopped.await;
     }
 }
 
