@@ -125,13 +125,19 @@ pub struct BatchSettings {
 
 impl Default for BatchSettings {
     fn default() -> Self {
-        // The specification's defaults, except a larger queue: at a few
-        // thousand checkouts a second (six spans each) 2048 spans fill up
-        // between two exports.
+        // The specification's delay, with a larger queue and larger
+        // batches. At a few thousand checkouts a second (six spans each) the
+        // default 2048-span queue fills between two exports. And the batch
+        // processor exports one batch at a time, so its throughput is the
+        // batch size over one export's round trip: on a busy machine 512
+        // spans per round trip fell behind stock-service applying ~6,000
+        // orders a second (three spans each) and the queue overflowed; 2048
+        // keeps up (BENCHMARKS.md, history). A 2048-span export is well under
+        // the 4 MiB a gRPC server accepts by default.
         Self {
             max_queue_size: 16_384,
             scheduled_delay: Duration::from_millis(1_000),
-            max_export_batch_size: 512,
+            max_export_batch_size: 2_048,
         }
     }
 }
