@@ -120,9 +120,10 @@ pub struct Cli {
     /// Accepted orders (per run) whose processedAt is read for 202 → applied
     #[arg(long, default_value_t = 2_000, value_name = "N")]
     pub apply_sample: usize,
-    /// Raw broker: consumer prefetch (stock-service's default AMQP_PREFETCH)
-    #[arg(long, default_value_t = 32, value_name = "N")]
-    pub raw_prefetch: u16,
+    /// `AMQP_PREFETCH` of stock-service, and the raw broker consumer's prefetch (the same,
+    /// so the two compare); the default is stock-service's
+    #[arg(long, default_value_t = 128, value_name = "N")]
+    pub prefetch: u16,
     /// OTEL_BSP_MAX_QUEUE_SIZE of the services
     #[arg(long, default_value_t = BatchSettings::default().max_queue_size, value_name = "N")]
     pub bsp_max_queue_size: usize,
@@ -182,7 +183,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         rust_log: pipeline::RUST_LOG.to_owned(),
         batch: cli.batch(),
         initial_stock: cli.initial_stock,
-        prefetch: cli.raw_prefetch,
+        prefetch: cli.prefetch,
         apply_sample: cli.apply_sample,
         repeat: cli.repeat,
     };
@@ -248,6 +249,7 @@ async fn measure_all(
         duration: cli.duration,
         initial_stock: cli.initial_stock,
         batch: cli.batch(),
+        prefetch: cli.prefetch,
         apply_sample: cli.apply_sample,
         apply_timeout: cli.apply_timeout,
         trace_timeout: cli.trace_timeout,
@@ -265,7 +267,7 @@ async fn measure_all(
                 concurrency: c,
                 warmup: cli.warmup,
                 duration: cli.duration,
-                prefetch: cli.raw_prefetch,
+                prefetch: cli.prefetch,
                 drain_timeout: Duration::from_secs(30),
             };
             match broker::run_raw(&config, broker, clock_ticks, cleanup).await {

@@ -73,6 +73,8 @@ pub struct PipelineConfig {
     pub initial_stock: u64,
     /// `OTEL_BSP_*`.
     pub batch: BatchSettings,
+    /// stock-service's `AMQP_PREFETCH`.
+    pub prefetch: u16,
     /// Accepted orders whose `processedAt` is read.
     pub apply_sample: usize,
     /// Longest wait for stock-service to apply the accepted orders.
@@ -272,6 +274,7 @@ impl Pipeline {
             &bin("stock-service"),
             &env(&[
                 ("AMQP_QUEUE", queue.clone()),
+                ("AMQP_PREFETCH", config.prefetch.to_string()),
                 ("DATABASE_URL", database),
                 ("HTTP_ADDRESS", "127.0.0.1:0".to_owned()),
                 ("INITIAL_STOCK", config.initial_stock.to_string()),

@@ -903,8 +903,8 @@ pub fn render_markdown(
          {concurrency}; {repeat}; one unit of item 1 per checkout; `INITIAL_STOCK={stock}`\n\
          - **Services**: release binaries, one process each, on 127.0.0.1; `RUST_LOG={rust_log}` \
          (warn, plus the start-up module's info line carrying the bound address); SQLite in a \
-         fresh temporary directory; their own exchange and quorum queue per run; default \
-         `AMQP_PREFETCH` (32)\n\
+         fresh temporary directory; their own exchange and quorum queue per run; \
+         `AMQP_PREFETCH={prefetch}`\n\
          - **Batch span processor**: `OTEL_BSP_MAX_QUEUE_SIZE={queue}`, \
          `OTEL_BSP_SCHEDULE_DELAY={delay}` ms, `OTEL_BSP_MAX_EXPORT_BATCH_SIZE={batch_size}`; \
          OTLP/gRPC to an in-process sink that tallies spans per trace (`bench/src/tally.rs`)\n\
@@ -1267,7 +1267,7 @@ mod tests {
                 rust_log: "warn".into(),
                 batch: BatchSettings::default(),
                 initial_stock: 1_000_000_000,
-                prefetch: 32,
+                prefetch: 128,
                 apply_sample: 2_000,
                 repeat: 1,
             },

@@ -44,6 +44,12 @@ pub struct AmqpSettings {
     /// `AMQP_QUEUE`: this service's queue (also the consumer group name).
     pub queue: String,
     /// `AMQP_PREFETCH`: unacknowledged deliveries the broker may push ahead.
+    ///
+    /// The default, 128, is twice the largest batch (64 on SQLite): while one
+    /// batch is being applied and is still unacknowledged, the broker can
+    /// already deliver the next one. At 32 the window was full during every
+    /// transaction, the consumer waited for the broker after each ack, and
+    /// under load orders queued up (BENCHMARKS.md, history).
     pub prefetch: u16,
 }
 
@@ -66,7 +72,7 @@ impl Default for AmqpSettings {
             exchange: DEFAULT_EXCHANGE.to_owned(),
             routing_key: DEFAULT_ROUTING_KEY.to_owned(),
             queue: DEFAULT_QUEUE.to_owned(),
-            prefetch: 32,
+            prefetch: 128,
         }
     }
 }
