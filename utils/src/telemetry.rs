@@ -358,7 +358,7 @@ fn is_export_machinery(target: &str) -> bool {
 ///
 /// tonic spawns a channel's tasks (its request buffer and the HTTP/2
 /// connection, which encodes every export) on the runtime it is built in.
-/// Built in the service's runtime, a batch of hundreds of spans would be
+/// Built in the service's runtime, a batch of up to 2048 spans would be
 /// encoded and written on a worker that is meant to be serving requests, and
 /// every request queued behind it waits: that showed as a higher p99 when
 /// traced. On its own thread the export still uses CPU, but the OS shares it
