@@ -131,13 +131,14 @@ impl Default for BatchSettings {
         // processor exports one batch at a time, so its throughput is the
         // batch size over one export's round trip: on a busy machine 512
         // spans per round trip fell behind stock-service applying ~6,000
-        // orders a second (three spans each) and the queue overflowed; 2048
-        // keeps up (BENCHMARKS.md, history). A 2048-span export is well under
-        // the 4 MiB a gRPC server accepts by default.
+        // orders a second (three spans each) and the queue overflowed. 1024
+        // keeps up; larger batches did too but, encoded in one go, cost
+        // request latency (BENCHMARKS.md, history). A 1024-span export is
+        // far below the 4 MiB a gRPC server accepts by default.
         Self {
             max_queue_size: 16_384,
             scheduled_delay: Duration::from_millis(1_000),
-            max_export_batch_size: 2_048,
+            max_export_batch_size: 1_024,
         }
     }
 }
@@ -358,7 +359,7 @@ fn is_export_machinery(target: &str) -> bool {
 ///
 /// tonic spawns a channel's tasks (its request buffer and the HTTP/2
 /// connection, which encodes every export) on the runtime it is built in.
-/// Built in the service's runtime, a batch of up to 2048 spans would be
+/// Built in the service's runtime, a batch of up to 1024 spans would be
 /// encoded and written on a worker that is meant to be serving requests, and
 /// every request queued behind it waits: that showed as a higher p99 when
 /// traced. On its own thread the export still uses CPU, but the OS shares it
