@@ -256,14 +256,11 @@ impl Telemetry {
     where
         W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
     {
-        let export_runtime = match (config.traces_enabled, config.protocol) {
-            (true, OtlpProtocol::Grpc) => Some(Arc::new(ExportRuntime::start()?)),
-            _ => None,
-        };
-        let provider = if config.traces_enabled {
-            Some(tracer_provider(config, export_runtime.as_deref())?)
+        let (provider, export_runtime) = if config.traces_enabled {
+            let (provider, export_runtime) = tracer_provider(config)?;
+            (Some(provider), export_runtime)
         } else {
-            None
+            (None, None)
         };
         // `RUST_LOG` filters the logs only: which spans are traced must not
         // depend on how verbose the logs are (RUST_LOG=warn keeps its traces).
@@ -408,19 +405,26 @@ impl Drop for ExportRuntime {
     }
 }
 
+/// The tracer provider, and the runtime its gRPC exporter runs on (none for
+/// OTLP/HTTP, whose blocking client needs none).
 fn tracer_provider(
     config: &TelemetryConfig,
-    export_runtime: Option<&ExportRuntime>,
-) -> Result<SdkTracerProvider, TelemetryError> {
+) -> Result<(SdkTracerProvider, Option<Arc<ExportRuntime>>), TelemetryError> {
+    let mut export_runtime = None;
     let exporter = match config.protocol {
         OtlpProtocol::Grpc => {
+            let runtime = ExportRuntime::start()?;
             // The channel's tasks go to the runtime entered here.
-            let _entered = export_runtime.map(|runtime| runtime.handle.enter());
-            SpanExporter::builder()
-                .with_tonic()
-                .with_endpoint(config.endpoint.clone())
-                .with_timeout(config.export_timeout)
-                .build()?
+            let exporter = {
+                let _entered = runtime.handle.enter();
+                SpanExporter::builder()
+                    .with_tonic()
+                    .with_endpoint(config.endpoint.clone())
+                    .with_timeout(config.export_timeout)
+                    .build()?
+            };
+            export_runtime = Some(Arc::new(runtime));
+            exporter
         }
         OtlpProtocol::HttpProtobuf => SpanExporter::builder()
             .with_http()
@@ -443,11 +447,12 @@ fn tracer_provider(
         .with_service_name(config.service_name.clone())
         .with_attribute(KeyValue::new("service.version", env!("CARGO_PKG_VERSION")))
         .build();
-    Ok(SdkTracerProvider::builder()
+    let provider = SdkTracerProvider::builder()
         .with_span_processor(processor)
         .with_sampler(config.sampler.to_sampler())
         .with_resource(resource)
-        .build())
+        .build();
+    Ok((provider, export_runtime))
 }
 
 /// One JSON object per line, with `trace_id` and `span_id` of the current
