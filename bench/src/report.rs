@@ -992,9 +992,10 @@ from the moment the request was sent (HDR histogram, µs). **failed** is non-2xx
 errors. **applied** says whether stock-service applied every accepted order (stock of item 1 \
 fell by exactly the number of 202s); **drain** is how long after the window that took: \
 stock-service applies orders one batch at a time from a single consumer, so when it is slower \
-than the gateway accepts them a backlog builds up in the queue and drains afterwards. **applied/s** is then the \
-end-to-end rate: orders applied over window + drain — what the pipeline sustains, whereas \
-req/s is how fast it *accepts* while the queue absorbs the difference.\n\
+than the gateway accepts them a backlog builds up in the queue and drains afterwards. \
+**applied/s** is then the end-to-end rate: orders applied over window + drain — what the \
+pipeline sustains, whereas req/s is how fast it *accepts* while the queue absorbs the \
+difference.\n\
 - **202→applied** is `processedAt` (stock-service's commit time, Unix ms) minus the time the \
 202 reached the load generator, over an evenly spread sample of the accepted orders: 1 ms \
 resolution, and it can be ≤ 0 because the consumer often commits before the 202 travels back \
