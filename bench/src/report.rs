@@ -970,15 +970,16 @@ pub fn render_markdown(
 
 const HOW_TO: &str = "## How to run\n\n\
 ```sh\n\
-scripts/bench                                  # --duration 10s --concurrency 1,16,64\n\
-scripts/bench --duration 3s --concurrency 1,16 # a quick check\n\
-target/release/bench --help                    # every option (warmup, sample size, OTEL_BSP_*, …)\n\
+scripts/bench                                             # --duration 10s --concurrency 1,16,64 --repeat 3\n\
+scripts/bench --duration 3s --concurrency 1,16 --repeat 1 # a quick check\n\
+target/release/bench --help                               # every option (warmup, sample size, OTEL_BSP_*, …)\n\
 ```\n\n\
 `scripts/bench` makes sure RabbitMQ runs, builds the release binaries \
 (`cargo build --release --locked --bins`) and runs `target/release/bench`, which prints the \
 tables and rewrites this file (`--output`, or `--no-write` to leave it alone). Nothing else \
 should run on the machine meanwhile: the services, the broker and the load generator share its \
-CPUs. It takes about (warmup + duration + ~6 s) × 3 runs per concurrency level.\n\n\
+CPUs. It takes about (warmup + duration + ~6 s) × 3 kinds × the repeats, per concurrency \
+level: ~8 minutes with the defaults.\n\n\
 ## How to read\n\n\
 - **C** is the number of requests (raw: publishes) in flight: closed loop, each of C workers \
 sends its next request when the previous one is answered. Figures cover the measured window \
