@@ -126,7 +126,7 @@ pub struct BatchSettings {
 impl Default for BatchSettings {
     fn default() -> Self {
         // The specification's delay, with a larger queue and larger
-        // batches. At a few thousand checkouts a second (six spans each) the
+        // batches. At a few thousand checkouts a second (seven spans each) the
         // default 2048-span queue fills between two exports. And the batch
         // processor exports one batch at a time, so its throughput is the
         // batch size over one export's round trip: on a busy machine 512
@@ -410,8 +410,7 @@ impl Drop for ExportRuntime {
 fn tracer_provider(
     config: &TelemetryConfig,
 ) -> Result<(SdkTracerProvider, Option<Arc<ExportRuntime>>), TelemetryError> {
-    let mut export_runtime = None;
-    let exporter = match config.protocol {
+    let (exporter, export_runtime) = match config.protocol {
         OtlpProtocol::Grpc => {
             let runtime = ExportRuntime::start()?;
             // The channel's tasks go to the runtime entered here.
@@ -423,17 +422,19 @@ fn tracer_provider(
                     .with_timeout(config.export_timeout)
                     .build()?
             };
-            export_runtime = Some(Arc::new(runtime));
-            exporter
+            (exporter, Some(Arc::new(runtime)))
         }
-        OtlpProtocol::HttpProtobuf => SpanExporter::builder()
-            .with_http()
-            .with_endpoint(format!(
-                "{}/v1/traces",
-                config.endpoint.trim_end_matches('/')
-            ))
-            .with_timeout(config.export_timeout)
-            .build()?,
+        OtlpProtocol::HttpProtobuf => {
+            let exporter = SpanExporter::builder()
+                .with_http()
+                .with_endpoint(format!(
+                    "{}/v1/traces",
+                    config.endpoint.trim_end_matches('/')
+                ))
+                .with_timeout(config.export_timeout)
+                .build()?;
+            (exporter, None)
+        }
     };
     let batch = BatchConfigBuilder::default()
         .with_max_queue_size(config.batch.max_queue_size)
