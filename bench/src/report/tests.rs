@@ -246,3 +246,54 @@ fn nothing_measured_is_not_a_pass() {
     assert!(targets.iter().all(|t| t.verdict == Verdict::NotMeasured));
     assert_eq!(targets[2].measured, "C=64 not run");
 }
+
+#[test]
+fn markdown_templates_are_filled_in() {
+    let env = Environment {
+        commit: "abc1234 (clean)".into(),
+        nproc: 2,
+        cpu_model: "CPU {commit}".into(),
+        ..Environment::default()
+    };
+    let settings = Settings {
+        duration: Duration::from_secs(10),
+        warmup: Duration::from_millis(1_500),
+        concurrency: vec![1, 64],
+        rust_log: "warn".into(),
+        batch: BatchSettings::default(),
+        initial_stock: 1_000_000_000,
+        prefetch: 128,
+        apply_sample: 2_000,
+        repeat: 3,
+    };
+    let markdown = render_markdown(&env, &settings, &Results::default(), "120 B body");
+    assert!(markdown.starts_with("# Benchmarks\n\n"), "{markdown}");
+    assert!(
+        markdown.contains(
+            "Everything above `## History` is rewritten by `scripts/bench`; the history section \
+             is kept.\n\n## Last run\n\n- **Date**: \n- **Commit**: abc1234 (clean)\n\
+             - **Machine**: 2 CPUs, CPU {commit}, "
+        ),
+        "a value is not searched for placeholders: {markdown}"
+    );
+    assert!(
+        markdown.contains(
+            "- **Settings**: 10 s measured per run after a 1.500 s warmup; concurrency (closed \
+             loop) 1, 64; each run 3 times, interleaved, the median shown; "
+        ),
+        "{markdown}"
+    );
+    assert!(
+        markdown.contains("(found by )\n\n## Results\n\n"),
+        "{markdown}"
+    );
+    assert!(
+        markdown.ends_with("lists the spread in the notes.\n\n"),
+        "{markdown}"
+    );
+    assert_eq!(
+        markdown.matches('{').count(),
+        1,
+        "every placeholder filled, only the CPU model's brace left: {markdown}"
+    );
+}
