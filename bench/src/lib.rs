@@ -1,4 +1,4 @@
-//! `bench`: issue 5's benchmark of the checkout pipeline — figures, not tests.
+//! `bench`: the benchmark of the checkout pipeline — figures, not tests.
 //!
 //! # What
 //!
@@ -20,14 +20,14 @@
 //! For each: throughput, latency p50/p99/max, CPU seconds per 1,000 operations of every
 //! process (services, broker, this process) from `/proc/<pid>/stat` ([`procfs`]), peak
 //! RSS of the services, the time from the 202 to the stock being applied, spans received
-//! and dropped. Then the ratios (pipeline / raw, traced / untraced) and the issue's
+//! and dropped. Then the ratios (pipeline / raw, traced / untraced) and the
 //! targets, each marked met or missed ([`report`]). The tables are printed and written
 //! to `BENCHMARKS.md`, whose `## History` section is kept across rewrites.
 //!
 //! # Why
 //!
 //! Tracing has a cost, and a pipeline has overhead over the broker it is built on; the
-//! issue sets budgets for both (traced ≥ 95 % of untraced throughput with p99 within
+//! targets set budgets for both (traced ≥ 95 % of untraced throughput with p99 within
 //! 10 %, pipeline ≥ 75 % of the raw broker at C=64, no lost spans, small services). The
 //! tests prove the pipeline is correct; this tool measures what it costs, in the same
 //! conditions each time, so an optimisation can be recorded as a before/after pair.

@@ -1,6 +1,5 @@
-//! Turning results into tables: the stdout summary and `BENCHMARKS.md`, the issue's
-//! targets with a met/missed mark each, and the `## History` section that survives
-//! rewrites.
+//! Turning results into tables: the stdout summary and `BENCHMARKS.md`, the targets
+//! with a met/missed mark each, and the `## History` section that survives rewrites.
 //!
 //! This module holds what a benchmark run hands over (its [`Environment`], [`Settings`]
 //! and [`Results`]) and the two entry points, [`render_summary`] for stdout and

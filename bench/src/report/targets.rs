@@ -37,10 +37,10 @@ impl Verdict {
     }
 }
 
-/// One of the issue's targets, evaluated.
+/// One of the targets, evaluated.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Target {
-    /// What the issue asks.
+    /// What the target asks for.
     pub goal: &'static str,
     /// The measured values it was judged on.
     pub measured: String,
@@ -48,7 +48,7 @@ pub struct Target {
     pub verdict: Verdict,
 }
 
-/// Limits of the issue's targets.
+/// Limits of the targets.
 pub mod limits {
     /// Traced throughput at least this share of untraced, at every C.
     pub const TRACED_THROUGHPUT: f64 = 0.95;
@@ -67,7 +67,7 @@ pub mod limits {
     pub const UNACCOUNTED_BUSY: f64 = 0.10;
 }
 
-/// The issue's targets against the results.
+/// The targets against the results.
 pub fn targets(results: &Results) -> Vec<Target> {
     let mut out = Vec::new();
     let both: Vec<(usize, &PipelineResult, &PipelineResult)> = levels(results)

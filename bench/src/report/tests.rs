@@ -131,7 +131,7 @@ fn raw(c: usize, confirmed: u64) -> RawResult {
 }
 
 #[test]
-fn targets_are_judged_against_the_issue() {
+fn targets_are_judged_against_their_limits() {
     let results = Results {
         raw: vec![raw(1, 5_000), raw(64, 40_000)],
         // Untraced 1,000 req/s at C=1 and 3,200 at C=64 (0.80 of raw).
