@@ -19,6 +19,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
+use contracts::amqp::{self as message, CheckoutProcessed, OrderLine};
 use futures::StreamExt;
 use hdrhistogram::Histogram;
 use lapin::options::{
@@ -32,7 +33,6 @@ use lapin::{
 };
 use tokio::task::JoinSet;
 use tokio::time::Instant;
-use utils::message::{self, CheckoutProcessed, OrderLine};
 
 use crate::procfs::Snapshot;
 use crate::stats::{self, Latency};

@@ -55,7 +55,7 @@ use std::time::Duration;
 use anyhow::Context;
 use checkout_cli::cli::parse_duration;
 use clap::{Parser, ValueEnum};
-use utils::telemetry::BatchSettings;
+use telemetry::BatchSettings;
 
 use crate::broker::{Cleanup, RawConfig};
 use crate::pipeline::{PipelineConfig, Tracing};

@@ -29,18 +29,19 @@ use checkout_cli::verify::{self, TraceCheck};
 
 use crate::tally::SpanTally;
 use futures::StreamExt;
+use telemetry::BatchSettings;
 use tokio::time::Instant;
-use utils::telemetry::BatchSettings;
 
 use crate::broker::{AMQP_URL, Cleanup};
+use service::startup::{GRPC_ADDRESS_FIELD, HTTP_ADDRESS_FIELD};
+
 use crate::procfs::{self, Snapshot};
 use crate::services::{LogSummary, Service};
 use crate::stats::{self, Latency};
 
 /// The log filter of the services: warnings and errors, plus the start-up module's
 /// info line that carries the bound address.
-pub const RUST_LOG: &str =
-    "warn,gateway::startup=info,checkout_service::startup=info,stock_service::startup=info";
+pub const RUST_LOG: &str = "warn,service::startup=info";
 
 /// Whether the services record and export spans.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -239,7 +240,7 @@ impl Pipeline {
             ("AMQP_EXCHANGE", exchange.clone()),
             (
                 "AMQP_ROUTING_KEY",
-                utils::message::DEFAULT_ROUTING_KEY.to_owned(),
+                contracts::amqp::DEFAULT_ROUTING_KEY.to_owned(),
             ),
             ("OTEL_TRACES_SAMPLER", tracing.sampler().to_owned()),
             ("OTEL_EXPORTER_OTLP_ENDPOINT", otlp_endpoint.to_owned()),
@@ -279,7 +280,7 @@ impl Pipeline {
                 ("HTTP_ADDRESS", "127.0.0.1:0".to_owned()),
                 ("INITIAL_STOCK", config.initial_stock.to_string()),
             ]),
-            "http_addr",
+            HTTP_ADDRESS_FIELD,
             patience,
         )
         .await?;
@@ -291,7 +292,7 @@ impl Pipeline {
                 // Its fault-injection admin endpoint, where it has one: loopback only.
                 ("ADMIN_ADDRESS", "127.0.0.1:0".to_owned()),
             ]),
-            "address",
+            GRPC_ADDRESS_FIELD,
             patience,
         )
         .await?;
@@ -306,7 +307,7 @@ impl Pipeline {
                 ),
                 ("TRUST_CLIENT_TRACE_CONTEXT", "true".to_owned()),
             ]),
-            "address",
+            HTTP_ADDRESS_FIELD,
             patience,
         )
         .await?;

@@ -319,21 +319,19 @@ mod tests {
 
     #[test]
     fn the_bound_address_is_read_from_the_start_up_line() {
-        let line = r#"{"timestamp":"…","level":"INFO","target":"gateway::startup","address":"127.0.0.1:40123","message":"gateway listening"}"#;
+        let line = r#"{"timestamp":"…","level":"INFO","target":"service::startup","service":"gateway","version":"0.1.0","http_address":"127.0.0.1:40123","message":"listening"}"#;
         assert_eq!(
-            address_in(line, "address"),
+            address_in(line, "http_address"),
             Some("127.0.0.1:40123".parse().unwrap())
         );
-        assert_eq!(address_in(line, "http_addr"), None);
-        assert_eq!(address_in("not json", "address"), None);
+        assert_eq!(address_in(line, "grpc_address"), None);
+        assert_eq!(address_in("not json", "http_address"), None);
     }
 
     #[test]
     fn dropped_spans_are_found_in_the_sdk_warnings() {
         let mut logs = LogSummary::default();
-        logs.observe(
-            r#"{"level":"INFO","target":"gateway::startup","message":"gateway listening"}"#,
-        );
+        logs.observe(r#"{"level":"INFO","target":"service::startup","message":"listening"}"#);
         assert_eq!(logs.dropped_spans(), (0, true));
         logs.observe(r#"{"level":"WARN","target":"opentelemetry_sdk","name":"BatchSpanProcessor.SpanDroppingStarted","message":"BatchSpanProcessor dropped a Span due to queue full."}"#);
         assert_eq!(

@@ -6,12 +6,10 @@
 
 use std::{collections::BTreeMap, str::FromStr};
 
-use utils::message::OrderLine;
-
-/// The most units of one item an order may ask for.
-pub const MAX_QUANTITY: i32 = 1_000;
-/// The most distinct items in one order.
-pub const MAX_LINES: usize = 100;
+use contracts::{
+    amqp::OrderLine,
+    limits::{MAX_LINE_ITEMS, MAX_QUANTITY},
+};
 
 /// Prices by item id.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -71,8 +69,8 @@ pub enum CheckoutError {
         /// Its quantity.
         quantity: i32,
     },
-    /// More than [`MAX_LINES`] distinct items.
-    #[error("too many distinct items (at most {MAX_LINES})")]
+    /// More than [`MAX_LINE_ITEMS`] lines.
+    #[error("too many line items (at most {MAX_LINE_ITEMS})")]
     TooManyLines,
     /// An item the catalog does not sell.
     #[error("unknown item {0}")]
@@ -109,7 +107,10 @@ impl Catalog {
         lines: impl IntoIterator<Item = OrderLine>,
     ) -> Result<PricedOrder, CheckoutError> {
         let mut merged: BTreeMap<i32, i32> = BTreeMap::new();
-        for line in lines {
+        for (index, line) in lines.into_iter().enumerate() {
+            if index >= MAX_LINE_ITEMS {
+                return Err(CheckoutError::TooManyLines);
+            }
             if !(1..=MAX_QUANTITY).contains(&line.quantity) {
                 return Err(CheckoutError::BadQuantity {
                     item: line.id,
@@ -128,7 +129,7 @@ impl Catalog {
         if merged.is_empty() {
             return Err(CheckoutError::EmptyCart);
         }
-        if merged.len() > MAX_LINES {
+        if merged.len() > MAX_LINE_ITEMS {
             return Err(CheckoutError::TooManyLines);
         }
         let mut total: i32 = 0;

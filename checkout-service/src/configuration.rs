@@ -1,92 +1,62 @@
-//! checkout-service settings, read from the environment.
-//!
-//! | variable | default |
-//! |---|---|
-//! | `GRPC_ADDRESS` | `0.0.0.0:8080` (Go-style `:8080` accepted) |
-//! | `AMQP_URL` | `amqp://guest:guest@localhost:5672/%2f` |
-//! | `AMQP_EXCHANGE` | `checkout` |
-//! | `AMQP_ROUTING_KEY` | `checkout.processed` |
-//! | `CATALOG` | `1=100,2=250,3=399,4=1250` (item id = price) |
-//! | `ADMIN_ADDRESS` | `0.0.0.0:8083`: HTTP `GET`/`PUT /admin/faults` |
-//! | `FAULT_FAILURE_RATE`, `FAULT_DELAY_MS`, `FAULT_DELAY_RATE` | off: demo fault injection |
-//!
-//! plus the telemetry variables of [`utils::telemetry::TelemetryConfig`].
+//! checkout-service's settings: each written once, with its environment
+//! variable, default and meaning; `checkout-service --help` lists them all.
 
 use std::net::SocketAddr;
 
-use utils::{
-    config::{ConfigError, env_or, env_parse, env_socket_addr},
-    faults::FaultSettings,
-    message,
-};
+use amqp::AmqpSettings;
+use clap::{Parser, Subcommand};
+use service::{configuration::parse_listen_addr, faults::FaultArgs};
+use telemetry::TelemetryArgs;
 
 use crate::catalog::Catalog;
 
-/// Where to reach RabbitMQ and where to publish.
-#[derive(Clone, Debug)]
-pub struct AmqpSettings {
-    /// `amqp://user:password@host:port/vhost` (never logged with its password).
-    pub url: String,
-    /// Durable topic exchange the order is published to.
-    pub exchange: String,
-    /// Routing key of `checkout.processed`.
-    pub routing_key: String,
-}
-
-impl AmqpSettings {
-    /// Local RabbitMQ with the default names.
-    pub fn local() -> Self {
-        Self {
-            url: "amqp://guest:guest@localhost:5672/%2f".to_owned(),
-            exchange: message::DEFAULT_EXCHANGE.to_owned(),
-            routing_key: message::DEFAULT_ROUTING_KEY.to_owned(),
-        }
-    }
-}
-
 /// Everything checkout-service needs to start.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Parser)]
+#[command(
+    name = "checkout-service",
+    version,
+    about = "Prices a cart, publishes checkout.processed to RabbitMQ with confirms, and answers DoCheckout over gRPC."
+)]
 pub struct Settings {
-    /// gRPC listen address; port 0 picks a free port.
+    /// Where the gRPC API listens (Go-style `:8080` accepted; port 0 picks a free port).
+    #[arg(long, env = "GRPC_ADDRESS", default_value = "0.0.0.0:8080", value_parser = parse_listen_addr)]
     pub grpc_address: SocketAddr,
-    /// The broker.
-    pub amqp: AmqpSettings,
-    /// Item prices.
+    /// Item prices, `id=price,…`.
+    #[arg(long, env = "CATALOG", default_value = "1=100,2=250,3=399,4=1250")]
     pub catalog: Catalog,
-    /// HTTP listen address of the fault-injection admin endpoint.
+    /// Where the fault-injection admin endpoint (`/admin/faults`) listens.
+    #[arg(long, env = "ADMIN_ADDRESS", default_value = "0.0.0.0:8083", value_parser = parse_listen_addr)]
     pub admin_address: SocketAddr,
-    /// Demo fault injection (off by default).
-    pub faults: FaultSettings,
+    /// The broker.
+    #[command(flatten)]
+    pub amqp: AmqpSettings,
+    /// Demo fault injection.
+    #[command(flatten)]
+    pub faults: FaultArgs,
+    /// Telemetry.
+    #[command(flatten)]
+    pub telemetry: TelemetryArgs,
+    /// Instead of serving, run a command.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// What the binary can do besides serving.
+#[derive(Clone, Debug, Subcommand)]
+pub enum Command {
+    /// Ask the instance on this host (GRPC_ADDRESS's port) for its gRPC health; exit 0 if serving (the container health check).
+    HealthCheck,
 }
 
 impl Settings {
-    /// Local defaults: gRPC on `grpc_address`, admin on any free port, the
-    /// local broker, the default catalog, no faults.
-    pub fn local(grpc_address: SocketAddr, amqp: AmqpSettings) -> Self {
-        Self {
-            grpc_address,
-            amqp,
-            catalog: Catalog::default(),
-            admin_address: SocketAddr::from(([127, 0, 0, 1], 0)),
-            faults: FaultSettings::default(),
-        }
+    /// The settings from flags and the environment (see `--help`).
+    pub fn load() -> Self {
+        service::configuration::load()
     }
-}
 
-impl Settings {
-    /// Reads the settings; an unusable value names its variable.
-    pub fn from_env() -> Result<Self, ConfigError> {
-        let local = AmqpSettings::local();
-        Ok(Self {
-            grpc_address: env_socket_addr("GRPC_ADDRESS", "0.0.0.0:8080")?,
-            amqp: AmqpSettings {
-                url: env_or("AMQP_URL", local.url)?,
-                exchange: env_or("AMQP_EXCHANGE", local.exchange)?,
-                routing_key: env_or("AMQP_ROUTING_KEY", local.routing_key)?,
-            },
-            catalog: env_parse("CATALOG", str::parse)?.unwrap_or_default(),
-            admin_address: env_socket_addr("ADMIN_ADDRESS", "0.0.0.0:8083")?,
-            faults: FaultSettings::from_env()?,
-        })
+    /// The documented defaults, whatever the environment says (tests start
+    /// from these).
+    pub fn defaults() -> Self {
+        service::configuration::defaults()
     }
 }

@@ -7,7 +7,7 @@
 //!
 //! # Layout
 //!
-//! - [`configuration`]: settings from the environment.
+//! - [`configuration`]: [`Settings`], from flags and the environment.
 //! - [`catalog`]: item prices and order pricing (the domain).
 //! - [`publisher`]: the AMQP publisher: one long-lived confirming channel,
 //!   reconnected in the background when the broker goes away.
@@ -19,3 +19,12 @@ pub mod configuration;
 pub mod publisher;
 pub mod service;
 pub mod startup;
+
+pub use configuration::Settings;
+pub use startup::Application;
+
+/// The service's name: its binary, and `service.name` unless
+/// `OTEL_SERVICE_NAME` says otherwise.
+pub const NAME: &str = "checkout-service";
+/// Its version, reported as `service.version` and by `--version`.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

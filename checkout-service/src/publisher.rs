@@ -24,18 +24,22 @@ use std::{
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
+use amqp::{AmqpSettings, connection::Backoff, topology};
+use contracts::amqp::{CONTENT_TYPE, CheckoutProcessed, PUBLISHER_APP_ID};
 use futures::{StreamExt, TryFutureExt};
 use lapin::{
-    BasicProperties, Channel, Confirmation, Connection, ConnectionProperties, Event, ExchangeKind,
-    options::{BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions},
+    BasicProperties, Channel, Confirmation, Connection, Event,
+    options::{BasicPublishOptions, ConfirmSelectOptions},
     types::{FieldTable, ShortString},
 };
+use service::shutdown::CancellationToken;
+use telemetry::{
+    propagation,
+    spans::{self, messaging::Message},
+};
 use tokio::sync::{Notify, watch};
-use tracing::{Instrument, field::Empty};
+use tracing::Instrument;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
-use utils::{config::redact_url, message, propagation, shutdown::CancellationToken};
-
-use crate::configuration::AmqpSettings;
 
 /// Why a message was not published.
 #[derive(Debug, thiserror::Error)]
@@ -46,6 +50,9 @@ pub enum PublishError {
     /// The broker or the connection failed during the publish.
     #[error("publish failed: {0}")]
     Broker(#[from] lapin::Error),
+    /// The broker could not be reached.
+    #[error("cannot reach the broker: {0}")]
+    Connect(#[from] amqp::connection::ConnectError),
     /// No queue is bound for the routing key, so the message would be lost.
     #[error(
         "the broker could not route the message: no queue is bound to {exchange} with {routing_key}"
@@ -76,8 +83,6 @@ pub struct Publisher {
 
 struct Shared {
     settings: AmqpSettings,
-    /// `publish {exchange}`, the producer span's name.
-    span_name: String,
     server_address: String,
     server_port: u16,
     /// The confirming channel, `None` while disconnected.
@@ -94,14 +99,10 @@ impl Publisher {
     pub async fn connect(
         settings: AmqpSettings,
         shutdown: CancellationToken,
-    ) -> Result<Self, lapin::Error> {
-        let (server_address, server_port) = match settings.url.parse::<lapin::uri::AMQPUri>() {
-            Ok(uri) => (uri.authority.host, uri.authority.port),
-            Err(_) => (String::new(), 0),
-        };
+    ) -> Result<Self, PublishError> {
+        let (server_address, server_port) = settings.server();
         let (connection, channel) = open(&settings).await?;
         let shared = Arc::new(Shared {
-            span_name: format!("publish {}", settings.exchange),
             settings,
             server_address,
             server_port,
@@ -134,34 +135,26 @@ impl Publisher {
 
     /// Publishes `order` and waits for the broker's confirm, inside a
     /// PRODUCER span whose context travels in the message headers.
-    pub async fn publish(&self, order: &message::CheckoutProcessed) -> Result<(), PublishError> {
+    pub async fn publish(&self, order: &CheckoutProcessed) -> Result<(), PublishError> {
         let shared = &self.shared;
         let body = order.to_json();
-        let span = tracing::info_span!(
-            "publish",
-            otel.name = %shared.span_name,
-            otel.kind = "producer",
-            otel.status_code = Empty,
-            otel.status_description = Empty,
-            error.type = Empty,
-            messaging.system = "rabbitmq",
-            messaging.operation.type = "send",
-            messaging.operation.name = "publish",
-            messaging.destination.name = %shared.settings.exchange,
-            messaging.rabbitmq.destination.routing_key = %shared.settings.routing_key,
-            messaging.message.id = %order.order_id,
-            messaging.message.body.size = body.len() as i64,
-            server.address = %shared.server_address,
-            server.port = i64::from(shared.server_port),
+        let order_id = order.order_id.to_string();
+        let span = spans::messaging::producer(
+            Message {
+                exchange: &shared.settings.exchange,
+                routing_key: &shared.settings.routing_key,
+                id: Some(&order_id),
+                body_size: body.len(),
+            },
+            &shared.server_address,
+            shared.server_port,
         );
         let result = self
             .publish_confirmed(order, &body)
             .instrument(span.clone())
             .await;
         if let Err(error) = &result {
-            span.record("otel.status_code", "ERROR");
-            span.record("otel.status_description", error.to_string());
-            span.record("error.type", error.kind());
+            spans::record_error(&span, error.kind(), &error.to_string());
             if matches!(
                 error,
                 PublishError::Broker(_)
@@ -176,7 +169,7 @@ impl Publisher {
 
     async fn publish_confirmed(
         &self,
-        order: &message::CheckoutProcessed,
+        order: &CheckoutProcessed,
         body: &[u8],
     ) -> Result<(), PublishError> {
         let channel = self
@@ -191,11 +184,11 @@ impl Publisher {
             .duration_since(UNIX_EPOCH)
             .map_or(0, |elapsed| elapsed.as_secs());
         let properties = BasicProperties::default()
-            .with_content_type(message::CONTENT_TYPE.into())
+            .with_content_type(CONTENT_TYPE.into())
             .with_delivery_mode(2) // persistent
             .with_message_id(order.order_id.to_string().into())
             .with_timestamp(timestamp)
-            .with_app_id("checkout-service".into())
+            .with_app_id(PUBLISHER_APP_ID.into())
             .with_headers(headers);
 
         let published = channel
@@ -230,6 +223,7 @@ impl PublishError {
         match self {
             Self::Unavailable => "broker_unavailable",
             Self::Broker(_) => "broker_error",
+            Self::Connect(_) => "broker_unreachable",
             Self::Unroutable { .. } => "unroutable",
             Self::Nacked => "nacked",
             Self::ConfirmTimeout(_) => "confirm_timeout",
@@ -239,40 +233,27 @@ impl PublishError {
 
 /// Opens a connection and a confirming channel, and declares the exchange
 /// (idempotent; stock-service declares the same one).
-async fn open(settings: &AmqpSettings) -> Result<(Connection, Channel), lapin::Error> {
-    let properties =
-        ConnectionProperties::default().with_connection_name("checkout-service".into());
-    let connection = Connection::connect(&settings.url, properties).await?;
+async fn open(settings: &AmqpSettings) -> Result<(Connection, Channel), PublishError> {
+    let connection = amqp::connection::connect(settings, PUBLISHER_APP_ID).await?;
     let channel = connection.create_channel().await?;
     channel
         .confirm_select(ConfirmSelectOptions::default())
         .await?;
-    channel
-        .exchange_declare(
-            settings.exchange.as_str().into(),
-            ExchangeKind::Topic,
-            ExchangeDeclareOptions {
-                durable: true,
-                ..ExchangeDeclareOptions::default()
-            },
-            FieldTable::default(),
-        )
-        .await?;
-    tracing::info!(url = %redact_url(&settings.url), exchange = %settings.exchange, "connected to the broker");
+    topology::declare_exchange(&channel, settings).await?;
+    tracing::info!(url = %settings.redacted_url(), exchange = %settings.exchange, "connected to the broker");
     Ok((connection, channel))
 }
 
 /// Watches the connection; when it fails, drops the channel (so publishes
 /// fail fast) and reconnects with capped exponential backoff.
 async fn supervise(shared: Arc<Shared>, mut connection: Connection, shutdown: CancellationToken) {
-    const FIRST_DELAY: Duration = Duration::from_millis(100);
-    const MAX_DELAY: Duration = Duration::from_secs(5);
+    let mut backoff = Backoff::new();
     loop {
         let mut events = connection.events_listener();
         loop {
             tokio::select! {
                 () = shutdown.cancelled() => {
-                    let _ = connection.close(200, "shutting down".into()).await;
+                    amqp::connection::close(&connection, "shutting down").await;
                     return;
                 }
                 event = events.next() => match event {
@@ -292,7 +273,7 @@ async fn supervise(shared: Arc<Shared>, mut connection: Connection, shutdown: Ca
                         .is_some_and(|channel| channel.status().connected());
                     if !connection.status().connected() || !channel_open {
                         tracing::warn!("broker connection or channel lost");
-                        let _ = connection.close(200, "reconnecting".into()).await;
+                        amqp::connection::close(&connection, "reconnecting").await;
                         break;
                     }
                 }
@@ -301,8 +282,9 @@ async fn supervise(shared: Arc<Shared>, mut connection: Connection, shutdown: Ca
         *shared.channel.write().unwrap_or_else(|p| p.into_inner()) = None;
         shared.connected.send_replace(false);
 
-        let mut delay = FIRST_DELAY;
+        backoff.reset();
         connection = loop {
+            let delay = backoff.next_delay();
             tokio::select! {
                 () = shutdown.cancelled() => return,
                 () = tokio::time::sleep(delay) => {}
@@ -315,8 +297,7 @@ async fn supervise(shared: Arc<Shared>, mut connection: Connection, shutdown: Ca
                     break connection;
                 }
                 Err(error) => {
-                    tracing::warn!(%error, retry_in = ?delay, "broker reconnect failed");
-                    delay = (delay * 2).min(MAX_DELAY);
+                    tracing::warn!(%error, "broker reconnect failed");
                 }
             }
         };

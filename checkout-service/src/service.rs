@@ -1,9 +1,8 @@
 //! The `checkout.Checkout` gRPC service.
 //!
-//! Each call runs inside a SERVER span that continues the caller's trace from
-//! the request metadata ([`utils::propagation::grpc`]) and follows the
-//! OpenTelemetry RPC conventions: `rpc.system`, `rpc.service`, `rpc.method`,
-//! `rpc.grpc.status_code`. The PRODUCER span of the publish is its child.
+//! Each call runs inside a SERVER span ([`telemetry::spans::grpc::server`])
+//! that continues the caller's trace from the request metadata. The PRODUCER
+//! span of the publish is its child.
 //!
 //! # Idempotency
 //!
@@ -15,15 +14,18 @@
 //! remembers the cart of each recent key in a bounded in-memory cache; that
 //! check is per instance and best effort, the stock guarantee is not.
 
-use proto::{CheckoutRequest, CheckoutResponse, checkout_server::Checkout};
-use tonic::{Code, Request, Response, Status};
-use tracing::{Instrument, Span, field::Empty};
-use tracing_opentelemetry::OpenTelemetrySpanExt;
-use utils::{
-    faults::Faults,
-    message::{CheckoutProcessed, OrderLine},
-    propagation,
+use contracts::{
+    amqp::{CheckoutProcessed, OrderLine},
+    grpc::{
+        CheckoutRequest, CheckoutResponse, DO_CHECKOUT, SERVICE_NAME, checkout_server::Checkout,
+    },
+    limits::check_idempotency_key,
 };
+use service::faults::Faults;
+use telemetry::spans;
+use tonic::{Code, Request, Response, Status};
+use tracing::{Instrument, Span};
+use tracing_opentelemetry::OpenTelemetrySpanExt;
 use uuid::Uuid;
 
 use crate::{
@@ -91,6 +93,8 @@ impl CheckoutService {
         let order_id = if request.idempotency_key.is_empty() {
             Uuid::new_v4()
         } else {
+            check_idempotency_key(&request.idempotency_key)
+                .map_err(|error| Status::invalid_argument(error.to_string()))?;
             let first_cart = self
                 .recent_keys
                 .get_with_by_ref(&request.idempotency_key, || order.lines.clone());
@@ -101,7 +105,7 @@ impl CheckoutService {
             }
             Uuid::new_v5(&ORDER_ID_NAMESPACE, request.idempotency_key.as_bytes())
         };
-        Span::current().record("checkout.order_id", order_id.to_string());
+        Span::current().set_attribute("checkout.order_id", order_id.to_string());
 
         let message = CheckoutProcessed::new(order_id, order.lines, i64::from(order.total));
         // Every publish failure means "not accepted, try again later": the
@@ -128,55 +132,12 @@ impl Checkout for CheckoutService {
         &self,
         request: Request<CheckoutRequest>,
     ) -> Result<Response<CheckoutResponse>, Status> {
-        let span = server_span(&request, "DoCheckout");
+        let span = spans::grpc::server(request.metadata(), SERVICE_NAME, DO_CHECKOUT);
         let result = self
             .checkout(request.into_inner())
             .instrument(span.clone())
             .await;
-        record_status(&span, &result);
+        spans::grpc::record_server_status(&span, &result);
         result.map(Response::new)
-    }
-}
-
-/// The SERVER span of one call, continuing the caller's trace.
-fn server_span<T>(request: &Request<T>, method: &str) -> Span {
-    let span = tracing::info_span!(
-        "grpc.server",
-        otel.name = %format_args!("{}/{method}", proto::SERVICE_NAME),
-        otel.kind = "server",
-        otel.status_code = Empty,
-        otel.status_description = Empty,
-        rpc.system = "grpc",
-        rpc.service = proto::SERVICE_NAME,
-        rpc.method = method,
-        rpc.grpc.status_code = Empty,
-        checkout.order_id = Empty,
-    );
-    // Must happen before the span is first entered.
-    let _ = span.set_parent(propagation::grpc::extract(request.metadata()));
-    span
-}
-
-/// Records the outcome. Per the RPC conventions a server span is an error
-/// only for codes that mean the server failed, not for a caller's mistake.
-fn record_status<T>(span: &Span, result: &Result<T, Status>) {
-    let code = match result {
-        Ok(_) => Code::Ok,
-        Err(status) => status.code(),
-    };
-    span.record("rpc.grpc.status_code", code as i64);
-    if let Err(status) = result
-        && matches!(
-            code,
-            Code::Unknown
-                | Code::DeadlineExceeded
-                | Code::Unimplemented
-                | Code::Internal
-                | Code::Unavailable
-                | Code::DataLoss
-        )
-    {
-        span.record("otel.status_code", "ERROR");
-        span.record("otel.status_description", status.message());
     }
 }

@@ -8,18 +8,18 @@
 use std::net::SocketAddr;
 
 use anyhow::Context;
-use proto::checkout_server::CheckoutServer;
+use contracts::grpc::{FILE_DESCRIPTOR_SET, SERVICE_NAME, checkout_server::CheckoutServer};
+use service::{faults::Faults, shutdown::CancellationToken, startup::Listening};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tonic::transport::{Server, server::TcpIncoming};
-use utils::{faults::Faults, shutdown::CancellationToken};
 
 use crate::{configuration::Settings, publisher::Publisher, service::CheckoutService};
 
 /// A bound, connected checkout-service, ready to run.
 pub struct Application {
     listener: TcpListener,
-    local_addr: SocketAddr,
+    grpc_addr: SocketAddr,
     admin_listener: TcpListener,
     admin_addr: SocketAddr,
     faults: Faults,
@@ -34,12 +34,12 @@ impl Application {
         let listener = TcpListener::bind(settings.grpc_address)
             .await
             .with_context(|| format!("cannot listen on {}", settings.grpc_address))?;
-        let local_addr = listener.local_addr()?;
+        let grpc_addr = listener.local_addr()?;
         let admin_listener = TcpListener::bind(settings.admin_address)
             .await
             .with_context(|| format!("cannot listen on {}", settings.admin_address))?;
         let admin_addr = admin_listener.local_addr()?;
-        let faults = Faults::new(settings.faults)
+        let faults = Faults::new(settings.faults.into())
             .map_err(|reason| anyhow::anyhow!("invalid FAULT_* settings: {reason}"))?;
         let publisher_stop = CancellationToken::new();
         let publisher = Publisher::connect(settings.amqp.clone(), publisher_stop.clone())
@@ -47,12 +47,12 @@ impl Application {
             .with_context(|| {
                 format!(
                     "cannot reach the broker at {}",
-                    utils::config::redact_url(&settings.amqp.url)
+                    settings.amqp.redacted_url()
                 )
             })?;
         Ok(Self {
             listener,
-            local_addr,
+            grpc_addr,
             service: CheckoutService::new(settings.catalog, publisher.clone(), faults.clone()),
             admin_listener,
             admin_addr,
@@ -62,14 +62,23 @@ impl Application {
         })
     }
 
-    /// The bound address (the real port when 0 was asked for).
-    pub fn local_addr(&self) -> SocketAddr {
-        self.local_addr
+    /// The bound gRPC address (the real port when 0 was asked for).
+    pub fn grpc_addr(&self) -> SocketAddr {
+        self.grpc_addr
     }
 
     /// The bound address of the fault-injection admin endpoint.
     pub fn admin_addr(&self) -> SocketAddr {
         self.admin_addr
+    }
+
+    /// What the start-up log line reports.
+    pub fn listening(&self) -> Listening {
+        Listening {
+            grpc: Some(self.grpc_addr),
+            admin: Some(self.admin_addr),
+            ..Listening::default()
+        }
     }
 
     /// Serves until `shutdown` is cancelled, then stops accepting calls, lets
@@ -83,11 +92,10 @@ impl Application {
             self.publisher_stop.clone(),
         ));
         let reflection = tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
             .build_v1()?;
 
-        tracing::info!(address = %self.local_addr, admin_address = %self.admin_addr, "checkout-service listening");
         let admin = axum::serve(self.admin_listener, self.faults.admin_router())
             .with_graceful_shutdown(shutdown.clone().cancelled_owned());
         tokio::spawn(async move {
@@ -147,7 +155,7 @@ pub async fn health_check(port: u16) -> anyhow::Result<()> {
         .await?;
     let answer = tonic_health::pb::health_client::HealthClient::new(channel)
         .check(HealthCheckRequest {
-            service: proto::SERVICE_NAME.to_owned(),
+            service: SERVICE_NAME.to_owned(),
         })
         .await?
         .into_inner();

@@ -63,30 +63,20 @@ impl Progress {
 
     /// Waits until at least `count` orders were accepted.
     pub async fn wait_for_accepted(&self, count: usize, patience: Duration) {
-        let deadline = tokio::time::Instant::now() + patience;
-        while self.accepted() < count {
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "only {} orders accepted within {patience:?}; answers: {:?}",
-                self.accepted(),
-                self.answers()
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        let what = format!("{count} orders accepted");
+        crate::poll::until(what, patience, || async {
+            (self.accepted() >= count).then_some(())
+        })
+        .await;
     }
 
     /// Waits until some answer other than `202` was seen: proof that the
     /// load ran into whatever fault the test caused.
     pub async fn wait_for_a_refusal(&self, patience: Duration) {
-        let deadline = tokio::time::Instant::now() + patience;
-        while self.answers().keys().all(|answer| answer == "202") {
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "the load saw no refusal within {patience:?}: {:?}",
-                self.answers()
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        crate::poll::until("a refusal seen by the load", patience, || async {
+            (!self.answers().keys().all(|answer| answer == "202")).then_some(())
+        })
+        .await;
     }
 
     fn count(&self, answer: String) {
@@ -253,26 +243,21 @@ pub async fn assert_applied_exactly_once(
 ) {
     let deadline = tokio::time::Instant::now() + patience;
     for order in accepted {
-        loop {
-            let response = http
-                .get(format!("{stock_url}/api/orders/{}", order.order_id))
-                .send()
-                .await;
-            if let Ok(response) = response
-                && response.status() == StatusCode::OK
-            {
-                let record: Value = response.json().await.expect("JSON order record");
-                assert_eq!(record["status"], "applied", "{record}");
-                break;
+        let url = format!("{stock_url}/api/orders/{}", order.order_id);
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let what = format!(
+            "order {} ({}) accepted, then applied",
+            order.order_id, order.order.key
+        );
+        let record: Value = crate::poll::until(what, left, || async {
+            let response = http.get(&url).send().await.ok()?;
+            if response.status() != StatusCode::OK {
+                return None;
             }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "order {} ({}) was accepted but not applied within {patience:?}",
-                order.order_id,
-                order.order.key
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+            response.json().await.ok()
+        })
+        .await;
+        assert_eq!(record["status"], "applied", "{record}");
     }
 
     let mut ordered: BTreeMap<i64, i64> = BTreeMap::new();

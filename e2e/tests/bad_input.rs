@@ -345,9 +345,9 @@ async fn serve_slow(arrived: Arc<Notify>) -> std::net::SocketAddr {
     let addr = listener.local_addr().unwrap();
     tokio::spawn(
         tonic::transport::Server::builder()
-            .add_service(proto::checkout_server::CheckoutServer::new(Slow {
-                arrived,
-            }))
+            .add_service(contracts::grpc::checkout_server::CheckoutServer::new(
+                Slow { arrived },
+            ))
             .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener)),
     );
     addr
@@ -358,11 +358,11 @@ struct Slow {
 }
 
 #[tonic::async_trait]
-impl proto::checkout_server::Checkout for Slow {
+impl contracts::grpc::checkout_server::Checkout for Slow {
     async fn do_checkout(
         &self,
-        _: tonic::Request<proto::CheckoutRequest>,
-    ) -> Result<tonic::Response<proto::CheckoutResponse>, tonic::Status> {
+        _: tonic::Request<contracts::grpc::CheckoutRequest>,
+    ) -> Result<tonic::Response<contracts::grpc::CheckoutResponse>, tonic::Status> {
         self.arrived.notify_one();
         tokio::time::sleep(Duration::from_secs(60)).await;
         Err(tonic::Status::internal("unreachable"))

@@ -28,7 +28,13 @@ async fn start_stock_service(pipeline: &TestPipeline) -> ServiceProcess {
         ),
         ("RUST_LOG", "info".to_owned()),
     ];
-    ServiceProcess::start("stock-service", &env, "http_addr", PATIENCE).await
+    ServiceProcess::start(
+        "stock-service",
+        &env,
+        service::startup::HTTP_ADDRESS_FIELD,
+        PATIENCE,
+    )
+    .await
 }
 
 /// Starts stock-service as a process, puts the pipeline under load, stops

@@ -1,4 +1,4 @@
-//! `utils::telemetry` on its own, against a real OTLP/gRPC receiver: the exporter's
+//! The `telemetry` crate on its own, against a real OTLP/gRPC receiver: the exporter's
 //! channel runs on a runtime of its own, so a service's telemetry can be built and
 //! flushed from a thread that has no Tokio runtime, and a flush never needs the
 //! caller's runtime to make progress.
@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use checkout_cli::receiver::{OtlpReceiver, SpanKind};
-use utils::telemetry::{Telemetry, TelemetryConfig};
+use telemetry::{Telemetry, TelemetryConfig};
 
 const WAIT: Duration = Duration::from_secs(30);
 

@@ -4,11 +4,13 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use opentelemetry::propagation::Extractor;
-use utils::propagation::amqp::{AmqpHeaderExtractor, extract};
+use telemetry::propagation::{
+    Extractor,
+    amqp::{AmqpHeaderExtractor, extract},
+};
 
 fuzz_target!(|data: &[u8]| {
-    if let Ok((_, table)) = lapin::types::parsing::parse_field_table(data) {
+    if let Ok((_, table)) = amqp::lapin::types::parsing::parse_field_table(data) {
         let extractor = AmqpHeaderExtractor(&table);
         for key in extractor.keys() {
             let _ = extractor.get(key);

@@ -2,14 +2,23 @@
 //! `CheckoutBody`, then into a `Cart`. Every input is a cart or an error.
 #![no_main]
 
-use gateway::domain::{Cart, CheckoutBody};
+use contracts::{
+    http::CheckoutBody,
+    limits::{MAX_LINE_ITEMS, MAX_QUANTITY},
+};
+use gateway::domain::Cart;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    if let Ok(body) = serde_json::from_slice::<CheckoutBody>(data)
+    if let Ok(body) = CheckoutBody::from_json(data)
         && let Ok(cart) = Cart::parse(body)
     {
         assert!(!cart.lines().is_empty());
-        assert!(cart.lines().iter().all(|line| line.quantity >= 1));
+        assert!(cart.lines().len() <= MAX_LINE_ITEMS);
+        assert!(
+            cart.lines()
+                .iter()
+                .all(|line| (1..=MAX_QUANTITY).contains(&line.quantity))
+        );
     }
 });

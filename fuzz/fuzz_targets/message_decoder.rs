@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use utils::message::CheckoutProcessed;
+use contracts::amqp::CheckoutProcessed;
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(message) = CheckoutProcessed::decode(data) {

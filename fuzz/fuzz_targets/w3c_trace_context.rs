@@ -3,9 +3,12 @@
 //! headers, and extracted again. Whatever a client sends, nothing panics.
 #![no_main]
 
-use http::{HeaderMap, HeaderValue};
 use libfuzzer_sys::fuzz_target;
-use utils::propagation::{amqp, grpc, http as http_carrier};
+use telemetry::propagation::{
+    amqp::{self, FieldTable},
+    grpc::{self, MetadataMap},
+    http::{self as http_carrier, HeaderMap, HeaderValue},
+};
 
 fuzz_target!(|data: &[u8]| {
     // Split the input into the three header values.
@@ -18,11 +21,11 @@ fuzz_target!(|data: &[u8]| {
     }
     let cx = http_carrier::extract(&headers);
 
-    let mut metadata = tonic::metadata::MetadataMap::new();
+    let mut metadata = MetadataMap::new();
     grpc::inject(&cx, &mut metadata);
     let cx = grpc::extract(&metadata);
 
-    let mut table = lapin::types::FieldTable::default();
+    let mut table = FieldTable::default();
     amqp::inject(&cx, &mut table);
     let _ = amqp::extract(Some(&table));
 });

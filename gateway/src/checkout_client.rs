@@ -7,22 +7,23 @@
 
 use std::time::Duration;
 
-use proto::{CheckoutRequest, CheckoutResponse, LineItem};
+use contracts::grpc::{CheckoutRequest, CheckoutResponse, DO_CHECKOUT, LineItem, SERVICE_NAME};
+use telemetry::{propagation::grpc::TraceContextInterceptor, spans};
 use tonic::{
-    Code, Status,
+    Status,
     service::interceptor::InterceptedService,
     transport::{Channel, Endpoint},
 };
 use tonic_health::pb::{
     HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
 };
-use tracing::{Instrument, field::Empty};
-use utils::propagation::grpc::TraceContextInterceptor;
+use tracing::Instrument;
 
 use crate::domain::Cart;
 
-type Inner =
-    proto::checkout_client::CheckoutClient<InterceptedService<Channel, TraceContextInterceptor>>;
+type Inner = contracts::grpc::checkout_client::CheckoutClient<
+    InterceptedService<Channel, TraceContextInterceptor>,
+>;
 
 /// A traced `DoCheckout` caller.
 #[derive(Clone)]
@@ -47,7 +48,7 @@ impl CheckoutClient {
         let channel = endpoint.connect_lazy();
         Ok(Self {
             health: HealthClient::new(channel.clone()),
-            inner: proto::checkout_client::CheckoutClient::with_interceptor(
+            inner: contracts::grpc::checkout_client::CheckoutClient::with_interceptor(
                 channel,
                 TraceContextInterceptor,
             ),
@@ -63,18 +64,11 @@ impl CheckoutClient {
         cart: &Cart,
         idempotency_key: Option<&str>,
     ) -> Result<CheckoutResponse, Status> {
-        let span = tracing::info_span!(
-            "grpc.client",
-            otel.name = "checkout.Checkout/DoCheckout",
-            otel.kind = "client",
-            otel.status_code = Empty,
-            otel.status_description = Empty,
-            rpc.system = "grpc",
-            rpc.service = proto::SERVICE_NAME,
-            rpc.method = "DoCheckout",
-            rpc.grpc.status_code = Empty,
-            server.address = %self.server_address,
-            server.port = i64::from(self.server_port),
+        let span = spans::grpc::client(
+            SERVICE_NAME,
+            DO_CHECKOUT,
+            &self.server_address,
+            self.server_port,
         );
         let mut request = tonic::Request::new(CheckoutRequest {
             items_id: Vec::new(),
@@ -98,16 +92,7 @@ impl CheckoutClient {
         };
         let result = call.instrument(span.clone()).await;
 
-        let code = result.as_ref().map_or_else(Status::code, |_| Code::Ok);
-        span.record("rpc.grpc.status_code", code as i64);
-        if let Err(status) = &result {
-            // For a client every non-OK status is an error.
-            span.record("otel.status_code", "ERROR");
-            span.record(
-                "otel.status_description",
-                format!("{:?}: {}", status.code(), status.message()),
-            );
-        }
+        spans::grpc::record_client_status(&span, &result);
         result
     }
 
@@ -115,7 +100,7 @@ impl CheckoutClient {
     /// orders (it reports NOT_SERVING while its broker connection is down).
     pub async fn ready(&self) -> Result<(), String> {
         let request = HealthCheckRequest {
-            service: proto::SERVICE_NAME.to_owned(),
+            service: SERVICE_NAME.to_owned(),
         };
         let mut health = self.health.clone();
         let answer = tokio::time::timeout(self.deadline, health.check(request))

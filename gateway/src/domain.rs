@@ -1,53 +1,21 @@
-//! The checkout request: its JSON shape and the [`Cart`] it parses into.
+//! The checkout request as the gateway sends it on: a [`Cart`].
 //!
-//! Parse, don't validate: a handler that holds a [`Cart`] knows it is
-//! non-empty with quantities of at least 1, because the only way to get one
-//! is [`Cart::parse`]. Pricing and "does this item exist" stay with
-//! checkout-service, which owns the catalog.
+//! Parse, don't validate: a handler that holds a [`Cart`] knows it is within
+//! every limit of [`contracts::limits`] — at least one line, at most
+//! [`MAX_LINE_ITEMS`] lines, each item's quantity from 1 to
+//! [`MAX_QUANTITY`] — because the only way to get one is [`Cart::parse`].
+//! Pricing and "does this item exist" stay with checkout-service, which
+//! owns the catalog.
 
-use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
-/// The most line items one request may carry.
-pub const MAX_LINE_ITEMS: usize = 100;
+use contracts::{
+    error::ApiError,
+    http::{CheckoutBody, LineItemBody},
+    limits::{MAX_LINE_ITEMS, MAX_QUANTITY},
+};
 
-/// `POST /api/checkout` body: `{"items":[{"id":1,"quantity":2}]}`, or the
-/// original `{"itemsID":[1,2,3,4]}` (one unit each). Both may be sent; at
-/// least one line in all.
-///
-/// Unknown fields are rejected rather than ignored: a misspelt field (say
-/// `item`) would otherwise turn into a confusing "empty cart", and ignored
-/// values are not even checked to be valid UTF-8.
-#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-#[schema(example = json!({"items": [{"id": 1, "quantity": 2}, {"id": 3, "quantity": 1}]}))]
-pub struct CheckoutBody {
-    /// Line items with quantities.
-    #[serde(default)]
-    #[schema(max_items = 100)]
-    pub items: Vec<LineItemBody>,
-    /// The original form: item ids, one unit each.
-    #[serde(default, rename = "itemsID")]
-    #[schema(max_items = 100)]
-    pub items_id: Vec<i32>,
-}
-
-/// One `items` entry.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct LineItemBody {
-    /// Catalog item id (the demo catalog sells 1–4).
-    pub id: i32,
-    /// Units, 1 to 1000; 1 when omitted.
-    #[serde(default = "one")]
-    #[schema(minimum = 1, maximum = 1000, default = 1)]
-    pub quantity: i32,
-}
-
-fn one() -> i32 {
-    1
-}
-
-/// A cart the gateway will send on: at least one line, every quantity ≥ 1.
+/// A cart the gateway will send on.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Cart {
     lines: Vec<LineItemBody>,
@@ -59,9 +27,10 @@ pub enum CartError {
     /// Neither `items` nor `itemsID` has anything.
     #[error("the cart is empty: send items or itemsID")]
     Empty,
-    /// A quantity below 1.
-    #[error("quantity of item {item} must be at least 1, got {quantity}")]
-    QuantityBelowOne {
+    /// A quantity below 1 or, summed over the item's lines, above
+    /// [`MAX_QUANTITY`].
+    #[error("quantity {quantity} of item {item} is out of range 1..={MAX_QUANTITY}")]
+    BadQuantity {
         /// The item.
         item: i32,
         /// Its quantity.
@@ -75,6 +44,13 @@ pub enum CartError {
 impl Cart {
     /// Parses a request body into a cart.
     pub fn parse(body: CheckoutBody) -> Result<Self, CartError> {
+        let count = body.items.len() + body.items_id.len();
+        if count == 0 {
+            return Err(CartError::Empty);
+        }
+        if count > MAX_LINE_ITEMS {
+            return Err(CartError::TooManyLines);
+        }
         let lines: Vec<LineItemBody> = body
             .items
             .into_iter()
@@ -84,17 +60,20 @@ impl Cart {
                     .map(|id| LineItemBody { id, quantity: 1 }),
             )
             .collect();
-        if lines.is_empty() {
-            return Err(CartError::Empty);
-        }
-        if lines.len() > MAX_LINE_ITEMS {
-            return Err(CartError::TooManyLines);
-        }
-        if let Some(bad) = lines.iter().find(|line| line.quantity < 1) {
-            return Err(CartError::QuantityBelowOne {
-                item: bad.id,
-                quantity: bad.quantity,
-            });
+        let mut per_item: BTreeMap<i32, i32> = BTreeMap::new();
+        for line in &lines {
+            let total = per_item.entry(line.id).or_default();
+            *total = total.saturating_add(line.quantity);
+            if !(1..=MAX_QUANTITY).contains(&line.quantity) || *total > MAX_QUANTITY {
+                return Err(CartError::BadQuantity {
+                    item: line.id,
+                    quantity: if line.quantity < 1 {
+                        line.quantity
+                    } else {
+                        *total
+                    },
+                });
+            }
         }
         Ok(Self { lines })
     }
@@ -105,16 +84,10 @@ impl Cart {
     }
 }
 
-/// The `202 Accepted` body.
-#[derive(Debug, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct CheckoutAccepted {
-    /// The order id stock-service applies the order under.
-    pub order_id: String,
-    /// The price of the order.
-    pub total_amount: i32,
-    /// The trace of this request, to look up in Jaeger.
-    pub trace_id: String,
+impl From<CartError> for ApiError {
+    fn from(error: CartError) -> Self {
+        ApiError::bad_request("invalid_cart", error.to_string())
+    }
 }
 
 #[cfg(test)]
@@ -143,18 +116,12 @@ mod tests {
     }
 
     #[test]
-    fn rejects_unknown_fields() {
-        assert!(serde_json::from_str::<CheckoutBody>(r#"{"item":[1]}"#).is_err());
-        assert!(serde_json::from_str::<CheckoutBody>(r#"{"items":[{"id":1,"qty":2}]}"#).is_err());
-    }
-
-    #[test]
     fn rejects_empty_carts_and_bad_quantities() {
         assert_eq!(parse("{}"), Err(CartError::Empty));
         assert_eq!(parse(r#"{"items":[],"itemsID":[]}"#), Err(CartError::Empty));
         assert!(matches!(
             parse(r#"{"items":[{"id":1,"quantity":0}]}"#),
-            Err(CartError::QuantityBelowOne {
+            Err(CartError::BadQuantity {
                 item: 1,
                 quantity: 0
             })
@@ -164,5 +131,29 @@ mod tests {
             vec!["1"; MAX_LINE_ITEMS + 1].join(",")
         );
         assert_eq!(parse(&many), Err(CartError::TooManyLines));
+    }
+
+    #[test]
+    fn enforces_the_quantity_limit_per_item_at_the_edge() {
+        assert!(
+            parse(&format!(
+                r#"{{"items":[{{"id":1,"quantity":{MAX_QUANTITY}}}]}}"#
+            ))
+            .is_ok()
+        );
+        assert!(matches!(
+            parse(&format!(
+                r#"{{"items":[{{"id":1,"quantity":{}}}]}}"#,
+                MAX_QUANTITY + 1
+            )),
+            Err(CartError::BadQuantity { item: 1, .. })
+        ));
+        // Lines of one item add up, as checkout-service merges them.
+        assert!(matches!(
+            parse(&format!(
+                r#"{{"items":[{{"id":1,"quantity":{MAX_QUANTITY}}}],"itemsID":[1]}}"#
+            )),
+            Err(CartError::BadQuantity { item: 1, .. })
+        ));
     }
 }

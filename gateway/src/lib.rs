@@ -7,18 +7,26 @@
 //!
 //! # Layout
 //!
-//! - [`configuration`]: settings from the environment.
-//! - [`domain`]: the request body and the [`domain::Cart`] it parses into.
+//! - [`configuration`]: [`Settings`], from flags and the environment.
+//! - [`domain`]: the [`domain::Cart`] a request body parses into, within
+//!   every limit of `contracts::limits`.
 //! - [`checkout_client`]: the gRPC client, its deadline and its CLIENT span.
-//! - [`error`]: every failure as an HTTP status and a JSON error body.
-//! - [`routes`]: the handlers.
+//! - [`routes`]: the handlers; every failure is a `contracts::error::ApiError`.
 //! - [`openapi`]: the OpenAPI document, generated from the code.
 //! - [`startup`]: [`startup::Application`]: the router, its middleware, serving.
 
 pub mod checkout_client;
 pub mod configuration;
 pub mod domain;
-pub mod error;
 pub mod openapi;
 pub mod routes;
 pub mod startup;
+
+pub use configuration::Settings;
+pub use startup::Application;
+
+/// The service's name: its binary, and `service.name` unless
+/// `OTEL_SERVICE_NAME` says otherwise.
+pub const NAME: &str = "gateway";
+/// Its version, reported as `service.version` and by `--version`.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

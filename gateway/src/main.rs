@@ -1,25 +1,31 @@
-//! gateway binary: configuration from the environment, telemetry, then the
-//! HTTP server until SIGINT/SIGTERM.
+//! gateway binary: settings from flags and the environment (`--help` lists
+//! them), telemetry, then the HTTP server until SIGINT/SIGTERM.
 
 use anyhow::Context;
-use gateway::{configuration::Settings, startup::Application};
-use utils::telemetry::{Telemetry, TelemetryConfig};
+use gateway::{Application, NAME, Settings, VERSION};
+use telemetry::Telemetry;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let settings = Settings::from_env()?;
-    let telemetry = Telemetry::build(&TelemetryConfig::from_env("gateway")?)?;
+    let settings = Settings::load();
+    let config = settings
+        .telemetry
+        .clone()
+        .into_config(NAME, VERSION)
+        .map_err(anyhow::Error::msg)?;
+    let telemetry = Telemetry::build(&config)?;
     telemetry.install_global()?;
 
     let result = async {
         let application = Application::build(settings).await?;
+        application.listening().log(NAME, VERSION);
         application
-            .run_until_stopped(utils::shutdown::on_signal())
+            .run_until_stopped(service::shutdown::on_signal())
             .await
     }
     .await;
     if let Err(error) = &result {
-        tracing::error!(error = format!("{error:#}"), "gateway stopped");
+        tracing::error!(error = format!("{error:#}"), "{NAME} stopped");
     }
     telemetry.shutdown().await;
     result.context("gateway failed")

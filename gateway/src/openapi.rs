@@ -6,7 +6,9 @@
 use axum::Json;
 use utoipa::OpenApi;
 
-use crate::{domain, error, routes};
+use contracts::{error, http};
+
+use crate::routes;
 
 /// The API description.
 #[derive(OpenApi)]
@@ -17,9 +19,9 @@ use crate::{domain, error, routes};
     ),
     paths(routes::checkout, routes::healthz, routes::readyz),
     components(schemas(
-        domain::CheckoutBody,
-        domain::LineItemBody,
-        domain::CheckoutAccepted,
+        http::CheckoutBody,
+        http::LineItemBody,
+        http::CheckoutAccepted,
         error::ErrorBody,
         error::ErrorDetail
     ))

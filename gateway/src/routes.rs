@@ -5,14 +5,14 @@ use axum::{
     extract::{State, rejection::JsonRejection},
     http::{HeaderMap, StatusCode},
 };
-use serde_json::{Value, json};
-use utils::http_span::current_trace_id;
-
-use crate::{
-    checkout_client::CheckoutClient,
-    domain::{Cart, CheckoutAccepted, CheckoutBody},
+use contracts::{
     error::{ApiError, ErrorBody},
+    http::{CheckoutAccepted, CheckoutBody, Status},
+    limits::check_idempotency_key,
 };
+use telemetry::spans::current_trace_id;
+
+use crate::{checkout_client::CheckoutClient, domain::Cart};
 
 /// What the handlers share.
 #[derive(Clone)]
@@ -20,9 +20,6 @@ pub struct AppState {
     /// The checkout-service client.
     pub checkout: CheckoutClient,
 }
-
-/// The longest `Idempotency-Key` accepted.
-pub const MAX_IDEMPOTENCY_KEY_LEN: usize = 255;
 
 /// Check out a cart.
 ///
@@ -71,8 +68,8 @@ pub async fn checkout(
     ))
 }
 
-/// Reads the optional `Idempotency-Key` header: printable ASCII, 1 to
-/// [`MAX_IDEMPOTENCY_KEY_LEN`] characters.
+/// Reads the optional `Idempotency-Key` header (see
+/// [`check_idempotency_key`]).
 fn idempotency_key(headers: &HeaderMap) -> Result<Option<&str>, ApiError> {
     let Some(value) = headers.get("idempotency-key") else {
         return Ok(None);
@@ -80,16 +77,12 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<&str>, ApiError> {
     value
         .to_str()
         .ok()
-        .filter(|key| {
-            (1..=MAX_IDEMPOTENCY_KEY_LEN).contains(&key.len())
-                && key.bytes().all(|b| b.is_ascii_graphic())
-        })
+        .filter(|key| check_idempotency_key(key).is_ok())
         .map(Some)
         .ok_or_else(|| {
-            ApiError::new(
-                StatusCode::BAD_REQUEST,
+            ApiError::bad_request(
                 "invalid_idempotency_key",
-                format!("Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY_LEN} printable ASCII characters"),
+                contracts::limits::InvalidIdempotencyKey.to_string(),
             )
         })
 }
@@ -97,8 +90,8 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<&str>, ApiError> {
 /// Liveness: the process is up.
 #[utoipa::path(get, path = "/healthz", tag = "health",
     responses((status = 200, description = "Alive", body = Object, example = json!({"status": "ok"}))))]
-pub async fn healthz() -> Json<Value> {
-    Json(json!({ "status": "ok" }))
+pub async fn healthz() -> Json<Status> {
+    Json(Status::ok())
 }
 
 /// Readiness: checkout-service can take orders. A gateway that is up but
@@ -109,18 +102,14 @@ pub async fn healthz() -> Json<Value> {
         (status = 503, description = "Not ready", body = ErrorBody,
             headers(("Retry-After" = String, description = "Seconds to wait"))),
     ))]
-pub async fn readyz(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
-    state
-        .checkout
-        .ready()
-        .await
-        .map_err(|reason| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_ready", reason))?;
-    Ok(Json(json!({ "status": "ready" })))
+pub async fn readyz(State(state): State<AppState>) -> Result<Json<Status>, ApiError> {
+    state.checkout.ready().await.map_err(ApiError::not_ready)?;
+    Ok(Json(Status::ready()))
 }
 
 /// Any path the gateway does not serve.
 pub async fn not_found() -> ApiError {
-    ApiError::not_found()
+    ApiError::not_found("no such resource")
 }
 
 /// A served path with a method it does not take.

@@ -16,28 +16,21 @@ use axum::{
     extract::DefaultBodyLimit,
     routing::{get, post},
 };
+use contracts::{error::ApiError, limits::MAX_BODY_BYTES};
+use service::{shutdown::CancellationToken, startup::Listening};
 use tokio::net::TcpListener;
 use tower::{ServiceBuilder, limit::GlobalConcurrencyLimitLayer};
-use tower_http::trace::TraceLayer;
-use utils::{
-    http_span::{MakeServerSpan, RecordResponse},
-    shutdown::CancellationToken,
-};
 
 use crate::{
     checkout_client::CheckoutClient,
     configuration::Settings,
-    error::ApiError,
     routes::{self, AppState},
 };
-
-/// Largest request body accepted.
-pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
 /// A bound gateway, ready to run.
 pub struct Application {
     listener: TcpListener,
-    local_addr: SocketAddr,
+    http_addr: SocketAddr,
     router: Router,
 }
 
@@ -57,23 +50,30 @@ impl Application {
         let listener = TcpListener::bind(settings.http_address)
             .await
             .with_context(|| format!("cannot listen on {}", settings.http_address))?;
-        let local_addr = listener.local_addr()?;
+        let http_addr = listener.local_addr()?;
         Ok(Self {
             listener,
-            local_addr,
+            http_addr,
             router: router(AppState { checkout }, &settings),
         })
     }
 
-    /// The bound address (the real port when 0 was asked for).
-    pub fn local_addr(&self) -> SocketAddr {
-        self.local_addr
+    /// The bound HTTP address (the real port when 0 was asked for).
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http_addr
+    }
+
+    /// What the start-up log line reports.
+    pub fn listening(&self) -> Listening {
+        Listening {
+            http: Some(self.http_addr),
+            ..Listening::default()
+        }
     }
 
     /// Serves until `shutdown` is cancelled, then stops accepting connections
     /// and lets the requests in flight finish.
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
-        tracing::info!(address = %self.local_addr, "gateway listening");
         axum::serve(self.listener, self.router)
             .with_graceful_shutdown(shutdown.cancelled_owned())
             .await
@@ -106,14 +106,9 @@ pub fn router(state: AppState, settings: &Settings) -> Router {
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(
             ServiceBuilder::new()
-                .layer(
-                    TraceLayer::new_for_http()
-                        .make_span_with(MakeServerSpan {
-                            trust_client_context: settings.trust_client_trace_context,
-                        })
-                        .on_response(RecordResponse)
-                        .on_failure(()),
-                )
+                .layer(telemetry::spans::http::trace_layer(
+                    settings.trust_client_trace_context,
+                ))
                 .layer(HandleErrorLayer::new(|_: tower::BoxError| async {
                     ApiError::request_timeout()
                 }))

@@ -1,23 +1,6 @@
-//! The RabbitMQ side: one connection, its two channels, and the topology this
-//! service relies on.
-//!
-//! stock-service declares everything it consumes from at every connect, so
-//! it starts against an empty broker and recovers from a broker that lost its
-//! definitions. Declarations are idempotent; a queue that exists with other
-//! arguments fails the declaration (`PRECONDITION_FAILED`) rather than being
-//! silently used.
-//!
-//! ```text
-//!  <exchange> (topic) ──<routing key>──▶ <queue> (quorum) ──▶ stock-service
-//!                                          │ x-dead-letter-exchange
-//!                                          ▼
-//!  <exchange>.dlx (direct) ──<queue>.dead──▶ <queue>.dead (quorum)
-//! ```
-//!
-//! The work queue is a quorum queue: replicated, and it counts deliveries.
-//! With `x-delivery-limit`, a message that keeps failing (each failure is a
-//! `nack` with requeue) is dead-lettered after [`DELIVERY_LIMIT`] attempts
-//! instead of cycling forever or being dropped.
+//! The RabbitMQ side: one connection, its two channels, and the topology
+//! this service consumes from (declared at every connect by
+//! [`amqp::topology::declare_queue`]).
 //!
 //! Two channels, because their settings differ: the consuming channel has
 //! the prefetch limit (`basic.qos`); the publishing channel, used only to
@@ -26,27 +9,13 @@
 
 use std::time::Duration;
 
+use amqp::connection::ConnectError;
 use lapin::{
-    Channel, Connection, ConnectionProperties, ExchangeKind,
-    options::{
-        BasicQosOptions, ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions,
-        QueueDeclareOptions,
-    },
-    types::{AMQPValue, FieldTable, LongString},
+    Channel, Connection,
+    options::{BasicQosOptions, ConfirmSelectOptions},
 };
-use utils::config::redact_url;
 
-use crate::configuration::AmqpSettings;
-
-/// Deliveries of one message (the first included) before the broker
-/// dead-letters it.
-pub const DELIVERY_LIMIT: i32 = 5;
-
-/// How long a TCP connect plus AMQP handshake may take.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// How long closing may wait for the broker's answer.
-const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
+use crate::configuration::Settings;
 
 /// Talking to the broker failed.
 #[derive(Debug, thiserror::Error)]
@@ -54,9 +23,9 @@ pub enum BrokerError {
     /// A protocol, channel or connection error.
     #[error("AMQP error: {0}")]
     Amqp(#[from] lapin::Error),
-    /// The broker did not complete the handshake in time.
-    #[error("timed out connecting to {0}")]
-    ConnectTimeout(String),
+    /// The broker could not be reached.
+    #[error("{0}")]
+    Connect(#[from] ConnectError),
     /// The broker ended the subscription (queue deleted, channel closed).
     #[error("the broker ended the subscription")]
     ConsumerEnded,
@@ -77,20 +46,12 @@ pub struct BrokerSession {
 
 impl BrokerSession {
     /// Connects, declares the topology and opens both channels.
-    pub async fn open(settings: &AmqpSettings) -> Result<Self, BrokerError> {
-        let properties =
-            ConnectionProperties::default().with_connection_name("stock-service".into());
-        let connection = tokio::time::timeout(
-            CONNECT_TIMEOUT,
-            Connection::connect(&settings.url, properties),
-        )
-        .await
-        .map_err(|_| BrokerError::ConnectTimeout(redact_url(&settings.url)))??;
-
+    pub async fn open(settings: &Settings) -> Result<Self, BrokerError> {
+        let connection = amqp::connection::connect(&settings.amqp, crate::NAME).await?;
         let consume = connection.create_channel().await?;
-        declare_topology(&consume, settings).await?;
+        amqp::topology::declare_queue(&consume, &settings.amqp, &settings.queue.name).await?;
         consume
-            .basic_qos(settings.prefetch, BasicQosOptions::default())
+            .basic_qos(settings.queue.prefetch, BasicQosOptions::default())
             .await?;
 
         let publish = connection.create_channel().await?;
@@ -107,96 +68,6 @@ impl BrokerSession {
     /// Closes the connection (and with it both channels). Deliveries that
     /// were received but not acknowledged go back to the queue.
     pub async fn close(self) {
-        let closing = self.connection.close(200, "stock-service stopping".into());
-        match tokio::time::timeout(CLOSE_TIMEOUT, closing).await {
-            Ok(Ok(())) => {}
-            // Typically the connection is already gone, which is why we close.
-            Ok(Err(error)) => tracing::debug!(%error, "closing the AMQP connection"),
-            Err(_) => tracing::warn!("the broker did not confirm closing the connection"),
-        }
+        amqp::connection::close(&self.connection, "stock-service stopping").await;
     }
-}
-
-/// Declares exchanges, queues and bindings (see the module docs).
-async fn declare_topology(channel: &Channel, settings: &AmqpSettings) -> Result<(), lapin::Error> {
-    let durable_exchange = ExchangeDeclareOptions {
-        durable: true,
-        ..ExchangeDeclareOptions::default()
-    };
-    let dead_letter_exchange = settings.dead_letter_exchange();
-    let dead_letter_queue = settings.dead_letter_queue();
-
-    channel
-        .exchange_declare(
-            settings.exchange.as_str().into(),
-            ExchangeKind::Topic,
-            durable_exchange,
-            FieldTable::default(),
-        )
-        .await?;
-    channel
-        .exchange_declare(
-            dead_letter_exchange.as_str().into(),
-            ExchangeKind::Direct,
-            durable_exchange,
-            FieldTable::default(),
-        )
-        .await?;
-
-    // Dead-letter queue first, so nothing dead-lettered is ever unroutable.
-    let mut quorum = FieldTable::default();
-    quorum.insert("x-queue-type".into(), long_string("quorum"));
-    channel
-        .queue_declare(
-            dead_letter_queue.as_str().into(),
-            QueueDeclareOptions::durable(),
-            quorum.clone(),
-        )
-        .await?;
-    channel
-        .queue_bind(
-            dead_letter_queue.as_str().into(),
-            dead_letter_exchange.as_str().into(),
-            dead_letter_queue.as_str().into(),
-            QueueBindOptions::default(),
-            FieldTable::default(),
-        )
-        .await?;
-
-    let mut work_queue = quorum;
-    work_queue.insert(
-        "x-dead-letter-exchange".into(),
-        long_string(&dead_letter_exchange),
-    );
-    work_queue.insert(
-        "x-dead-letter-routing-key".into(),
-        long_string(&dead_letter_queue),
-    );
-    work_queue.insert(
-        "x-delivery-limit".into(),
-        AMQPValue::LongInt(DELIVERY_LIMIT),
-    );
-    channel
-        .queue_declare(
-            settings.queue.as_str().into(),
-            QueueDeclareOptions::durable(),
-            work_queue,
-        )
-        .await?;
-    channel
-        .queue_bind(
-            settings.queue.as_str().into(),
-            settings.exchange.as_str().into(),
-            settings.routing_key.as_str().into(),
-            QueueBindOptions::default(),
-            FieldTable::default(),
-        )
-        .await?;
-    Ok(())
-}
-
-/// Text arguments and headers are long strings: RabbitMQ rejects AMQP short
-/// strings in tables.
-fn long_string(value: &str) -> AMQPValue {
-    AMQPValue::LongString(LongString::from(value))
 }

@@ -1,120 +1,86 @@
-//! Settings: what stock-service reads from its environment, with defaults.
+//! stock-service's settings: each written once, with its environment
+//! variable, default and meaning; `stock-service --help` lists them all.
 //!
-//! [`Settings::from_env`] is the only place that touches environment
-//! variables; everything else receives a [`Settings`] value, so tests build
-//! one directly (usually from [`Settings::default`]) with their own queue,
-//! database and port 0. A value that does not parse stops the service at
-//! start with a [`ConfigError`] naming the variable, rather than surfacing as
-//! a confusing failure later.
+//! [`Settings::load`] is the only place that reads flags and the
+//! environment; everything else receives a [`Settings`] value, so tests build
+//! one from [`Settings::defaults`] with their own queue, database and port 0.
 
 use std::{collections::BTreeMap, fmt, net::SocketAddr, str::FromStr};
 
-use utils::{
-    config::{ConfigError, env_or, env_parse, env_socket_addr},
-    faults::FaultSettings,
-    message::{DEFAULT_EXCHANGE, DEFAULT_QUEUE, DEFAULT_ROUTING_KEY},
-};
+use amqp::AmqpSettings;
+use clap::{Args, Parser};
+use contracts::amqp::{DEFAULT_QUEUE, dead_letter_exchange, dead_letter_queue};
+use service::{configuration::parse_listen_addr, faults::FaultArgs};
+use telemetry::TelemetryArgs;
 
 /// Everything stock-service needs to start.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Parser)]
+#[command(
+    name = "stock-service",
+    version,
+    about = "Consumes checkout.processed from RabbitMQ and applies each order to the stock exactly once; serves stock and order status over HTTP."
+)]
 pub struct Settings {
-    /// Broker, topology and consumer settings.
-    pub amqp: AmqpSettings,
-    /// `DATABASE_URL`: `sqlite://…`, `postgres://…`, or a bare SQLite file
-    /// path (see [`parse_database_url`]).
-    pub database_url: String,
-    /// `HTTP_ADDRESS`: where the stock/order API and health checks listen.
+    /// Where the stock/order API and the health checks listen (port 0 picks a free port).
+    #[arg(long, env = "HTTP_ADDRESS", default_value = "0.0.0.0:8082", value_parser = parse_listen_addr)]
     pub http_address: SocketAddr,
-    /// `INITIAL_STOCK`: inserted for items the database does not know yet.
+    /// `sqlite://<file>`, `postgres://…`, or a SQLite file path.
+    #[arg(long, env = "DATABASE_URL", default_value = "sqlite://stock.db?mode=rwc", value_parser = parse_database_url)]
+    pub database_url: String,
+    /// Units of items 1–4 created when the database does not have them, or a list `1=100,2=50`.
+    #[arg(long, env = "INITIAL_STOCK", default_value = "1000")]
     pub initial_stock: InitialStock,
-    /// `FAULT_DELAY_MS` / `FAULT_DELAY_RATE`: demo fault injection (off).
-    pub faults: FaultSettings,
+    /// The broker, and the exchange and routing key the queue is bound with.
+    #[command(flatten)]
+    pub amqp: AmqpSettings,
+    /// The queue and how much of it is delivered ahead.
+    #[command(flatten)]
+    pub queue: QueueSettings,
+    /// Demo fault injection (delays only).
+    #[command(flatten)]
+    pub faults: FaultArgs,
+    /// Telemetry.
+    #[command(flatten)]
+    pub telemetry: TelemetryArgs,
 }
 
-/// Where messages come from and how many may be in flight.
-#[derive(Clone, Debug)]
-pub struct AmqpSettings {
-    /// `AMQP_URL`. Holds the password: log it only through
-    /// [`utils::config::redact_url`].
-    pub url: String,
-    /// `AMQP_EXCHANGE`: the durable topic exchange checkout-service publishes to.
-    pub exchange: String,
-    /// `AMQP_ROUTING_KEY`: the binding key of the queue.
-    pub routing_key: String,
-    /// `AMQP_QUEUE`: this service's queue (also the consumer group name).
-    pub queue: String,
-    /// `AMQP_PREFETCH`: unacknowledged deliveries the broker may push ahead.
-    ///
-    /// The default, 128, is twice the largest batch (64 on SQLite): while one
-    /// batch is being applied and is still unacknowledged, the broker can
-    /// already deliver the next one. At 32 the window was full during every
-    /// transaction, the consumer waited for the broker after each ack, and
-    /// under load orders queued up (BENCHMARKS.md, history).
-    pub prefetch: u16,
-}
+impl Settings {
+    /// The settings from flags and the environment (see `--help`).
+    pub fn load() -> Self {
+        service::configuration::load()
+    }
 
-impl AmqpSettings {
+    /// The documented defaults, whatever the environment says (tests start
+    /// from these).
+    pub fn defaults() -> Self {
+        service::configuration::defaults()
+    }
+
     /// The dead-letter exchange: `<exchange>.dlx`.
     pub fn dead_letter_exchange(&self) -> String {
-        format!("{}.dlx", self.exchange)
+        dead_letter_exchange(&self.amqp.exchange)
     }
 
     /// The dead-letter queue, which is also its routing key: `<queue>.dead`.
     pub fn dead_letter_queue(&self) -> String {
-        format!("{}.dead", self.queue)
+        dead_letter_queue(&self.queue.name)
     }
 }
 
-impl Default for AmqpSettings {
-    fn default() -> Self {
-        Self {
-            url: "amqp://guest:guest@localhost:5672/%2f".to_owned(),
-            exchange: DEFAULT_EXCHANGE.to_owned(),
-            routing_key: DEFAULT_ROUTING_KEY.to_owned(),
-            queue: DEFAULT_QUEUE.to_owned(),
-            prefetch: 128,
-        }
-    }
-}
-
-impl Default for Settings {
-    /// The documented defaults, as if no variable were set.
-    fn default() -> Self {
-        Self {
-            amqp: AmqpSettings::default(),
-            database_url: "sqlite://stock.db?mode=rwc".to_owned(),
-            http_address: SocketAddr::from(([0, 0, 0, 0], 8082)),
-            initial_stock: InitialStock::default(),
-            faults: FaultSettings::default(),
-        }
-    }
-}
-
-impl Settings {
-    /// Reads the settings from the environment; unset or empty variables take
-    /// the defaults of [`Settings::default`].
-    pub fn from_env() -> Result<Self, ConfigError> {
-        let defaults = Self::default();
-        let amqp = AmqpSettings {
-            url: env_parse("AMQP_URL", parse_amqp_url)?.unwrap_or(defaults.amqp.url),
-            exchange: env_or("AMQP_EXCHANGE", defaults.amqp.exchange)?,
-            routing_key: env_or("AMQP_ROUTING_KEY", defaults.amqp.routing_key)?,
-            queue: env_or("AMQP_QUEUE", defaults.amqp.queue)?,
-            prefetch: env_parse("AMQP_PREFETCH", |raw| match raw.parse::<u16>() {
-                Ok(n) if n > 0 => Ok(n),
-                _ => Err("expected a whole number from 1 to 65535"),
-            })?
-            .unwrap_or(defaults.amqp.prefetch),
-        };
-        Ok(Self {
-            amqp,
-            database_url: env_parse("DATABASE_URL", parse_database_url)?
-                .unwrap_or(defaults.database_url),
-            http_address: env_socket_addr("HTTP_ADDRESS", "0.0.0.0:8082")?,
-            initial_stock: env_or("INITIAL_STOCK", defaults.initial_stock)?,
-            faults: FaultSettings::from_env()?,
-        })
-    }
+/// The queue stock-service consumes.
+#[derive(Clone, Debug, Args)]
+pub struct QueueSettings {
+    /// This service's queue (also the consumer group name).
+    #[arg(long = "amqp-queue", env = "AMQP_QUEUE", default_value = DEFAULT_QUEUE)]
+    pub name: String,
+    /// Unacknowledged deliveries the broker may push ahead (twice the largest batch, so the next batch arrives while one is applied).
+    ///
+    /// At 32 the window was full during every transaction, the consumer
+    /// waited for the broker after each ack, and under load orders queued up
+    /// (BENCHMARKS.md, history).
+    #[arg(long = "amqp-prefetch", env = "AMQP_PREFETCH", default_value = "128",
+          value_parser = clap::value_parser!(u16).range(1..))]
+    pub prefetch: u16,
 }
 
 /// Units of each catalog item to create when the database does not have it.
@@ -132,8 +98,9 @@ impl InitialStock {
 }
 
 impl Default for InitialStock {
+    /// `INITIAL_STOCK`'s default.
     fn default() -> Self {
-        Self::uniform(1000)
+        Settings::defaults().initial_stock
     }
 }
 
@@ -171,15 +138,6 @@ impl fmt::Display for InitialStock {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let entries: Vec<String> = self.0.iter().map(|(i, n)| format!("{i}={n}")).collect();
         f.write_str(&entries.join(","))
-    }
-}
-
-/// Checks that `raw` is an AMQP URL.
-fn parse_amqp_url(raw: &str) -> Result<String, &'static str> {
-    if raw.starts_with("amqp://") || raw.starts_with("amqps://") {
-        Ok(raw.to_owned())
-    } else {
-        Err("expected amqp://user:password@host:port/vhost")
     }
 }
 
@@ -244,11 +202,5 @@ mod tests {
             "postgres://u:p@db/stock"
         );
         assert!(parse_database_url("mysql://db/stock").is_err());
-    }
-
-    #[test]
-    fn only_amqp_urls_are_accepted() {
-        assert!(parse_amqp_url("amqps://rabbit").is_ok());
-        assert!(parse_amqp_url("http://rabbit").is_err());
     }
 }

@@ -47,7 +47,7 @@
 //! # Reconnecting
 //!
 //! When the connection or channel is lost, the consumer logs it, reconnects
-//! with exponential backoff (100 ms doubling to 5 s), re-declares the
+//! with the shared [`Backoff`] (100 ms doubling to 5 s), re-declares the
 //! topology and subscribes again. Unacknowledged deliveries return to the
 //! queue on their own; the store's idempotency makes their redelivery
 //! harmless.
@@ -69,6 +69,8 @@ use std::{
     time::Duration,
 };
 
+use amqp::connection::Backoff;
+use contracts::amqp::{CheckoutProcessed, DEATH_REASON_HEADER, DecodeError};
 use futures::{FutureExt, StreamExt};
 use lapin::{
     Confirmation,
@@ -79,19 +81,17 @@ use lapin::{
     },
     types::{AMQPValue, FieldTable, LongString},
 };
-use opentelemetry::baggage::BaggageExt;
-use tracing::{Instrument, Span, field::Empty, info, info_span, warn};
-use tracing_opentelemetry::OpenTelemetrySpanExt;
-use utils::{
-    faults::Faults,
-    message::{CheckoutProcessed, DecodeError},
-    propagation::amqp,
-    shutdown::CancellationToken,
+use service::{faults::Faults, shutdown::CancellationToken};
+use telemetry::{
+    propagation,
+    spans::{self, messaging::Message, record_error},
 };
+use tracing::{Instrument, Span, info, warn};
+use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use crate::{
     broker::{BrokerError, BrokerSession},
-    configuration::AmqpSettings,
+    configuration::Settings,
     domain::Outcome,
     store::{Store, StoreError},
 };
@@ -102,8 +102,6 @@ pub const DB_RETRY_DELAY: Duration = Duration::from_millis(500);
 /// lost. An ack is one frame written to the socket and a dead-letter
 /// confirm one round trip, so this is far beyond any healthy wait.
 pub const SETTLE_TIMEOUT: Duration = Duration::from_secs(10);
-const FIRST_RECONNECT_DELAY: Duration = Duration::from_millis(100);
-const MAX_RECONNECT_DELAY: Duration = Duration::from_secs(5);
 
 /// Whether the consumer is subscribed right now (the readiness probe reads
 /// it). Clones share the flag.
@@ -123,16 +121,16 @@ impl ConsumerStatus {
 
 /// Applies `checkout.processed` deliveries to the store.
 pub struct Consumer {
-    settings: AmqpSettings,
+    settings: Settings,
     store: Store,
     status: ConsumerStatus,
     faults: Faults,
 }
 
 impl Consumer {
-    /// A consumer for the queue in `settings`, writing to `store`, slowed
-    /// down by `faults` when a demonstration asks for it.
-    pub fn new(settings: AmqpSettings, store: Store, faults: Faults) -> Self {
+    /// A consumer for the broker and queue in `settings`, writing to
+    /// `store`, slowed down by `faults` when a demonstration asks for it.
+    pub fn new(settings: Settings, store: Store, faults: Faults) -> Self {
         Self {
             settings,
             store,
@@ -152,13 +150,13 @@ impl Consumer {
     /// connection.
     pub async fn run(&self, session: BrokerSession, shutdown: CancellationToken) {
         let mut session = session;
-        let mut delay = FIRST_RECONNECT_DELAY;
+        let mut backoff = Backoff::new();
         loop {
             let result = self.consume(&session, &shutdown).await;
             if self.status.is_consuming() {
                 // The subscription worked: the next outage starts its
                 // backoff afresh.
-                delay = FIRST_RECONNECT_DELAY;
+                backoff.reset();
             }
             self.status.set(false);
             session.close().await;
@@ -168,26 +166,25 @@ impl Consumer {
             if shutdown.is_cancelled() {
                 return;
             }
-            session = match self.reconnect(&mut delay, &shutdown).await {
+            session = match self.reconnect(&mut backoff, &shutdown).await {
                 Some(session) => session,
                 None => return,
             };
         }
     }
 
-    /// Opens a new session, waiting `delay` before each attempt and doubling
-    /// it (up to 5 s) after each. `None` if shutdown came first.
+    /// Opens a new session, waiting as `backoff` says before each attempt.
+    /// `None` if shutdown came first.
     async fn reconnect(
         &self,
-        delay: &mut Duration,
+        backoff: &mut Backoff,
         shutdown: &CancellationToken,
     ) -> Option<BrokerSession> {
         loop {
             tokio::select! {
                 () = shutdown.cancelled() => return None,
-                () = tokio::time::sleep(*delay) => {}
+                () = tokio::time::sleep(backoff.next_delay()) => {}
             }
-            *delay = (*delay * 2).min(MAX_RECONNECT_DELAY);
             let opened = tokio::select! {
                 () = shutdown.cancelled() => return None,
                 opened = BrokerSession::open(&self.settings) => opened,
@@ -198,7 +195,7 @@ impl Consumer {
                     return Some(session);
                 }
                 Err(error) => {
-                    warn!(%error, retry_in_ms = delay.as_millis(), "cannot reconnect to RabbitMQ");
+                    warn!(%error, "cannot reconnect to RabbitMQ");
                 }
             }
         }
@@ -214,14 +211,14 @@ impl Consumer {
         let mut deliveries = session
             .consume
             .basic_consume(
-                self.settings.queue.as_str().into(),
+                self.settings.queue.name.as_str().into(),
                 "".into(),
                 BasicConsumeOptions::default(),
                 FieldTable::default(),
             )
             .await?;
         self.status.set(true);
-        info!(queue = %self.settings.queue, prefetch = self.settings.prefetch, "consuming");
+        info!(queue = %self.settings.queue.name, prefetch = self.settings.queue.prefetch, "consuming");
         loop {
             // `biased`: once shutdown is requested, take no further delivery.
             // A delivery being processed is not interrupted: this select is
@@ -285,7 +282,7 @@ impl Consumer {
     ) -> Result<(), BrokerError> {
         let mut orders = Vec::with_capacity(deliveries.len());
         for delivery in deliveries {
-            let span = consumer_span(&delivery, &self.settings.queue);
+            let span = consumer_span(&delivery, &self.settings.queue.name);
             match CheckoutProcessed::decode(&delivery.data) {
                 Ok(order) => {
                     if delivery.properties.message_id().is_none() {
@@ -331,9 +328,9 @@ impl Consumer {
                 let mut spans = Vec::with_capacity(orders.len());
                 let mut last = None;
                 for ((delivery, span, order), outcome) in orders.into_iter().zip(outcomes) {
-                    span.record("stock.outcome", outcome.as_str());
+                    span.set_attribute("stock.outcome", outcome.as_str());
                     if let Outcome::Rejected { reason } = &outcome {
-                        span.record("stock.rejection_reason", reason.as_str());
+                        span.set_attribute("stock.rejection_reason", reason.clone());
                         info!(parent: &span, order_id = %order.order_id, %reason, "order rejected");
                     } else {
                         info!(parent: &span, order_id = %order.order_id, outcome = outcome.as_str(), "order processed");
@@ -376,7 +373,7 @@ impl Consumer {
     ) -> Result<(), BrokerError> {
         let mut headers = delivery.properties.headers().clone().unwrap_or_default();
         headers.insert(
-            "x-death-reason".into(),
+            DEATH_REASON_HEADER.into(),
             AMQPValue::LongString(LongString::from(reason)),
         );
         let properties = delivery.properties.clone().with_headers(headers);
@@ -421,57 +418,24 @@ async fn settle<T>(
         .map_err(BrokerError::from)
 }
 
-/// The CONSUMER span of one delivery, parented on the context the publisher
-/// put in the message headers, and carrying its W3C baggage as
-/// `baggage.<key>` attributes.
-///
-/// The parent is set before the span is first entered: once entered, the
-/// OpenTelemetry span has started and its parent can no longer change.
+/// The CONSUMER span of one delivery, continuing the trace whose context
+/// the publisher put in the message headers.
 pub fn consumer_span(delivery: &Delivery, queue: &str) -> Span {
-    let span = info_span!(
-        "process",
-        // "{operation} {destination}": "process checkout" with the default exchange.
-        otel.name = format!("process {}", delivery.exchange),
-        otel.kind = "consumer",
-        otel.status_code = Empty,
-        otel.status_description = Empty,
-        error.type = Empty,
-        messaging.system = "rabbitmq",
-        messaging.destination.name = delivery.exchange.as_str(),
-        messaging.rabbitmq.destination.routing_key = delivery.routing_key.as_str(),
-        messaging.message.id = delivery.properties.message_id().as_ref().map(|id| id.as_str()),
-        messaging.operation.type = "process",
-        messaging.operation.name = "process",
-        messaging.consumer.group.name = queue,
-        messaging.message.body.size = delivery.data.len() as i64,
-        stock.outcome = Empty,
-        stock.rejection_reason = Empty,
-    );
-    let parent = amqp::extract(delivery.properties.headers().as_ref());
-    let baggage: Vec<_> = parent
-        .baggage()
-        .iter()
-        .map(|(key, (value, _metadata))| (format!("baggage.{}", key.as_str()), value.clone()))
-        .collect();
-    if let Err(error) = span.set_parent(parent) {
-        // No OpenTelemetry layer (traces disabled) or the span is filtered
-        // out: nothing to connect, not a processing problem.
-        tracing::debug!(%error, "consumer span not linked to the publisher's trace");
-    }
-    for (key, value) in baggage {
-        span.set_attribute(key, value);
-    }
-    span
-}
-
-/// Marks the span as failed. `otel.status_code` and
-/// `otel.status_description` are the fields tracing-opentelemetry maps to the
-/// span status (any other name, `otel.status_message` included, would only
-/// become a plain attribute).
-fn record_error(span: &Span, error_type: &str, message: &str) {
-    span.record("otel.status_code", "ERROR");
-    span.record("otel.status_description", message);
-    span.record("error.type", error_type);
+    let parent = propagation::amqp::extract(delivery.properties.headers().as_ref());
+    spans::messaging::consumer(
+        parent,
+        Message {
+            exchange: delivery.exchange.as_str(),
+            routing_key: delivery.routing_key.as_str(),
+            id: delivery
+                .properties
+                .message_id()
+                .as_ref()
+                .map(|id| id.as_str()),
+            body_size: delivery.data.len(),
+        },
+        queue,
+    )
 }
 
 /// `error.type` for a body that cannot be decoded.

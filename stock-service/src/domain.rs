@@ -6,7 +6,7 @@
 
 use std::{fmt, str::FromStr};
 
-use utils::message::OrderLine;
+use contracts::amqp::OrderLine;
 use uuid::Uuid;
 
 /// What applying a `checkout.processed` message did.

@@ -8,20 +8,19 @@
 //!
 //! # Layout
 //!
-//! - [`configuration`]: [`Settings`] from environment variables, with
-//!   defaults and errors that name the variable.
+//! - [`configuration`]: [`Settings`], from flags and the environment.
 //! - [`domain`]: the vocabulary: [`Outcome`](domain::Outcome) of applying an
 //!   order, [`OrderRecord`](domain::OrderRecord).
 //! - [`store`]: the database (SQLite or PostgreSQL): migrations, seeding,
 //!   and [`Store::apply`](store::Store::apply), the one-transaction,
 //!   idempotent stock update.
-//! - [`broker`]: the RabbitMQ connection and the topology (exchange, quorum
-//!   queue, dead-letter exchange and queue).
+//! - [`broker`]: the RabbitMQ connection, its two channels, and the
+//!   topology it consumes from.
 //! - [`consumer`]: the delivery loop: the consumer span, settling each
 //!   delivery (ack, dead-letter, requeue), reconnecting.
 //! - [`routes`]: the HTTP API and health probes.
 //! - [`startup`]: [`Application`]: builds all of the above and runs it until
-//!   a [`CancellationToken`](utils::shutdown::CancellationToken) is cancelled.
+//!   a [`CancellationToken`](service::shutdown::CancellationToken) is cancelled.
 //!
 //! # Shutdown
 //!
@@ -41,3 +40,9 @@ pub mod store;
 
 pub use configuration::Settings;
 pub use startup::Application;
+
+/// The service's name: its binary, its AMQP connection name, and
+/// `service.name` unless `OTEL_SERVICE_NAME` says otherwise.
+pub const NAME: &str = "stock-service";
+/// Its version, reported as `service.version` and by `--version`.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

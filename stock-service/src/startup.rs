@@ -11,9 +11,10 @@
 use std::net::SocketAddr;
 
 use anyhow::Context;
+use service::{
+    configuration::redact_url, faults::Faults, shutdown::CancellationToken, startup::Listening,
+};
 use tokio::net::TcpListener;
-use utils::faults::Faults;
-use utils::{config::redact_url, shutdown::CancellationToken};
 
 use crate::{
     broker::BrokerSession,
@@ -49,41 +50,40 @@ impl Application {
         store.migrate().await?;
         let seeded = store.seed(&settings.initial_stock).await?;
 
-        let faults = Faults::delays_only(settings.faults)
+        let faults = Faults::delays_only(settings.faults.into())
             .map_err(|reason| anyhow::anyhow!("invalid FAULT_* settings: {reason}"))?;
-        let session = BrokerSession::open(&settings.amqp).await.with_context(|| {
-            format!(
-                "cannot set up RabbitMQ at {}",
-                redact_url(&settings.amqp.url)
-            )
+        let session = BrokerSession::open(&settings).await.with_context(|| {
+            format!("cannot set up RabbitMQ at {}", settings.amqp.redacted_url())
         })?;
         tracing::info!(
-            %http_addr,
             database = %redact_url(&settings.database_url),
             seeded_items = seeded,
-            amqp = %redact_url(&settings.amqp.url),
+            amqp = %settings.amqp.redacted_url(),
             exchange = %settings.amqp.exchange,
-            queue = %settings.amqp.queue,
-            "stock-service ready to start"
+            queue = %settings.queue.name,
+            "connected"
         );
         Ok(Self {
             listener,
             http_addr,
-            consumer: Consumer::new(settings.amqp, store.clone(), faults.clone()),
+            consumer: Consumer::new(settings, store.clone(), faults.clone()),
             faults,
             store,
             session,
         })
     }
 
-    /// The bound HTTP address.
+    /// The bound HTTP address (the real port when 0 was asked for).
     pub fn http_addr(&self) -> SocketAddr {
         self.http_addr
     }
 
-    /// The bound HTTP port.
-    pub fn http_port(&self) -> u16 {
-        self.http_addr.port()
+    /// What the start-up log line reports.
+    pub fn listening(&self) -> Listening {
+        Listening {
+            http: Some(self.http_addr),
+            ..Listening::default()
+        }
     }
 
     /// A handle to the store (for tests). It is closed when the application

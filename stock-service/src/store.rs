@@ -45,6 +45,7 @@ use std::{
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
+use contracts::amqp::{CheckoutProcessed, OrderLine};
 use sqlx::{
     AnyConnection, AnyPool, Executor, Row,
     any::{AnyPoolOptions, AnyRow},
@@ -52,9 +53,8 @@ use sqlx::{
     postgres::PgConnectOptions,
     sqlite::SqliteConnectOptions,
 };
-use tracing::{Instrument, Span, info_span};
-use tracing_opentelemetry::OpenTelemetrySpanExt;
-use utils::message::{CheckoutProcessed, OrderLine};
+use telemetry::spans::db::{self, Statement};
+use tracing::{Instrument, Span};
 use uuid::Uuid;
 
 use crate::{
@@ -110,13 +110,6 @@ pub struct Store {
     system: DatabaseSystem,
     /// `db.namespace`: the SQLite file name or the PostgreSQL database name.
     namespace: Arc<str>,
-}
-
-/// One SQL statement and the names its span is reported under.
-struct Statement {
-    operation: &'static str,
-    table: &'static str,
-    sql: &'static str,
 }
 
 const RECORD_ORDER: Statement = Statement {
@@ -376,34 +369,12 @@ impl Store {
         Ok(row.map(|row| row.try_get("available")).transpose()?)
     }
 
-    /// A CLIENT span for one statement (OpenTelemetry database conventions).
-    ///
-    /// Its OpenTelemetry parent is the caller's span (the consumer span), set
-    /// explicitly; it has no `tracing` parent. The reason is sqlx's SQLite
-    /// driver: it runs statements on a worker thread that holds a clone of
-    /// the current span and may drop it last, on that thread. Closing a span
-    /// with a `tracing` parent releases the parent through the *thread's*
-    /// default dispatcher, which on the worker is the global one. With one
-    /// global subscriber (every binary) that is harmless, but where a service
-    /// runs under a thread-local subscriber (the in-process tests run three
-    /// services in one process), the parent would never be released and
-    /// never exported. Without a `tracing` parent there is nothing to release.
+    /// The CLIENT span of one statement ([`db::client`]). It has no
+    /// `tracing` parent because sqlx's SQLite driver runs statements on a
+    /// worker thread that holds a clone of the current span and may drop it
+    /// last, on that thread (see [`db::client`]).
     fn span(&self, statement: &Statement) -> Span {
-        let caller = Span::current().context();
-        let span = info_span!(
-            parent: None,
-            "db",
-            otel.name = format!("{} {}", statement.operation, statement.table),
-            otel.kind = "client",
-            db.system = self.system.as_str(),
-            db.system.name = self.system.as_str(),
-            db.namespace = &*self.namespace,
-            db.operation.name = statement.operation,
-            db.collection.name = statement.table,
-            db.query.text = statement.sql,
-        );
-        let _ = span.set_parent(caller);
-        span
+        db::client(self.system.as_str(), &self.namespace, *statement)
     }
 }
 

@@ -9,7 +9,7 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use utils::telemetry::BatchSettings;
+use telemetry::BatchSettings;
 
 use crate::broker::RawResult;
 use crate::pipeline::{PipelineResult, Tracing};

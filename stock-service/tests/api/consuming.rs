@@ -1,8 +1,8 @@
 //! From a published message to a stock change: applied once, rejected when
 //! it cannot be served, dead-lettered when it cannot be read.
 
+use contracts::amqp::CheckoutProcessed;
 use stock_service::{configuration::InitialStock, domain::OrderStatus};
-use utils::message::CheckoutProcessed;
 use uuid::Uuid;
 
 use crate::helpers::{
@@ -199,7 +199,7 @@ async fn the_consumer_recovers_when_its_queue_is_deleted() {
     // declares the queue again.
     app.publisher
         .queue_delete(
-            app.settings.amqp.queue.as_str().into(),
+            app.settings.queue.name.as_str().into(),
             lapin::options::QueueDeleteOptions::default(),
         )
         .await

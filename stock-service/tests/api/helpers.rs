@@ -13,6 +13,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+use contracts::amqp::{CheckoutProcessed, OrderLine};
 use lapin::{
     BasicProperties, Channel, Confirmation, Connection, ConnectionProperties,
     message::Delivery,
@@ -24,22 +25,16 @@ use lapin::{
 };
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider, SpanData};
+use service::shutdown::CancellationToken;
 use sqlx::{
     AssertSqlSafe, Connection as _,
     postgres::{PgConnectOptions, PgConnection},
 };
 use stock_service::{
-    Application, Settings,
-    configuration::{AmqpSettings, InitialStock},
-    domain::OrderRecord,
-    store::Store,
+    Application, Settings, configuration::InitialStock, domain::OrderRecord, store::Store,
 };
 use tokio::task::JoinHandle;
 use tracing_subscriber::{filter::LevelFilter, layer::SubscriberExt};
-use utils::{
-    message::{CheckoutProcessed, OrderLine},
-    shutdown::CancellationToken,
-};
 use uuid::Uuid;
 
 /// How long any awaited condition may take before the test fails.
@@ -86,7 +81,7 @@ pub struct TestApp {
 
 /// Starts a service on SQLite with 1000 units of items 1 to 4.
 pub async fn spawn_app() -> TestApp {
-    spawn_app_on(Backend::Sqlite, InitialStock::default()).await
+    spawn_app_on(Backend::Sqlite, InitialStock::uniform(1000)).await
 }
 
 /// Starts a service on a fresh database of `backend` with the given stock.
@@ -94,19 +89,16 @@ pub async fn spawn_app_on(backend: Backend, initial_stock: InitialStock) -> Test
     finished_spans(); // installs the subscriber before the service starts
     let id = Uuid::new_v4().simple().to_string();
     let db = TestDatabase::create(backend).await;
-    let settings = Settings {
-        amqp: AmqpSettings {
-            url: std::env::var("AMQP_URL").unwrap_or_else(|_| AmqpSettings::default().url),
-            exchange: format!("test-checkout-{id}"),
-            queue: format!("test-stock-{id}"),
-            prefetch: 8,
-            ..AmqpSettings::default()
-        },
-        database_url: db.url.clone(),
-        http_address: "127.0.0.1:0".parse().expect("address"),
-        initial_stock,
-        faults: Default::default(),
-    };
+    let mut settings = Settings::defaults();
+    if let Ok(url) = std::env::var("AMQP_URL") {
+        settings.amqp.url = url;
+    }
+    settings.amqp.exchange = format!("test-checkout-{id}");
+    settings.queue.name = format!("test-stock-{id}");
+    settings.queue.prefetch = 8;
+    settings.database_url = db.url.clone();
+    settings.http_address = "127.0.0.1:0".parse().expect("address");
+    settings.initial_stock = initial_stock;
     let application = Application::build(settings.clone())
         .await
         .expect("the application builds");
@@ -194,7 +186,7 @@ impl TestApp {
 
     /// Waits until the dead-letter queue holds `count` messages and takes them.
     pub async fn take_dead_letters(&self, count: usize) -> Vec<Delivery> {
-        let queue = self.settings.amqp.dead_letter_queue();
+        let queue = self.settings.dead_letter_queue();
         let deadline = Instant::now() + DEADLINE;
         let mut taken = Vec::new();
         while taken.len() < count {
@@ -255,30 +247,34 @@ impl Drop for TestApp {
     /// runtime.
     fn drop(&mut self) {
         self.shutdown.cancel();
-        let amqp = self.settings.amqp.clone();
+        let settings = self.settings.clone();
         let cleanup = std::thread::spawn(move || {
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
                 .expect("clean-up runtime");
-            runtime.block_on(delete_topology(&amqp));
+            runtime.block_on(delete_topology(&settings));
         });
         let _ = cleanup.join();
     }
 }
 
-async fn delete_topology(amqp: &AmqpSettings) {
-    let Ok(connection) = Connection::connect(&amqp.url, ConnectionProperties::default()).await
+async fn delete_topology(settings: &Settings) {
+    let Ok(connection) =
+        Connection::connect(&settings.amqp.url, ConnectionProperties::default()).await
     else {
         return;
     };
     if let Ok(channel) = connection.create_channel().await {
-        for queue in [amqp.queue.clone(), amqp.dead_letter_queue()] {
+        for queue in [settings.queue.name.clone(), settings.dead_letter_queue()] {
             let _ = channel
                 .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
                 .await;
         }
-        for exchange in [amqp.exchange.clone(), amqp.dead_letter_exchange()] {
+        for exchange in [
+            settings.amqp.exchange.clone(),
+            settings.dead_letter_exchange(),
+        ] {
             let _ = channel
                 .exchange_delete(exchange.as_str().into(), ExchangeDeleteOptions::default())
                 .await;
@@ -507,7 +503,7 @@ async fn admin_connection(admin_url: &str) -> PgConnection {
             panic!(
                 "cannot connect to PostgreSQL at {} ({TEST_POSTGRES_URL}): {e}. \
              Is the server running? Start it with scripts/ensure-postgres.",
-                utils::config::redact_url(admin_url)
+                service::configuration::redact_url(admin_url)
             )
         })
 }

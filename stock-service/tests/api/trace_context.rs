@@ -83,7 +83,7 @@ async fn the_consumer_span_continues_the_trace_and_parents_the_database_spans(ba
         "messaging.rabbitmq.destination.routing_key",
         &app.settings.amqp.routing_key,
     );
-    expect("messaging.consumer.group.name", &app.settings.amqp.queue);
+    expect("messaging.consumer.group.name", &app.settings.queue.name);
     expect("messaging.message.id", &order.order_id.to_string());
     expect("messaging.operation.type", "process");
     expect("stock.outcome", "applied");

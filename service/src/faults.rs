@@ -3,9 +3,9 @@
 //! user can see what a failing or slow trace looks like.
 //!
 //! Off by default. A service reads its starting settings from
-//! `FAULT_FAILURE_RATE` (0–1), `FAULT_DELAY_MS` and `FAULT_DELAY_RATE` (0–1),
-//! and changes them at run time through `GET`/`PUT /admin/faults`
-//! (`{"failureRate":0.2,"delayMs":300,"delayRate":0.5}`). Every injected
+//! [`FaultArgs`] (`FAULT_FAILURE_RATE`, `FAULT_DELAY_MS`,
+//! `FAULT_DELAY_RATE`) and changes them at run time through
+//! `GET`/`PUT /admin/faults` with a [`FaultSettings`] body. Every injected
 //! fault is marked on the span it happens in: `fault.injected` = `failure`
 //! or `delay`, with `fault.delay_ms`.
 
@@ -14,54 +14,34 @@ use std::{
     time::Duration,
 };
 
-use axum::{Json, Router, extract::State, http::StatusCode, routing::get};
-use serde::{Deserialize, Serialize};
+use axum::{Json, Router, extract::State, routing::get};
+use contracts::error::ApiError;
+pub use contracts::http::FaultSettings;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
-use crate::config::{ConfigError, env_parse};
+use crate::configuration::parse_ratio;
 
-/// What to inject.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
-pub struct FaultSettings {
-    /// Share of requests that fail (0 to 1).
-    pub failure_rate: f64,
-    /// How long a delayed request waits, in milliseconds.
-    pub delay_ms: u64,
-    /// Share of requests that are delayed (0 to 1).
-    pub delay_rate: f64,
+/// The starting fault settings, from the environment.
+#[derive(Clone, Copy, Debug, Default, clap::Args)]
+pub struct FaultArgs {
+    /// Share of calls that fail, 0 to 1 (demo fault injection; checkout-service only).
+    #[arg(long, env = "FAULT_FAILURE_RATE", default_value = "0", value_parser = parse_ratio)]
+    pub fault_failure_rate: f64,
+    /// How long a delayed call waits, in milliseconds (demo fault injection).
+    #[arg(long, env = "FAULT_DELAY_MS", default_value = "0")]
+    pub fault_delay_ms: u64,
+    /// Share of calls that are delayed, 0 to 1 (demo fault injection).
+    #[arg(long, env = "FAULT_DELAY_RATE", default_value = "0", value_parser = parse_ratio)]
+    pub fault_delay_rate: f64,
 }
 
-impl FaultSettings {
-    /// Reads `FAULT_FAILURE_RATE`, `FAULT_DELAY_MS` and `FAULT_DELAY_RATE`.
-    pub fn from_env() -> Result<Self, ConfigError> {
-        let rate = |raw: &str| match raw.parse::<f64>() {
-            Ok(rate) if (0.0..=1.0).contains(&rate) => Ok(rate),
-            _ => Err("expected a share between 0 and 1"),
-        };
-        Ok(Self {
-            failure_rate: env_parse("FAULT_FAILURE_RATE", rate)?.unwrap_or(0.0),
-            delay_ms: env_parse("FAULT_DELAY_MS", str::parse::<u64>)?.unwrap_or(0),
-            delay_rate: env_parse("FAULT_DELAY_RATE", rate)?.unwrap_or(0.0),
-        })
-    }
-
-    fn check(&self, can_fail: bool) -> Result<(), String> {
-        for (name, rate) in [
-            ("failureRate", self.failure_rate),
-            ("delayRate", self.delay_rate),
-        ] {
-            if !(0.0..=1.0).contains(&rate) {
-                return Err(format!("{name} must be between 0 and 1"));
-            }
+impl From<FaultArgs> for FaultSettings {
+    fn from(args: FaultArgs) -> Self {
+        Self {
+            failure_rate: args.fault_failure_rate,
+            delay_ms: args.fault_delay_ms,
+            delay_rate: args.fault_delay_rate,
         }
-        if self.delay_ms > 60_000 {
-            return Err("delayMs must be at most 60000".to_owned());
-        }
-        if !can_fail && self.failure_rate > 0.0 {
-            return Err("this service only injects delays".to_owned());
-        }
-        Ok(())
     }
 }
 
@@ -110,7 +90,10 @@ impl Faults {
         if settings.delay_ms > 0 && chance(settings.delay_rate) {
             let span = tracing::Span::current();
             span.set_attribute("fault.injected", "delay");
-            span.set_attribute("fault.delay_ms", settings.delay_ms as i64);
+            span.set_attribute(
+                "fault.delay_ms",
+                i64::try_from(settings.delay_ms).unwrap_or(i64::MAX),
+            );
             tokio::time::sleep(Duration::from_millis(settings.delay_ms)).await;
         }
     }
@@ -143,13 +126,10 @@ async fn current(State(faults): State<Faults>) -> Json<FaultSettings> {
 async fn replace(
     State(faults): State<Faults>,
     body: Result<Json<FaultSettings>, axum::extract::rejection::JsonRejection>,
-) -> Result<Json<FaultSettings>, (StatusCode, Json<serde_json::Value>)> {
-    let bad_request = |message: String| {
-        let body = serde_json::json!({"error": {"code": "invalid_faults", "message": message}});
-        (StatusCode::BAD_REQUEST, Json(body))
-    };
-    let Json(settings) = body.map_err(|rejection| bad_request(rejection.body_text()))?;
-    faults.set(settings).map_err(bad_request)?;
+) -> Result<Json<FaultSettings>, ApiError> {
+    let invalid = |message: String| ApiError::bad_request("invalid_faults", message);
+    let Json(settings) = body.map_err(|rejection| invalid(rejection.body_text()))?;
+    faults.set(settings).map_err(invalid)?;
     tracing::warn!(?settings, "fault injection changed");
     Ok(Json(settings))
 }

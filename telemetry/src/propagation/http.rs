@@ -4,7 +4,8 @@
 //! [`http::HeaderMap`] to the propagation API; this module only pins them to
 //! the pipeline's propagator.
 
-use http::HeaderMap;
+/// The carrier: request headers.
+pub use http::{HeaderMap, HeaderValue};
 use opentelemetry::Context;
 pub use opentelemetry_http::{HeaderExtractor, HeaderInjector};
 
@@ -20,7 +21,6 @@ pub fn inject(cx: &Context, headers: &mut HeaderMap) {
 
 #[cfg(test)]
 mod tests {
-    use http::HeaderValue;
     use opentelemetry::{baggage::BaggageExt, trace::TraceContextExt};
 
     use super::*;

@@ -7,21 +7,25 @@
 //!
 //! - [`http`]: HTTP request headers (client → gateway);
 //! - [`grpc`]: gRPC metadata (gateway → checkout-service);
-//! - [`amqp`]: AMQP message headers (checkout-service → stock-service).
+//! - `amqp`: AMQP message headers (checkout-service → stock-service), with
+//!   the `amqp` feature.
 //!
 //! The propagator is a fixed composite of W3C Trace Context and W3C Baggage
 //! rather than the process-global one: the carriers then behave the same in
 //! every binary and test, whether or not anything installed a global.
 
+#[cfg(feature = "amqp")]
 pub mod amqp;
 pub mod grpc;
 pub mod http;
 
 use std::sync::LazyLock;
 
+/// The carrier traits each protocol's file implements.
+pub use opentelemetry::propagation::{Extractor, Injector};
 use opentelemetry::{
     Context,
-    propagation::{Extractor, Injector, TextMapCompositePropagator, TextMapPropagator},
+    propagation::{TextMapCompositePropagator, TextMapPropagator},
 };
 use opentelemetry_sdk::propagation::{BaggagePropagator, TraceContextPropagator};
 

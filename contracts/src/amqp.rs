@@ -1,10 +1,26 @@
 //! The `checkout.processed` message: the contract between its publisher
-//! (checkout-service) and its consumer (stock-service).
+//! (checkout-service) and its consumer (stock-service), and the names of
+//! what it travels through.
 //!
 //! The body is JSON with camelCase keys and an explicit `schemaVersion`, so a
 //! consumer can tell a message it does not understand (and dead-letter it)
 //! from one that is merely malformed. Unknown fields are ignored, so adding a
 //! field is backward compatible; changing a meaning needs a new version.
+//!
+//! # Topology
+//!
+//! ```text
+//!  <exchange> (topic) ──<routing key>──▶ <queue> (quorum) ──▶ stock-service
+//!                                          │ x-dead-letter-exchange
+//!                                          ▼
+//!  <exchange>.dlx (direct) ──<queue>.dead──▶ <queue>.dead (quorum)
+//! ```
+//!
+//! The exchange, routing key and queue are configurable (their defaults are
+//! below); the dead-letter names derive from them
+//! ([`dead_letter_exchange`], [`dead_letter_queue`]). Every declarer must
+//! use the same queue arguments ([`DELIVERY_LIMIT`] among them), or the
+//! broker refuses the second declaration.
 
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -15,10 +31,28 @@ pub const DEFAULT_EXCHANGE: &str = "checkout";
 pub const DEFAULT_ROUTING_KEY: &str = "checkout.processed";
 /// Default stock-service queue (`AMQP_QUEUE`).
 pub const DEFAULT_QUEUE: &str = "stock-queue";
+/// Deliveries of one message (the first included) before the broker
+/// dead-letters it: the work queue's `x-delivery-limit`.
+pub const DELIVERY_LIMIT: i32 = 5;
+/// The header a dead letter carries its reason in.
+pub const DEATH_REASON_HEADER: &str = "x-death-reason";
+/// The AMQP `app_id` property checkout-service publishes with.
+pub const PUBLISHER_APP_ID: &str = "checkout-service";
 /// `content_type` property of every message.
 pub const CONTENT_TYPE: &str = "application/json";
 /// The schema version this code writes and reads.
 pub const SCHEMA_VERSION: u32 = 1;
+
+/// The dead-letter exchange of `exchange`: `<exchange>.dlx`.
+pub fn dead_letter_exchange(exchange: &str) -> String {
+    format!("{exchange}.dlx")
+}
+
+/// The dead-letter queue of `queue`, which is also its routing key:
+/// `<queue>.dead`.
+pub fn dead_letter_queue(queue: &str) -> String {
+    format!("{queue}.dead")
+}
 
 /// One line of an order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -72,7 +106,9 @@ impl CheckoutProcessed {
 
     /// The JSON body.
     pub fn to_json(&self) -> Vec<u8> {
-        serde_json::to_vec(self).expect("a struct of plain fields always serializes")
+        // Serializing plain fields into a Vec cannot fail; an empty body
+        // would be dead-lettered as malformed, never misread.
+        serde_json::to_vec(self).unwrap_or_default()
     }
 
     /// Parses and checks a body.
@@ -90,8 +126,18 @@ impl CheckoutProcessed {
         if message.items.is_empty() {
             return Err(DecodeError::Invalid("no items"));
         }
+        if message.items.len() > crate::limits::MAX_LINE_ITEMS {
+            return Err(DecodeError::Invalid("too many lines"));
+        }
         if message.items.iter().any(|line| line.quantity < 1) {
             return Err(DecodeError::Invalid("quantity below 1"));
+        }
+        if message
+            .items
+            .iter()
+            .any(|line| line.quantity > crate::limits::MAX_QUANTITY)
+        {
+            return Err(DecodeError::Invalid("quantity above the limit"));
         }
         Ok(message)
     }

@@ -12,7 +12,9 @@ use opentelemetry::{
     Context,
     propagation::{Extractor, Injector},
 };
-use tonic::metadata::{KeyRef, MetadataKey, MetadataMap, MetadataValue};
+/// The carrier: call metadata.
+pub use tonic::metadata::MetadataMap;
+use tonic::metadata::{KeyRef, MetadataKey, MetadataValue};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 /// Reads propagation fields from gRPC metadata.

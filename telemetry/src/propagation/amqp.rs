@@ -7,7 +7,9 @@
 //! text as short strings or byte arrays, so the extractor accepts all three;
 //! any other type, or bytes that are not UTF-8, reads as absent.
 
-use lapin::types::{AMQPValue, FieldTable, LongString};
+/// The carrier: a message's headers table.
+pub use lapin::types::FieldTable;
+use lapin::types::{AMQPValue, LongString};
 use opentelemetry::{
     Context,
     propagation::{Extractor, Injector},

@@ -1,5 +1,5 @@
 //! The HTTP SERVER span, as tower-http `TraceLayer` callbacks, shared by
-//! the gateway and stock-service's API.
+//! the gateway and stock-service's API. [`trace_layer`] is the layer itself.
 //!
 //! [`MakeServerSpan`] opens the span when a request arrives, named
 //! `{method} {route}` with the OpenTelemetry HTTP attributes, and continues the
@@ -10,13 +10,46 @@
 //! span as an error: a 4xx is the client's mistake, not a server failure,
 //! so the conventions leave the server span's status unset.
 
-use crate::propagation;
 use axum::extract::MatchedPath;
 use http::{Request, Response};
 use opentelemetry::trace::TraceContextExt;
-use tower_http::trace::{MakeSpan, OnResponse};
+use opentelemetry_semantic_conventions::attribute::{
+    ERROR_TYPE, HTTP_REQUEST_METHOD, HTTP_RESPONSE_STATUS_CODE, HTTP_ROUTE,
+    NETWORK_PROTOCOL_VERSION, URL_PATH, URL_SCHEME, USER_AGENT_ORIGINAL,
+};
+use tower_http::{
+    classify::{ServerErrorsAsFailures, SharedClassifier},
+    trace::{MakeSpan, OnResponse, TraceLayer},
+};
 use tracing::{Span, field::Empty};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
+
+use crate::propagation;
+
+/// The tower-http layer that wraps every request in its SERVER span.
+pub type ServerTraceLayer = TraceLayer<
+    SharedClassifier<ServerErrorsAsFailures>,
+    MakeServerSpan,
+    (),
+    RecordResponse,
+    (),
+    (),
+    (),
+>;
+
+/// The layer that gives each request its SERVER span; `trust_client_context`
+/// as in [`MakeServerSpan`].
+pub fn trace_layer(trust_client_context: bool) -> ServerTraceLayer {
+    TraceLayer::new_for_http()
+        .make_span_with(MakeServerSpan {
+            trust_client_context,
+        })
+        .on_request(())
+        .on_response(RecordResponse)
+        .on_body_chunk(())
+        .on_eos(())
+        .on_failure(())
+}
 
 /// Builds the SERVER span of a request.
 #[derive(Clone, Copy, Debug)]
@@ -50,17 +83,17 @@ impl<B> MakeSpan<B> for MakeServerSpan {
             otel.kind = "server",
             otel.status_code = Empty,
             otel.status_description = Empty,
-            http.request.method = method,
-            http.route = route,
-            url.path = request.uri().path(),
-            url.scheme = "http",
-            network.protocol.version = protocol_version(request.version()),
-            user_agent.original = request
+            { HTTP_REQUEST_METHOD } = method,
+            { HTTP_ROUTE } = route,
+            { URL_PATH } = request.uri().path(),
+            { URL_SCHEME } = "http",
+            { NETWORK_PROTOCOL_VERSION } = protocol_version(request.version()),
+            { USER_AGENT_ORIGINAL } = request
                 .headers()
                 .get(http::header::USER_AGENT)
                 .and_then(|value| value.to_str().ok()),
-            http.response.status_code = Empty,
-            error.type = Empty,
+            { HTTP_RESPONSE_STATUS_CODE } = Empty,
+            { ERROR_TYPE } = Empty,
         );
         let client_context = propagation::http::extract(request.headers());
         if self.trust_client_context {
@@ -93,10 +126,9 @@ pub struct RecordResponse;
 impl<B> OnResponse<B> for RecordResponse {
     fn on_response(self, response: &Response<B>, latency: std::time::Duration, span: &Span) {
         let status = response.status();
-        span.record("http.response.status_code", i64::from(status.as_u16()));
+        span.record(HTTP_RESPONSE_STATUS_CODE, i64::from(status.as_u16()));
         if status.is_server_error() {
-            span.record("otel.status_code", "ERROR");
-            span.record("error.type", status.as_str());
+            super::record_error(span, status.as_str(), "");
         }
         tracing::debug!(
             parent: span,
@@ -105,14 +137,4 @@ impl<B> OnResponse<B> for RecordResponse {
             "request served"
         );
     }
-}
-
-/// The trace id of the current span, as 32 hex digits.
-pub fn current_trace_id() -> String {
-    Span::current()
-        .context()
-        .span()
-        .span_context()
-        .trace_id()
-        .to_string()
 }

@@ -1,7 +1,9 @@
-//! Every way a request can fail, as an HTTP status and a JSON body
+//! The one error every HTTP surface answers with: a status and the JSON body
 //! `{"error":{"code":"…","message":"…"}}`.
 //!
-//! `code` is a stable machine-readable name; `message` is for people. gRPC
+//! `code` is a stable machine-readable name; `message` is for people. The
+//! gateway, stock-service's API and the fault-injection admin endpoints all
+//! return [`ApiError`], so a client parses one shape everywhere. gRPC
 //! statuses from checkout-service map to the HTTP status that tells the
 //! client what to do: fix the request (4xx), or retry later (503/504).
 
@@ -11,9 +13,11 @@ use axum::{
     http::StatusCode,
     response::{IntoResponse, Response},
 };
+use serde::{Deserialize, Serialize};
 use tonic::Code;
 
-use crate::domain::CartError;
+/// `Retry-After` sent with every 503: the condition is expected to pass soon.
+pub const RETRY_AFTER_SECONDS: &str = "1";
 
 /// A failed request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,9 +40,19 @@ impl ApiError {
         }
     }
 
-    /// 404 for paths the gateway does not serve.
-    pub fn not_found() -> Self {
-        Self::new(StatusCode::NOT_FOUND, "not_found", "no such resource")
+    /// 400 with `code`.
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, code, message)
+    }
+
+    /// 401: a credential is missing or wrong.
+    pub fn unauthorized(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
+    }
+
+    /// 404 `not_found`.
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found", message)
     }
 
     /// 405; the router adds the `Allow` header.
@@ -50,7 +64,12 @@ impl ApiError {
         )
     }
 
-    /// 503 when too many checkouts are in flight; see [`RETRY_AFTER_SECONDS`].
+    /// 503 `not_ready`, from a readiness probe.
+    pub fn not_ready(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, "not_ready", message)
+    }
+
+    /// 503 when too many requests are in flight.
     pub fn overloaded() -> Self {
         Self::new(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -67,20 +86,46 @@ impl ApiError {
             "the request took too long",
         )
     }
+
+    /// 500 for a failure of the server's own (for example its database).
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message)
+    }
+
+    /// The body this error is sent with.
+    pub fn body(&self) -> ErrorBody {
+        ErrorBody {
+            error: ErrorDetail {
+                code: self.code.to_owned(),
+                message: self.message.clone(),
+            },
+        }
+    }
 }
 
-/// `Retry-After` sent with every 503: the condition is expected to pass soon.
-pub const RETRY_AFTER_SECONDS: &str = "1";
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} {}: {}",
+            self.status.as_u16(),
+            self.code,
+            self.message
+        )
+    }
+}
+
+impl std::error::Error for ApiError {}
 
 /// The JSON body of every error: `{"error":{"code":"…","message":"…"}}`.
-#[derive(Debug, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ErrorBody {
     /// What went wrong.
     pub error: ErrorDetail,
 }
 
 /// The inside of [`ErrorBody`].
-#[derive(Debug, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ErrorDetail {
     /// Stable machine-readable code, e.g. `unknown_item`.
     #[schema(example = "unknown_item")]
@@ -91,13 +136,7 @@ pub struct ErrorDetail {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = ErrorBody {
-            error: ErrorDetail {
-                code: self.code.to_owned(),
-                message: self.message,
-            },
-        };
-        let mut response = (self.status, Json(body)).into_response();
+        let mut response = (self.status, Json(self.body())).into_response();
         if self.status == StatusCode::SERVICE_UNAVAILABLE {
             response.headers_mut().insert(
                 http::header::RETRY_AFTER,
@@ -123,12 +162,7 @@ impl From<JsonRejection> for ApiError {
     }
 }
 
-impl From<CartError> for ApiError {
-    fn from(error: CartError) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "invalid_cart", error.to_string())
-    }
-}
-
+/// How checkout-service's gRPC statuses reach an HTTP client.
 impl From<tonic::Status> for ApiError {
     fn from(status: tonic::Status) -> Self {
         let message = status.message().to_owned();

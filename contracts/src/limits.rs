@@ -1,0 +1,54 @@
+//! The bounds of a checkout, shared by every hop.
+//!
+//! The gateway enforces all of them at the edge, so a client hears about a
+//! bad request without a gRPC hop; checkout-service enforces them again with
+//! the same constants, because gRPC callers need not come through the
+//! gateway.
+
+/// Largest HTTP request body accepted, in bytes.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// The most line items one checkout may carry, and the most distinct items.
+pub const MAX_LINE_ITEMS: usize = 100;
+
+/// The most units of one item a checkout may ask for (summed over its lines).
+pub const MAX_QUANTITY: i32 = 1_000;
+
+/// The longest `Idempotency-Key` accepted.
+pub const MAX_IDEMPOTENCY_KEY_LEN: usize = 255;
+
+/// Checks an idempotency key: 1 to [`MAX_IDEMPOTENCY_KEY_LEN`] printable
+/// ASCII characters (no spaces or control characters).
+pub fn check_idempotency_key(key: &str) -> Result<(), InvalidIdempotencyKey> {
+    let printable = key.bytes().all(|b| b.is_ascii_graphic());
+    if (1..=MAX_IDEMPOTENCY_KEY_LEN).contains(&key.len()) && printable {
+        Ok(())
+    } else {
+        Err(InvalidIdempotencyKey)
+    }
+}
+
+/// An idempotency key that breaks the rule of [`check_idempotency_key`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY_LEN} printable ASCII characters")]
+pub struct InvalidIdempotencyKey;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn idempotency_keys_are_short_printable_ascii() {
+        assert!(check_idempotency_key("order-42").is_ok());
+        assert!(check_idempotency_key(&"k".repeat(MAX_IDEMPOTENCY_KEY_LEN)).is_ok());
+        for bad in [
+            String::new(),
+            "k".repeat(MAX_IDEMPOTENCY_KEY_LEN + 1),
+            "with space".to_owned(),
+            "tab\t".to_owned(),
+            "é".to_owned(),
+        ] {
+            assert_eq!(check_idempotency_key(&bad), Err(InvalidIdempotencyKey));
+        }
+    }
+}

@@ -1,0 +1,68 @@
+//! The broker objects and files one test owns, so tests running in
+//! parallel cannot take each other's messages, and their removal.
+
+use std::path::PathBuf;
+
+use contracts::amqp::{dead_letter_exchange, dead_letter_queue};
+use lapin::{Connection, ConnectionProperties, options::*};
+
+use crate::amqp_url;
+
+/// Names of the broker objects and files one pipeline owns.
+#[derive(Clone, Debug)]
+pub struct Isolation {
+    /// Topic exchange.
+    pub exchange: String,
+    /// stock-service's queue.
+    pub queue: String,
+    /// Routing key.
+    pub routing_key: String,
+    /// Directory holding the SQLite database.
+    pub dir: PathBuf,
+}
+
+impl Isolation {
+    /// Fresh, unique names.
+    pub fn new() -> Self {
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        let dir = std::env::temp_dir().join(format!("checkout-e2e-{id}"));
+        Self {
+            exchange: format!("e2e-{id}"),
+            queue: format!("e2e-{id}"),
+            routing_key: "checkout.processed".to_owned(),
+            dir,
+        }
+    }
+
+    /// The SQLite URL inside [`Isolation::dir`].
+    pub fn database_url(&self) -> String {
+        format!("sqlite://{}?mode=rwc", self.dir.join("stock.db").display())
+    }
+
+    /// Deletes the queues, exchanges and files (best effort).
+    pub async fn clean_up(&self) {
+        if let Ok(connection) =
+            Connection::connect(&amqp_url(), ConnectionProperties::default()).await
+            && let Ok(channel) = connection.create_channel().await
+        {
+            for queue in [self.queue.clone(), dead_letter_queue(&self.queue)] {
+                let _ = channel
+                    .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
+                    .await;
+            }
+            for exchange in [self.exchange.clone(), dead_letter_exchange(&self.exchange)] {
+                let _ = channel
+                    .exchange_delete(exchange.as_str().into(), ExchangeDeleteOptions::default())
+                    .await;
+            }
+            let _ = connection.close(200, "done".into()).await;
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+impl Default for Isolation {
+    fn default() -> Self {
+        Self::new()
+    }
+}

@@ -1,0 +1,257 @@
+//! [`TestPipeline`]: an OTLP receiver and the three real services, with the
+//! helpers the end-to-end tests share.
+
+use std::time::Duration;
+
+use checkout_cli::receiver::{OtlpReceiver, ReceivedSpan};
+use reqwest::StatusCode;
+use serde_json::Value;
+use telemetry::Telemetry;
+
+use crate::{
+    PATIENCE,
+    isolation::Isolation,
+    orders, poll,
+    running::RunningService,
+    services::{
+        LOCALHOST_ANY_PORT, declare_queue, gateway_settings, start_checkout_service, start_gateway,
+        start_stock_service,
+    },
+};
+
+/// How to start a [`TestPipeline`].
+#[derive(Clone, Debug)]
+pub struct PipelineOptions {
+    /// Units of each of items 1–4 in the new database.
+    pub initial_stock: i64,
+    /// Adjusts the gateway's settings (deadline, trust, limits).
+    pub gateway: fn(&mut gateway::Settings),
+    /// Where the services export spans; `None`: the pipeline's receiver.
+    pub otlp_endpoint: Option<String>,
+    /// Run no stock-service in-process (a test runs it as a child process).
+    pub without_stock_service: bool,
+}
+
+impl Default for PipelineOptions {
+    fn default() -> Self {
+        Self {
+            initial_stock: 1000,
+            gateway: |_| {},
+            otlp_endpoint: None,
+            without_stock_service: false,
+        }
+    }
+}
+
+/// The three services, an OTLP receiver and an HTTP client.
+pub struct TestPipeline {
+    /// Receives every span the services export.
+    pub receiver: OtlpReceiver,
+    /// Broker and file names owned by this pipeline.
+    pub isolation: Isolation,
+    /// `http://127.0.0.1:PORT` of the gateway.
+    pub gateway_url: String,
+    /// `http://127.0.0.1:PORT` of stock-service's HTTP API (empty when the
+    /// test runs stock-service itself).
+    pub stock_url: String,
+    /// Where the services export spans.
+    pub otlp_endpoint: String,
+    /// Units of each item stock-service started with.
+    pub initial_stock: i64,
+    /// Plain HTTP client.
+    pub http: reqwest::Client,
+    /// stock-service, checkout-service, gateway (in start order).
+    pub services: Vec<RunningService>,
+}
+
+impl TestPipeline {
+    /// Starts everything with default options.
+    pub async fn start() -> Self {
+        Self::start_with(PipelineOptions::default()).await
+    }
+
+    /// Starts the receiver, then stock-service (which declares the queue),
+    /// checkout-service and the gateway.
+    pub async fn start_with(options: PipelineOptions) -> Self {
+        let receiver = OtlpReceiver::start(([127, 0, 0, 1], 0).into(), None)
+            .await
+            .expect("OTLP receiver starts");
+        let isolation = Isolation::new();
+        std::fs::create_dir_all(&isolation.dir).expect("temp dir");
+        let otlp_endpoint = options
+            .otlp_endpoint
+            .clone()
+            .unwrap_or_else(|| receiver.grpc_endpoint());
+
+        let mut services = Vec::new();
+        let mut stock_url = String::new();
+        if !options.without_stock_service {
+            let stock = start_stock_service(&otlp_endpoint, &isolation, options.initial_stock)
+                .expect("stock-service starts");
+            stock_url = format!("http://{}", stock.addr);
+            services.push(stock);
+        } else {
+            declare_queue(&isolation).await;
+        }
+        let checkout = start_checkout_service(&otlp_endpoint, &isolation, LOCALHOST_ANY_PORT)
+            .expect("checkout-service starts");
+        let mut gateway_settings = gateway_settings(checkout.addr);
+        (options.gateway)(&mut gateway_settings);
+        let gateway = start_gateway(&otlp_endpoint, gateway_settings).expect("gateway starts");
+        let gateway_url = format!("http://{}", gateway.addr);
+        services.extend([checkout, gateway]);
+
+        Self {
+            gateway_url,
+            stock_url,
+            otlp_endpoint,
+            initial_stock: options.initial_stock,
+            receiver,
+            isolation,
+            http: reqwest::Client::new(),
+            services,
+        }
+    }
+
+    /// Starts a new checkout-service on the address of the stopped one, so
+    /// the gateway's channel reconnects to it.
+    pub fn restart_checkout_service(&mut self) {
+        let position = self
+            .services
+            .iter()
+            .position(|service| service.name == "checkout-service")
+            .expect("a checkout-service");
+        let addr = self.services[position].addr;
+        let _ = self.services[position].stop();
+        self.services[position] =
+            start_checkout_service(&self.otlp_endpoint, &self.isolation, addr)
+                .expect("checkout-service restarts");
+    }
+
+    /// The running service called `name`.
+    pub fn service(&mut self, name: &str) -> &mut RunningService {
+        self.services
+            .iter_mut()
+            .find(|service| service.name == name)
+            .unwrap_or_else(|| panic!("no service {name}"))
+    }
+
+    /// Posts `body` to `/api/checkout` with extra headers; returns the status
+    /// and the JSON body.
+    pub async fn checkout(&self, body: &Value, headers: &[(&str, &str)]) -> (StatusCode, Value) {
+        let mut request = self
+            .http
+            .post(format!("{}/api/checkout", self.gateway_url))
+            .json(body);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let response = request.send().await.expect("gateway answers");
+        let status = response.status();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Units of `item` available, from stock-service's API.
+    pub async fn stock(&self, item: i64) -> i64 {
+        let body: Value = self
+            .http
+            .get(format!("{}/api/stock/{item}", self.stock_url))
+            .send()
+            .await
+            .expect("stock-service answers")
+            .json()
+            .await
+            .expect("JSON body");
+        body["available"].as_i64().expect("available is a number")
+    }
+
+    /// Waits until stock-service has processed `order_id`; returns its record.
+    pub async fn wait_for_order(&self, order_id: &str) -> Value {
+        let url = format!("{}/api/orders/{order_id}", self.stock_url);
+        poll::until(format!("order {order_id} processed"), PATIENCE, || async {
+            let response = self.http.get(&url).send().await.ok()?;
+            if response.status() != StatusCode::OK {
+                return None;
+            }
+            response.json().await.ok()
+        })
+        .await
+    }
+
+    /// Waits until stock-service has applied every accepted order and checks
+    /// the stock moved by exactly their units (see [`orders`]).
+    pub async fn assert_applied_exactly_once(&self, accepted: &[orders::Accepted]) {
+        orders::assert_applied_exactly_once(
+            &self.http,
+            &self.stock_url,
+            accepted,
+            self.initial_stock,
+            Duration::from_secs(120),
+        )
+        .await;
+    }
+
+    /// Exports every finished span of every service now.
+    pub async fn flush_telemetry(&self) {
+        let telemetries: Vec<Telemetry> = self
+            .services
+            .iter()
+            .map(|service| service.telemetry.clone())
+            .collect();
+        tokio::task::spawn_blocking(move || telemetries.iter().for_each(Telemetry::force_flush))
+            .await
+            .expect("flush");
+    }
+
+    /// Flushes, then waits until the trace satisfies `done`.
+    pub async fn wait_for_trace(
+        &self,
+        trace_id: &str,
+        done: impl Fn(&[ReceivedSpan]) -> bool,
+    ) -> Vec<ReceivedSpan> {
+        self.flush_telemetry().await;
+        match self
+            .receiver
+            .store()
+            .wait_for_trace(trace_id, PATIENCE, done)
+            .await
+        {
+            Ok(spans) => spans,
+            Err(seen) => panic!(
+                "trace {trace_id} incomplete after {PATIENCE:?}; received:\n{}",
+                seen.iter()
+                    .map(|s| format!("  {} {} {} ({})", s.service_name, s.kind, s.name, s.span_id))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            ),
+        }
+    }
+
+    /// Stops every service, removes the broker objects and files (what
+    /// dropping the pipeline does, off the async threads).
+    pub async fn shut_down(self) {
+        tokio::task::spawn_blocking(move || drop(self))
+            .await
+            .expect("pipeline shuts down");
+    }
+}
+
+impl Drop for TestPipeline {
+    /// Runs on success and on a failed assertion alike, so a failing test
+    /// leaves no queues behind either.
+    fn drop(&mut self) {
+        for mut service in self.services.drain(..).rev() {
+            let _ = service.stop();
+        }
+        let isolation = self.isolation.clone();
+        let _ = std::thread::spawn(move || {
+            if let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                runtime.block_on(isolation.clean_up());
+            }
+        })
+        .join();
+    }
+}

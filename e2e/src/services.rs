@@ -1,0 +1,122 @@
+//! Starting each real service in-process on port 0, with a test's names and
+//! telemetry that exports quickly.
+
+use std::{net::SocketAddr, time::Duration};
+
+use telemetry::TelemetryConfig;
+
+use crate::{
+    amqp_url,
+    isolation::Isolation,
+    running::{RunFuture, RunningService, ServiceAddrs},
+};
+
+/// Telemetry for a service under test: export quickly to `endpoint`.
+pub fn test_telemetry(service: &str, endpoint: &str) -> TelemetryConfig {
+    let mut config = TelemetryConfig::new(service, endpoint);
+    config.batch.scheduled_delay = Duration::from_millis(100);
+    config.log_filter = std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into());
+    config
+}
+
+/// Port 0 on the loopback interface.
+pub const LOCALHOST_ANY_PORT: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 0);
+
+/// Declares the pipeline's queue the way stock-service does, for tests that
+/// start stock-service only later (or as a child process): checkout-service
+/// refuses orders that no queue would receive.
+pub async fn declare_queue(isolation: &Isolation) {
+    let settings = stock_settings(isolation, 0);
+    let session = stock_service::broker::BrokerSession::open(&settings)
+        .await
+        .expect("topology declared");
+    session.close().await;
+}
+
+fn stock_settings(
+    isolation: &Isolation,
+    initial_stock: i64,
+) -> stock_service::configuration::Settings {
+    let mut settings = stock_service::Settings::defaults();
+    settings.amqp.url = amqp_url();
+    settings.amqp.exchange = isolation.exchange.clone();
+    settings.queue.name = isolation.queue.clone();
+    settings.amqp.routing_key = isolation.routing_key.clone();
+    settings.database_url = isolation.database_url();
+    settings.http_address = LOCALHOST_ANY_PORT;
+    settings.initial_stock = stock_service::configuration::InitialStock::uniform(initial_stock);
+    settings
+}
+
+/// Starts stock-service on port 0 with the pipeline's names.
+pub fn start_stock_service(
+    otlp_endpoint: &str,
+    isolation: &Isolation,
+    initial_stock: i64,
+) -> anyhow::Result<RunningService> {
+    let settings = stock_settings(isolation, initial_stock);
+    RunningService::spawn(
+        "stock-service",
+        test_telemetry("stock-service", otlp_endpoint),
+        move |stop| async move {
+            let application = stock_service::startup::Application::build(settings).await?;
+            let addr = application.http_addr();
+            let run: RunFuture = Box::pin(application.run_until_stopped(stop));
+            Ok((addr.into(), run))
+        },
+    )
+}
+
+/// Starts checkout-service on `addr` (port 0 for any) publishing to the
+/// pipeline's exchange.
+pub fn start_checkout_service(
+    otlp_endpoint: &str,
+    isolation: &Isolation,
+    addr: SocketAddr,
+) -> anyhow::Result<RunningService> {
+    let mut settings = checkout_service::Settings::defaults();
+    settings.grpc_address = addr;
+    settings.admin_address = LOCALHOST_ANY_PORT;
+    settings.amqp.url = amqp_url();
+    settings.amqp.exchange = isolation.exchange.clone();
+    settings.amqp.routing_key = isolation.routing_key.clone();
+    RunningService::spawn(
+        "checkout-service",
+        test_telemetry("checkout-service", otlp_endpoint),
+        move |stop| async move {
+            let application = checkout_service::startup::Application::build(settings).await?;
+            let addrs = ServiceAddrs {
+                addr: application.grpc_addr(),
+                admin_addr: Some(application.admin_addr()),
+            };
+            let run: RunFuture = Box::pin(application.run_until_stopped(stop));
+            Ok((addrs, run))
+        },
+    )
+}
+
+/// Gateway settings for port 0, calling checkout-service at `checkout_addr`.
+pub fn gateway_settings(checkout_addr: SocketAddr) -> gateway::Settings {
+    let mut settings = gateway::Settings::defaults();
+    settings.http_address = LOCALHOST_ANY_PORT;
+    settings.checkout_service_address = format!("http://{checkout_addr}");
+    settings
+}
+
+/// Starts a gateway with `settings`.
+pub fn start_gateway(
+    otlp_endpoint: &str,
+    settings: gateway::Settings,
+) -> anyhow::Result<RunningService> {
+    RunningService::spawn(
+        "gateway",
+        test_telemetry("gateway", otlp_endpoint),
+        move |stop| async move {
+            let application = gateway::startup::Application::build(settings).await?;
+            let addr = application.http_addr();
+            let run: RunFuture = Box::pin(application.run_until_stopped(stop));
+            Ok((addr.into(), run))
+        },
+    )
+}
