@@ -10,6 +10,10 @@
 use std::fmt;
 use std::str::FromStr;
 
+use contracts::{
+    error::ErrorBody,
+    http::{CheckoutAccepted, CheckoutBody, LineItemBody},
+};
 use serde::{Deserialize, Serialize};
 
 /// A cart line: `{"id": 1, "quantity": 2}` in the request body.
@@ -142,8 +146,17 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 /// The request body `{"items":[{"id":1,"quantity":2}]}`.
-pub fn body(items: &[Item]) -> serde_json::Value {
-    serde_json::json!({ "items": items })
+pub fn body(items: &[Item]) -> CheckoutBody {
+    CheckoutBody {
+        items: items
+            .iter()
+            .map(|item| LineItemBody {
+                id: item.id,
+                quantity: item.quantity,
+            })
+            .collect(),
+        items_id: Vec::new(),
+    }
 }
 
 /// The checkout URL for a gateway base URL such as `http://localhost:8081`.
@@ -170,34 +183,14 @@ pub fn request(
     }
 }
 
-/// The gateway's answer, decoded from its documented JSON shapes.
+/// The gateway's answer, decoded with the contract's own types.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(untagged)]
 pub enum CheckoutResponse {
     /// `202 {"orderId":"…","totalAmount":N,"traceId":"…"}`.
-    #[serde(rename_all = "camelCase")]
-    Accepted {
-        /// The new order's id.
-        order_id: String,
-        /// Total in the catalog's minor unit.
-        total_amount: i64,
-        /// The trace the gateway recorded the request in.
-        trace_id: Option<String>,
-    },
+    Accepted(CheckoutAccepted),
     /// `{"error":{"code":"…","message":"…"}}`.
-    Rejected {
-        /// The error.
-        error: ApiError,
-    },
-}
-
-/// The `error` object of a failed request.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-pub struct ApiError {
-    /// Stable machine-readable code, e.g. `unknown_item`.
-    pub code: String,
-    /// Human-readable explanation.
-    pub message: String,
+    Rejected(ErrorBody),
 }
 
 #[cfg(test)]
@@ -260,17 +253,17 @@ mod tests {
                 .expect("accepted");
         assert_eq!(
             accepted,
-            CheckoutResponse::Accepted {
+            CheckoutResponse::Accepted(CheckoutAccepted {
                 order_id: "o-1".into(),
                 total_amount: 599,
-                trace_id: Some("ab".into())
-            }
+                trace_id: "ab".into()
+            })
         );
         let rejected: CheckoutResponse =
             serde_json::from_str(r#"{"error":{"code":"unknown_item","message":"no item 9"}}"#)
                 .expect("rejected");
         assert!(
-            matches!(rejected, CheckoutResponse::Rejected { error } if error.code == "unknown_item")
+            matches!(rejected, CheckoutResponse::Rejected(body) if body.error.code == "unknown_item")
         );
     }
 }

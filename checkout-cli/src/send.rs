@@ -82,9 +82,7 @@ impl SendOutcome {
     /// The trace to look at: the one the gateway reports, else the one we started.
     pub fn trace_id(&self) -> &str {
         match &self.response {
-            Some(CheckoutResponse::Accepted {
-                trace_id: Some(id), ..
-            }) => id,
+            Some(CheckoutResponse::Accepted(accepted)) => &accepted.trace_id,
             _ => &self.trace_id,
         }
     }
@@ -107,7 +105,7 @@ pub async fn send(
 ) -> Result<SendOutcome, reqwest::Error> {
     let trace = TraceContext::random();
     let baggage = checkout::baggage_header(&options.baggage);
-    let body = checkout::body(&options.items).to_string();
+    let body = serde_json::to_string(&checkout::body(&options.items)).unwrap_or_default();
     let mut request = checkout::request(
         client,
         &checkout::checkout_url(&options.gateway),
@@ -134,16 +132,12 @@ impl fmt::Display for SendOutcome {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "status   {}", self.status)?;
         match &self.response {
-            Some(CheckoutResponse::Accepted {
-                order_id,
-                total_amount,
-                ..
-            }) => {
-                writeln!(f, "order    {order_id}")?;
-                writeln!(f, "total    {total_amount}")?;
+            Some(CheckoutResponse::Accepted(accepted)) => {
+                writeln!(f, "order    {}", accepted.order_id)?;
+                writeln!(f, "total    {}", accepted.total_amount)?;
             }
-            Some(CheckoutResponse::Rejected { error }) => {
-                writeln!(f, "error    {}: {}", error.code, error.message)?;
+            Some(CheckoutResponse::Rejected(body)) => {
+                writeln!(f, "error    {}: {}", body.error.code, body.error.message)?;
             }
             None if self.body.is_empty() => {}
             None => writeln!(f, "body     {}", self.body.trim())?,

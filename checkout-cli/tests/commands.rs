@@ -15,6 +15,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use checkout_cli::checkout::{CheckoutResponse, Item};
+use contracts::http::CheckoutAccepted;
 use checkout_cli::load::{LoadConfig, LoadError, LoadMode, TransportError, VerifyTraces, run_load};
 use checkout_cli::receiver::SpanStore;
 use checkout_cli::send::{SendOptions, send};
@@ -181,11 +182,11 @@ async fn send_posts_the_cart_with_trace_context_baggage_and_idempotency_key() {
     assert_eq!(outcome.status, StatusCode::ACCEPTED);
     assert_eq!(
         outcome.response,
-        Some(CheckoutResponse::Accepted {
+        Some(CheckoutResponse::Accepted(CheckoutAccepted {
             order_id: "order-1".into(),
             total_amount: 300,
-            trace_id: Some(outcome.trace_id.clone()),
-        })
+            trace_id: outcome.trace_id.clone(),
+        }))
     );
     assert_eq!(
         outcome.jaeger_link("http://jaeger:16686/"),
@@ -222,7 +223,7 @@ async fn send_reports_error_responses() {
     assert_eq!(outcome.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(!outcome.is_success());
     assert!(
-        matches!(&outcome.response, Some(CheckoutResponse::Rejected { error }) if error.code == "unknown_item")
+        matches!(&outcome.response, Some(CheckoutResponse::Rejected(body)) if body.error.code == "unknown_item")
     );
     let printed = outcome.to_string();
     assert!(

@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use contracts::http::CheckoutAccepted;
 use hdrhistogram::Histogram;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
@@ -40,7 +41,7 @@ pub async fn run_load(config: LoadConfig) -> Result<LoadReport, LoadError> {
     let run = Arc::new(Run {
         client: reqwest::Client::builder().timeout(config.timeout).build()?,
         url: checkout::checkout_url(&config.gateway),
-        body: checkout::body(&config.items).to_string(),
+        body: serde_json::to_string(&checkout::body(&config.items)).unwrap_or_default(),
         schedule: Schedule {
             measure_from,
             end: config.duration.map(|duration| measure_from + duration),
@@ -304,8 +305,9 @@ async fn show_progress(run: Arc<Run>, duration: Option<Duration>, requests: Opti
 
 /// The `orderId` string of a checkout response body, if it has one.
 fn order_id_of(body: &[u8]) -> Option<String> {
-    let body: serde_json::Value = serde_json::from_slice(body).ok()?;
-    body.get("orderId")?.as_str().map(str::to_owned)
+    serde_json::from_slice::<CheckoutAccepted>(body)
+        .ok()
+        .map(|accepted| accepted.order_id)
 }
 
 /// `time` in microseconds since the Unix epoch (0 before it, saturating far after it).
