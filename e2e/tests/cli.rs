@@ -45,22 +45,16 @@ async fn send_checks_out_in_a_trace_of_its_own() {
         .expect("gateway answers");
 
     assert!(outcome.is_success(), "{outcome}");
-    let Some(CheckoutResponse::Accepted {
-        order_id,
-        total_amount,
-        trace_id,
-    }) = &outcome.response
-    else {
+    let Some(CheckoutResponse::Accepted(accepted)) = &outcome.response else {
         panic!("not accepted: {outcome}");
     };
-    assert_eq!(*total_amount, 200);
+    assert_eq!(accepted.total_amount, 200);
     assert_eq!(
-        trace_id.as_ref(),
-        Some(&outcome.trace_id),
+        accepted.trace_id, outcome.trace_id,
         "the gateway continues our trace"
     );
 
-    let order = pipeline.wait_for_order(order_id).await;
+    let order = pipeline.wait_for_order(&accepted.order_id).await;
     assert_eq!(order["status"], "applied", "{order}");
     assert_eq!(pipeline.stock(1).await, before - 2);
 
