@@ -40,6 +40,10 @@ impl Latency {
 }
 
 /// A new microsecond histogram: 1 µs to 1 h, 3 significant digits.
+#[allow(
+    clippy::expect_used,
+    reason = "constant bounds that the constructor accepts"
+)]
 pub fn micros_histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("constant bounds are valid")
 }

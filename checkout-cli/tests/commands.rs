@@ -3,6 +3,12 @@
 //! request, "exports" the spans the real pipeline would into a `SpanStore`, leaving out
 //! the consumer span of every 3rd request so trace verification has something to find.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "tests: a failed expectation is the test failing"
+)]
+
 use std::net::SocketAddr;
 use std::process::Command;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -15,11 +21,11 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use checkout_cli::checkout::{CheckoutResponse, Item};
-use contracts::http::CheckoutAccepted;
 use checkout_cli::load::{LoadConfig, LoadError, LoadMode, TransportError, VerifyTraces, run_load};
 use checkout_cli::receiver::SpanStore;
 use checkout_cli::send::{SendOptions, send};
 use checkout_cli::verify::CHECKOUT_TRACE;
+use contracts::http::CheckoutAccepted;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
 use opentelemetry_proto::tonic::resource::v1::Resource;
@@ -114,7 +120,7 @@ fn pipeline_spans(trace_id: &str, with_consumer: bool) -> ExportTraceServiceRequ
         ("checkout-service", Server, "checkout.Checkout/DoCheckout"),
         ("checkout-service", Producer, "publish checkout"),
         ("stock-service", Consumer, "process checkout"),
-        ("stock-service", Client, "UPDATE stock"),
+        ("stock-service", Client, "INSERT processed_orders"),
     ];
     if !with_consumer {
         spans.retain(|(_, kind, _)| *kind != Consumer);

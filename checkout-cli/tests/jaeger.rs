@@ -5,6 +5,12 @@
 //! - `/v1`: an old Jaeger without the v3 HTTP API (404 text), legacy API only.
 //! - `/none`: a Jaeger that does not have the trace (both APIs' JSON 404s).
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "tests: a failed expectation is the test failing"
+)]
+
 use std::net::SocketAddr;
 use std::process::Command;
 use std::sync::{Arc, Mutex};

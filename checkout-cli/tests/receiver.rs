@@ -1,6 +1,12 @@
 //! Drives the OTLP receiver through its public API: real gRPC and HTTP exports in,
 //! flattened spans out.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "tests: a failed expectation is the test failing"
+)]
+
 use std::io::Write;
 use std::time::Duration;
 

@@ -1,6 +1,12 @@
 //! Following a store: span subscriptions and settled traces, the machinery behind
 //! `checkout traces` and load-test verification.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "tests: a failed expectation is the test failing"
+)]
+
 use std::io::{BufRead, BufReader, Read};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;

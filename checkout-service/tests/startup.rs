@@ -1,6 +1,12 @@
 //! The checkout-service binary refuses bad configuration at start, naming
 //! the variable, instead of starting with a surprising default.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "tests: a failed expectation is the test failing"
+)]
+
 use std::process::Command;
 
 fn checkout_service_with(variable: &str, value: &str) -> std::process::Output {

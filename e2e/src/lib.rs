@@ -19,6 +19,12 @@
 //! - [`process`]: a service as a real child process, for the tests that
 //!   kill one with SIGKILL.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a test harness: a failed expectation is the test failing"
+)]
+
 pub mod isolation;
 pub mod orders;
 pub mod pipeline;

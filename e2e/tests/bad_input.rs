@@ -2,6 +2,12 @@
 //! and the failures that are the server's (checkout-service gone, no queue to
 //! route to, a deadline) are recorded as error spans.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "tests: a failed expectation is the test failing"
+)]
+
 use std::{sync::Arc, time::Duration};
 
 use tokio::sync::Notify;

@@ -4,9 +4,16 @@
 //! port, every binary exists, and only the gateway and the two UIs are
 //! published.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "tests: a failed expectation is the test failing"
+)]
+
 use std::{collections::BTreeSet, fs, path::Path};
 
 use serde_yaml_ng::Value;
+use service::configuration::variables;
 
 const ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
 
@@ -25,36 +32,18 @@ fn env<'a>(service: &'a Value, key: &str) -> &'a str {
         .unwrap_or_else(|| panic!("{key} is not set"))
 }
 
-/// String literals shaped like environment variable names (`AMQP_URL`) in
-/// the Rust sources under `dir`.
-fn variables_read_in(dir: &Path) -> BTreeSet<String> {
-    let mut found = BTreeSet::new();
-    for entry in fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            found.extend(variables_read_in(&path));
-        } else if path.extension().is_some_and(|e| e == "rs") {
-            let text = fs::read_to_string(&path).unwrap();
-            for literal in text.split('"').skip(1).step_by(2) {
-                let shaped = literal.contains('_')
-                    && literal
-                        .chars()
-                        .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
-                    && literal.starts_with(|c: char| c.is_ascii_uppercase());
-                if shaped {
-                    found.insert(literal.to_owned());
-                }
-            }
-        }
-    }
-    found
-}
-
-/// Variables a service reads: its own sources plus the shared telemetry set-up.
+/// Variables a service reads: every one its `Settings` declares.
 fn variables_read_by(krate: &str) -> BTreeSet<String> {
-    let mut read = variables_read_in(&Path::new(ROOT).join(krate).join("src"));
-    read.extend(variables_read_in(&Path::new(ROOT).join("utils/src")));
-    read
+    let variables = match krate {
+        "gateway" => variables::<gateway::Settings>(),
+        "checkout-service" => variables::<checkout_service::Settings>(),
+        "stock-service" => variables::<stock_service::Settings>(),
+        other => panic!("no service {other}"),
+    };
+    variables
+        .into_iter()
+        .map(|variable| variable.name)
+        .collect()
 }
 
 /// `[[bin]]` names (or the package name) of a workspace crate.

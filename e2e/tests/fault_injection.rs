@@ -1,6 +1,12 @@
-//! Demo fault injection (issue 4): through the admin endpoints, make
+//! Demo fault injection: through the admin endpoints, make
 //! checkout-service fail or slow down and stock-service slow down, and see it
 //! in the answers and on the spans.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "tests: a failed expectation is the test failing"
+)]
 
 use checkout_cli::receiver::{SpanKind, SpanStatus};
 use e2e::TestPipeline;

@@ -2,6 +2,12 @@
 //! through the public APIs (the gateway, stock-service's HTTP API) and the
 //! spans the three services export to a real OTLP receiver.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "tests: a failed expectation is the test failing"
+)]
+
 use checkout_cli::receiver::{ReceivedSpan, SpanKind, SpanStatus};
 use e2e::{PipelineOptions, TestPipeline};
 use reqwest::StatusCode;

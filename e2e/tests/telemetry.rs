@@ -3,6 +3,12 @@
 //! flushed from a thread that has no Tokio runtime, and a flush never needs the
 //! caller's runtime to make progress.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "tests: a failed expectation is the test failing"
+)]
+
 use std::time::Duration;
 
 use checkout_cli::receiver::{OtlpReceiver, SpanKind};

@@ -48,12 +48,13 @@ pub fn defaults<T: Parser>() -> T {
 
 /// `T`'s command, with each value named after its environment variable, so
 /// `--help` and every error message name the variable
-/// (`--http-address <HTTP_ADDRESS>`).
+/// (`--http-address <HTTP_ADDRESS>`). `--help` never prints a variable's
+/// current value: some hold passwords.
 pub fn command<T: CommandFactory>() -> clap::Command {
     T::command().mut_args(|arg| match arg.get_env() {
         Some(env) => {
             let name = env.to_string_lossy().into_owned();
-            arg.value_name(name)
+            arg.value_name(name).hide_env_values(true)
         }
         None => arg,
     })
@@ -207,7 +208,7 @@ mod tests {
             Variable {
                 name: "EXAMPLE_ADDRESS".into(),
                 default: "127.0.0.1:9".into(),
-                meaning: "Where to listen.".into(),
+                meaning: "Where to listen".into(),
             }
         );
         assert_eq!(variables[1].name, "EXAMPLE_TIMEOUT_MS");

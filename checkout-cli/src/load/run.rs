@@ -228,6 +228,10 @@ struct Stats {
 }
 
 impl Default for Stats {
+    #[allow(
+        clippy::expect_used,
+        reason = "constant bounds that the constructor accepts"
+    )]
     fn default() -> Self {
         Self {
             sent: 0,

@@ -7,6 +7,12 @@
 //! and database, so tests run in parallel without taking each other's
 //! messages, and deletes them when it ends.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "tests: a failed expectation is the test failing"
+)]
+
 mod consuming;
 mod health_and_errors;
 mod helpers;

@@ -1,11 +1,20 @@
-//! Fault tests 3–6 (1 and 2 have test binaries of their own): checkout-service
-//! stopped mid-load, the OTLP endpoint unreachable, poison messages in the
-//! queue, and concurrent retries with one Idempotency-Key.
+//! The pipeline under failures that need no broker restart or killed process
+//! (those have test binaries of their own: `broker_restart`,
+//! `stock_service_killed`): checkout-service stopped mid-load, the OTLP
+//! endpoint unreachable, poison messages in the queue, and concurrent
+//! retries with one Idempotency-Key.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "tests: a failed expectation is the test failing"
+)]
 
 use std::time::Duration;
 
 use checkout_cli::receiver::{SpanKind, SpanStatus};
-use e2e::{PATIENCE, PipelineOptions, TestPipeline, amqp_url, orders::Load};
+use contracts::amqp::{DEATH_REASON_HEADER, dead_letter_queue};
+use e2e::{PATIENCE, PipelineOptions, TestPipeline, amqp_url, orders::Load, poll};
 use lapin::{
     BasicProperties, Connection, ConnectionProperties,
     options::{BasicGetOptions, BasicPublishOptions, ConfirmSelectOptions},
@@ -145,37 +154,26 @@ async fn poison_messages_are_dead_lettered_with_their_reason_and_good_ones_flow(
     pipeline.assert_applied_exactly_once(&accepted).await;
 
     // Every poison message is in `<queue>.dead`, with why.
-    let dead_queue = format!("{}.dead", isolation.queue);
+    let dead_queue = dead_letter_queue(&isolation.queue);
     let mut reasons = Vec::new();
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    while reasons.len() < poison.len() {
-        match channel
-            .basic_get(dead_queue.as_str().into(), BasicGetOptions { no_ack: true })
-            .await
-            .unwrap()
+    for _ in 0..poison.len() {
+        let message = poll::until("a poison message dead-lettered", PATIENCE, || async {
+            channel
+                .basic_get(dead_queue.as_str().into(), BasicGetOptions { no_ack: true })
+                .await
+                .unwrap()
+        })
+        .await;
+        let reason = match message
+            .properties
+            .headers()
+            .as_ref()
+            .and_then(|h| h.inner().get(DEATH_REASON_HEADER).cloned())
         {
-            Some(message) => {
-                let reason = match message
-                    .properties
-                    .headers()
-                    .as_ref()
-                    .and_then(|h| h.inner().get("x-death-reason").cloned())
-                {
-                    Some(AMQPValue::LongString(reason)) => reason.to_string(),
-                    other => panic!("dead letter without a reason: {other:?}"),
-                };
-                reasons.push((message.data.clone(), reason));
-            }
-            None => {
-                assert!(
-                    tokio::time::Instant::now() < deadline,
-                    "only {} of {} poison messages dead-lettered",
-                    reasons.len(),
-                    poison.len()
-                );
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-        }
+            Some(AMQPValue::LongString(reason)) => reason.to_string(),
+            other => panic!("dead letter without a reason: {other:?}"),
+        };
+        reasons.push((message.data.clone(), reason));
     }
     for (body, _, expected) in &poison {
         let (_, reason) = reasons

@@ -1,6 +1,11 @@
-//! Fault test 2: stock-service is killed with SIGKILL mid-stream and started
-//! again. Whatever it was doing when it died (a transaction not yet
+//! stock-service is killed with SIGKILL mid-stream and started again. Whatever it was doing when it died (a transaction not yet
 //! committed, a commit not yet acknowledged) is redelivered and applied once.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "tests: a failed expectation is the test failing"
+)]
 
 use std::time::Duration;
 
