@@ -10,7 +10,7 @@
 //! The work queue is a quorum queue: replicated, and it counts deliveries.
 //! With `x-delivery-limit`, a message that keeps failing (each failure is a
 //! `nack` with requeue) is dead-lettered after
-//! [`DELIVERY_LIMIT`](contracts::amqp::DELIVERY_LIMIT) attempts instead of
+//! [`contracts::amqp::DELIVERY_LIMIT`] attempts instead of
 //! cycling forever or being dropped.
 
 use contracts::amqp::{DELIVERY_LIMIT, dead_letter_exchange, dead_letter_queue};

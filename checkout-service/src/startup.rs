@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 
 use anyhow::Context;
 use contracts::grpc::{FILE_DESCRIPTOR_SET, SERVICE_NAME, checkout_server::CheckoutServer};
-use service::{faults::Faults, shutdown::CancellationToken, startup::Listening};
+use service::{faults::Faults, shutdown::CancellationToken, startup::{Listening, Service}};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tonic::transport::{Server, server::TcpIncoming};
@@ -29,8 +29,24 @@ pub struct Application {
 }
 
 impl Application {
+    /// The bound gRPC address (the real port when 0 was asked for).
+    pub fn grpc_addr(&self) -> SocketAddr {
+        self.grpc_addr
+    }
+
+    /// The bound address of the fault-injection admin endpoint.
+    pub fn admin_addr(&self) -> SocketAddr {
+        self.admin_addr
+    }
+}
+
+impl Service for Application {
+    const NAME: &'static str = crate::NAME;
+    const VERSION: &'static str = crate::VERSION;
+    type Settings = Settings;
+
     /// Binds the gRPC port and connects to the broker.
-    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+    async fn build(settings: Settings) -> anyhow::Result<Self> {
         let listener = TcpListener::bind(settings.grpc_address)
             .await
             .with_context(|| format!("cannot listen on {}", settings.grpc_address))?;
@@ -62,18 +78,8 @@ impl Application {
         })
     }
 
-    /// The bound gRPC address (the real port when 0 was asked for).
-    pub fn grpc_addr(&self) -> SocketAddr {
-        self.grpc_addr
-    }
-
-    /// The bound address of the fault-injection admin endpoint.
-    pub fn admin_addr(&self) -> SocketAddr {
-        self.admin_addr
-    }
-
     /// What the start-up log line reports.
-    pub fn listening(&self) -> Listening {
+    fn listening(&self) -> Listening {
         Listening {
             grpc: Some(self.grpc_addr),
             admin: Some(self.admin_addr),
@@ -84,7 +90,7 @@ impl Application {
     /// Serves until `shutdown` is cancelled, then stops accepting calls, lets
     /// the calls in flight finish (their publishes are confirmed or failed),
     /// and closes the broker connection.
-    pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+    async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         let (health_reporter, health_service) = tonic_health::server::health_reporter();
         tokio::spawn(report_health(
             health_reporter,

@@ -37,7 +37,7 @@ use std::time::Duration;
 
 pub use isolation::Isolation;
 pub use pipeline::{PipelineOptions, TestPipeline};
-pub use running::{RunFuture, RunningService, ServiceAddrs};
+pub use running::{RunFuture, RunningService};
 pub use services::*;
 
 /// Generous deadline for anything a loaded 2-core machine must eventually do.

@@ -9,26 +9,8 @@
 use std::{future::Future, net::SocketAddr, pin::Pin, thread::JoinHandle};
 
 use anyhow::Context;
-use service::shutdown::CancellationToken;
+use service::{shutdown::CancellationToken, startup::Listening};
 use telemetry::{Telemetry, TelemetryConfig};
-
-/// Where a started service listens.
-#[derive(Clone, Copy, Debug)]
-pub struct ServiceAddrs {
-    /// Its main address.
-    pub addr: SocketAddr,
-    /// Its admin address, if separate.
-    pub admin_addr: Option<SocketAddr>,
-}
-
-impl From<SocketAddr> for ServiceAddrs {
-    fn from(addr: SocketAddr) -> Self {
-        Self {
-            addr,
-            admin_addr: None,
-        }
-    }
-}
 
 /// A service's future, as built on its own thread.
 pub type RunFuture = Pin<Box<dyn Future<Output = anyhow::Result<()>>>>;
@@ -48,7 +30,7 @@ pub struct RunningService {
 
 impl RunningService {
     /// Starts `build` on a new thread under its own telemetry; `build`
-    /// returns the bound address and the future that serves until the token
+    /// returns the bound addresses and the future that serves until the token
     /// is cancelled.
     pub fn spawn<B, F>(
         name: &'static str,
@@ -57,7 +39,7 @@ impl RunningService {
     ) -> anyhow::Result<Self>
     where
         B: FnOnce(CancellationToken) -> F + Send + 'static,
-        F: Future<Output = anyhow::Result<(ServiceAddrs, RunFuture)>>,
+        F: Future<Output = anyhow::Result<(Listening, RunFuture)>>,
     {
         let stop = CancellationToken::new();
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
@@ -96,14 +78,18 @@ impl RunningService {
                 })
             },
         )?;
-        let (ServiceAddrs { addr, admin_addr }, telemetry) = ready_rx
+        let (listening, telemetry) = ready_rx
             .recv()
             .context("service thread ended before it was ready")?
             .with_context(|| format!("{name} did not start"))?;
+        let addr = listening
+            .http
+            .or(listening.grpc)
+            .context("the service listens on no address")?;
         Ok(Self {
             name,
             addr,
-            admin_addr,
+            admin_addr: listening.admin,
             stop,
             telemetry,
             thread: Some(thread),

@@ -5,10 +5,12 @@ use std::{net::SocketAddr, time::Duration};
 
 use telemetry::TelemetryConfig;
 
+use service::startup::Service;
+
 use crate::{
     amqp_url,
     isolation::Isolation,
-    running::{RunFuture, RunningService, ServiceAddrs},
+    running::{RunFuture, RunningService},
 };
 
 /// Telemetry for a service under test: export quickly to `endpoint`.
@@ -55,16 +57,9 @@ pub fn start_stock_service(
     isolation: &Isolation,
     initial_stock: i64,
 ) -> anyhow::Result<RunningService> {
-    let settings = stock_settings(isolation, initial_stock);
-    RunningService::spawn(
-        "stock-service",
-        test_telemetry("stock-service", otlp_endpoint),
-        move |stop| async move {
-            let application = stock_service::startup::Application::build(settings).await?;
-            let addr = application.http_addr();
-            let run: RunFuture = Box::pin(application.run_until_stopped(stop));
-            Ok((addr.into(), run))
-        },
+    start::<stock_service::Application>(
+        stock_settings(isolation, initial_stock),
+        otlp_endpoint,
     )
 }
 
@@ -81,19 +76,7 @@ pub fn start_checkout_service(
     settings.amqp.url = amqp_url();
     settings.amqp.exchange = isolation.exchange.clone();
     settings.amqp.routing_key = isolation.routing_key.clone();
-    RunningService::spawn(
-        "checkout-service",
-        test_telemetry("checkout-service", otlp_endpoint),
-        move |stop| async move {
-            let application = checkout_service::startup::Application::build(settings).await?;
-            let addrs = ServiceAddrs {
-                addr: application.grpc_addr(),
-                admin_addr: Some(application.admin_addr()),
-            };
-            let run: RunFuture = Box::pin(application.run_until_stopped(stop));
-            Ok((addrs, run))
-        },
-    )
+    start::<checkout_service::Application>(settings, otlp_endpoint)
 }
 
 /// Gateway settings for port 0, calling checkout-service at `checkout_addr`.
@@ -109,14 +92,24 @@ pub fn start_gateway(
     otlp_endpoint: &str,
     settings: gateway::Settings,
 ) -> anyhow::Result<RunningService> {
+    start::<gateway::Application>(settings, otlp_endpoint)
+}
+
+/// Starts service `S` with `settings` on a thread of its own, exporting
+/// spans to `otlp_endpoint`.
+pub fn start<S>(settings: S::Settings, otlp_endpoint: &str) -> anyhow::Result<RunningService>
+where
+    S: Service + 'static,
+    S::Settings: Send + 'static,
+{
     RunningService::spawn(
-        "gateway",
-        test_telemetry("gateway", otlp_endpoint),
+        S::NAME,
+        test_telemetry(S::NAME, otlp_endpoint),
         move |stop| async move {
-            let application = gateway::startup::Application::build(settings).await?;
-            let addr = application.http_addr();
+            let application = S::build(settings).await?;
+            let listening = application.listening();
             let run: RunFuture = Box::pin(application.run_until_stopped(stop));
-            Ok((addr.into(), run))
+            Ok((listening, run))
         },
     )
 }

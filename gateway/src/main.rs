@@ -1,32 +1,11 @@
 //! gateway binary: settings from flags and the environment (`--help` lists
 //! them), telemetry, then the HTTP server until SIGINT/SIGTERM.
 
-use anyhow::Context;
-use gateway::{Application, NAME, Settings, VERSION};
-use telemetry::Telemetry;
+use gateway::{Application, Settings};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let settings = Settings::load();
-    let config = settings
-        .telemetry
-        .clone()
-        .into_config(NAME, VERSION)
-        .map_err(anyhow::Error::msg)?;
-    let telemetry = Telemetry::build(&config)?;
-    telemetry.install_global()?;
-
-    let result = async {
-        let application = Application::build(settings).await?;
-        application.listening().log(NAME, VERSION);
-        application
-            .run_until_stopped(service::shutdown::on_signal())
-            .await
-    }
-    .await;
-    if let Err(error) = &result {
-        tracing::error!(error = format!("{error:#}"), "{NAME} stopped");
-    }
-    telemetry.shutdown().await;
-    result.context("gateway failed")
+    let telemetry = settings.telemetry.clone();
+    telemetry::run::<Application>(settings, telemetry).await
 }

@@ -17,7 +17,7 @@ use axum::{
     routing::{get, post},
 };
 use contracts::{error::ApiError, limits::MAX_BODY_BYTES};
-use service::{shutdown::CancellationToken, startup::Listening};
+use service::{shutdown::CancellationToken, startup::{Listening, Service}};
 use tokio::net::TcpListener;
 use tower::{ServiceBuilder, limit::GlobalConcurrencyLimitLayer};
 
@@ -35,8 +35,19 @@ pub struct Application {
 }
 
 impl Application {
+    /// The bound HTTP address (the real port when 0 was asked for).
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http_addr
+    }
+}
+
+impl Service for Application {
+    const NAME: &'static str = crate::NAME;
+    const VERSION: &'static str = crate::VERSION;
+    type Settings = Settings;
+
     /// Binds the HTTP port and prepares the (lazily connecting) gRPC client.
-    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+    async fn build(settings: Settings) -> anyhow::Result<Self> {
         let checkout = CheckoutClient::new(
             &settings.checkout_service_address,
             settings.checkout_deadline,
@@ -58,13 +69,8 @@ impl Application {
         })
     }
 
-    /// The bound HTTP address (the real port when 0 was asked for).
-    pub fn http_addr(&self) -> SocketAddr {
-        self.http_addr
-    }
-
     /// What the start-up log line reports.
-    pub fn listening(&self) -> Listening {
+    fn listening(&self) -> Listening {
         Listening {
             http: Some(self.http_addr),
             ..Listening::default()
@@ -73,7 +79,7 @@ impl Application {
 
     /// Serves until `shutdown` is cancelled, then stops accepting connections
     /// and lets the requests in flight finish.
-    pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+    async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         axum::serve(self.listener, self.router)
             .with_graceful_shutdown(shutdown.cancelled_owned())
             .await

@@ -1,4 +1,5 @@
-//! The start-up log line: one JSON line per service, with the same fields
+//! The shape every service's `Application` has ([`Service`]), and the
+//! start-up log line: one JSON line per service, with the same fields
 //! everywhere, written once every listener is bound.
 //!
 //! `message` is `listening`; `service` and `version` name the binary;
@@ -7,7 +8,37 @@
 //! the service has that listener. The end-to-end tests and the benchmark
 //! start services on port 0 and read their ports from these fields.
 
-use std::net::SocketAddr;
+use std::{future::Future, net::SocketAddr};
+
+use crate::shutdown::CancellationToken;
+
+/// What each service's `Application` is: built from its settings (binding
+/// its ports, port 0 included, and connecting to what it needs, so a
+/// misconfigured service fails at start with a clear error), then run until
+/// a shutdown token is cancelled. The binaries and the tests start every
+/// service through this one shape.
+pub trait Service: Sized {
+    /// The binary's name, and `service.name` unless `OTEL_SERVICE_NAME`
+    /// names another.
+    const NAME: &'static str;
+    /// Its version: `service.version`, and what `--version` prints.
+    const VERSION: &'static str;
+    /// Its settings (flags and environment; `--help` lists them).
+    type Settings: clap::Parser;
+
+    /// Does everything that can fail at start: binds, connects, migrates.
+    fn build(settings: Self::Settings) -> impl Future<Output = anyhow::Result<Self>>;
+
+    /// The addresses it is bound to.
+    fn listening(&self) -> Listening;
+
+    /// Serves until `shutdown` is cancelled, then finishes what is in flight
+    /// and returns.
+    fn run_until_stopped(
+        self,
+        shutdown: CancellationToken,
+    ) -> impl Future<Output = anyhow::Result<()>>;
+}
 
 /// The addresses a service listens on.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

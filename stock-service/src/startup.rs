@@ -12,7 +12,7 @@ use std::net::SocketAddr;
 
 use anyhow::Context;
 use service::{
-    configuration::redact_url, faults::Faults, shutdown::CancellationToken, startup::Listening,
+    configuration::redact_url, faults::Faults, shutdown::CancellationToken, startup::{Listening, Service},
 };
 use tokio::net::TcpListener;
 
@@ -35,10 +35,27 @@ pub struct Application {
 }
 
 impl Application {
+    /// The bound HTTP address (the real port when 0 was asked for).
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http_addr
+    }
+
+    /// A handle to the store (for tests). It is closed when the application
+    /// stops.
+    pub fn store(&self) -> Store {
+        self.store.clone()
+    }
+}
+
+impl Service for Application {
+    const NAME: &'static str = crate::NAME;
+    const VERSION: &'static str = crate::VERSION;
+    type Settings = Settings;
+
     /// Binds the HTTP listener (port 0 picks a free port), opens and
     /// migrates the database, seeds missing stock, connects to RabbitMQ and
     /// declares the topology.
-    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+    async fn build(settings: Settings) -> anyhow::Result<Self> {
         let listener = TcpListener::bind(settings.http_address)
             .await
             .with_context(|| format!("cannot listen on {}", settings.http_address))?;
@@ -73,23 +90,12 @@ impl Application {
         })
     }
 
-    /// The bound HTTP address (the real port when 0 was asked for).
-    pub fn http_addr(&self) -> SocketAddr {
-        self.http_addr
-    }
-
     /// What the start-up log line reports.
-    pub fn listening(&self) -> Listening {
+    fn listening(&self) -> Listening {
         Listening {
             http: Some(self.http_addr),
             ..Listening::default()
         }
-    }
-
-    /// A handle to the store (for tests). It is closed when the application
-    /// stops.
-    pub fn store(&self) -> Store {
-        self.store.clone()
     }
 
     /// Serves HTTP and consumes messages until `shutdown` is cancelled, then
@@ -98,7 +104,7 @@ impl Application {
     /// and acknowledges) the delivery in hand and closes the connection,
     /// which returns prefetched, unprocessed deliveries to the queue; last,
     /// the database pool closes.
-    pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+    async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         let state = AppState {
             store: self.store.clone(),
             consumer: self.consumer.status(),

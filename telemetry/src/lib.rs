@@ -35,7 +35,9 @@ pub mod spans;
 
 use std::sync::{Arc, OnceLock};
 
+use anyhow::Context as _;
 use opentelemetry::trace::TracerProvider as _;
+use service::{shutdown, startup::Service};
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use tracing::{Dispatch, dispatcher::WeakDispatch};
 use tracing_subscriber::{
@@ -163,4 +165,28 @@ impl Telemetry {
             export_runtime.stop();
         }
     }
+}
+
+/// A service binary's `main`: telemetry from `args` as the process default,
+/// then `S` built from `settings`, its start-up line logged, and served
+/// until SIGINT/SIGTERM; last, the spans still queued are exported (those of
+/// a failed start included).
+pub async fn run<S: Service>(settings: S::Settings, args: TelemetryArgs) -> anyhow::Result<()> {
+    let config = args
+        .into_config(S::NAME, S::VERSION)
+        .map_err(anyhow::Error::msg)?;
+    let telemetry = Telemetry::build(&config)?;
+    telemetry.install_global()?;
+
+    let result = async {
+        let application = S::build(settings).await?;
+        application.listening().log(S::NAME, S::VERSION);
+        application.run_until_stopped(shutdown::on_signal()).await
+    }
+    .await;
+    if let Err(error) = &result {
+        tracing::error!(error = format!("{error:#}"), "{} stopped", S::NAME);
+    }
+    telemetry.shutdown().await;
+    result.with_context(|| format!("{} failed", S::NAME))
 }

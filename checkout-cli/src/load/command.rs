@@ -28,9 +28,10 @@ pub struct LoadArgs {
     /// Stop after this many requests (with --duration: whichever comes first)
     #[arg(long, value_name = "N")]
     pub requests: Option<u64>,
-    /// Cart of every request, as ID[:QTY] lines separated by commas
+    /// Cart of every request.
     #[arg(
         long,
+        help = "Cart of every request, as ID[:QTY] lines separated by commas",
         value_delimiter = ',',
         default_value = "1:1",
         value_name = "ID[:QTY],.."

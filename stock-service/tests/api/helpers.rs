@@ -25,7 +25,7 @@ use lapin::{
 };
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider, SpanData};
-use service::shutdown::CancellationToken;
+use service::{shutdown::CancellationToken, startup::Service};
 use sqlx::{
     AssertSqlSafe, Connection as _,
     postgres::{PgConnectOptions, PgConnection},
