@@ -1,6 +1,11 @@
-//! Every malformed request gets the documented status and a JSON error body,
-//! and the failures that are the server's (checkout-service gone, no queue to
-//! route to, a deadline) are recorded as error spans.
+//! Bad input that only the whole pipeline can judge gets the documented
+//! status and a JSON error body: an unknown item (checkout-service's call),
+//! trace headers the gateway must ignore, headers hyper refuses. The failures
+//! that are the server's (checkout-service gone, no queue to route to, a
+//! deadline, too many checkouts in flight) get a 503 or 504, the first two
+//! recorded as error spans. What the gateway decides alone (malformed JSON,
+//! the limits, content type, `Idempotency-Key`, 404, 405, the OpenAPI
+//! document) is tested in-process by the gateway's `tests/api`.
 
 #![allow(
     clippy::unwrap_used,
@@ -42,16 +47,6 @@ async fn start_receiver() -> checkout_cli::receiver::OtlpReceiver {
         .expect("OTLP receiver starts")
 }
 
-fn json_post_bytes(
-    http: &reqwest::Client,
-    url: &str,
-    body: &'static [u8],
-) -> reqwest::RequestBuilder {
-    http.post(url)
-        .header(header::CONTENT_TYPE, "application/json")
-        .body(body)
-}
-
 fn assert_error(status: StatusCode, body: &Value, expected: StatusCode, code: &str) {
     assert_eq!(status, expected, "{body}");
     assert_eq!(body["error"]["code"], code, "{body}");
@@ -64,87 +59,12 @@ fn assert_error(status: StatusCode, body: &Value, expected: StatusCode, code: &s
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn malformed_requests_get_clear_json_errors() {
+async fn bad_input_reaching_the_pipeline_gets_clear_json_errors() {
     let pipeline = TestPipeline::start().await;
     let url = format!("{}/api/checkout", pipeline.gateway_url);
     let http = &pipeline.http;
-    let json_post = |body: String| {
-        http.post(&url)
-            .header(header::CONTENT_TYPE, "application/json")
-            .body(body)
-    };
 
-    let (status, _, body) = send(json_post("{not json".into())).await;
-    assert_error(status, &body, StatusCode::BAD_REQUEST, "malformed_json");
-
-    let (status, _, body) = send(json_post(r#"{"items":[{"id":"one"}]}"#.into())).await;
-    assert_error(status, &body, StatusCode::BAD_REQUEST, "malformed_json");
-
-    for empty in [r#"{}"#, r#"{"items":[]}"#, r#"{"itemsID":[]}"#] {
-        let (status, _, body) = send(json_post(empty.into())).await;
-        assert_error(status, &body, StatusCode::BAD_REQUEST, "invalid_cart");
-    }
-
-    for quantity in [0, -3] {
-        let body = format!(r#"{{"items":[{{"id":1,"quantity":{quantity}}}]}}"#);
-        let (status, _, body) = send(json_post(body)).await;
-        assert_error(status, &body, StatusCode::BAD_REQUEST, "invalid_cart");
-    }
-
-    // Limits: at most 100 line items, quantities 1 to 1000.
-    let many: Vec<i32> = vec![1; 101];
-    let (status, _, body) = send(http.post(&url).json(&json!({"itemsID": many}))).await;
-    assert_error(status, &body, StatusCode::BAD_REQUEST, "invalid_cart");
-    let (status, _, body) = send(
-        http.post(&url)
-            .json(&json!({"items": [{"id": 1, "quantity": 1001}]})),
-    )
-    .await;
-    assert_error(status, &body, StatusCode::BAD_REQUEST, "invalid_cart");
-    let (status, _, body) = send(
-        http.post(&url)
-            .json(&json!({"items": [{"id": 1, "quantity": 1000}, {"id": 1, "quantity": 1}]})),
-    )
-    .await;
-    assert_error(status, &body, StatusCode::BAD_REQUEST, "invalid_cart");
-    let (status, _, body) = send(
-        http.post(&url)
-            .json(&json!({"items": [{"id": 1, "quantity": 4294967296_u64}]})),
-    )
-    .await;
-    assert_error(status, &body, StatusCode::BAD_REQUEST, "malformed_json");
-
-    let (status, headers, body) = send(http.get(&url)).await;
-    assert_error(
-        status,
-        &body,
-        StatusCode::METHOD_NOT_ALLOWED,
-        "method_not_allowed",
-    );
-    assert_eq!(headers[header::ALLOW], "POST");
-
-    let huge = format!(r#"{{"itemsID":[1],"pad":"{}"}}"#, "x".repeat(65 * 1024));
-    let (status, _, body) = send(json_post(huge)).await;
-    assert_error(
-        status,
-        &body,
-        StatusCode::PAYLOAD_TOO_LARGE,
-        "payload_too_large",
-    );
-
-    let (status, _, body) = send(
-        http.post(&url)
-            .header(header::CONTENT_TYPE, "text/plain")
-            .body(r#"{"itemsID":[1]}"#),
-    )
-    .await;
-    assert_error(
-        status,
-        &body,
-        StatusCode::UNSUPPORTED_MEDIA_TYPE,
-        "unsupported_media_type",
-    );
-
+    // An unknown item is checkout-service's to refuse: it owns the catalog.
     let (status, _, body) = send(http.post(&url).json(&json!({"itemsID": [1, 99]}))).await;
     assert_error(
         status,
@@ -153,45 +73,8 @@ async fn malformed_requests_get_clear_json_errors() {
         "unknown_item",
     );
 
-    let (status, _, body) = send(http.get(format!("{}/nope", pipeline.gateway_url))).await;
-    assert_error(status, &body, StatusCode::NOT_FOUND, "not_found");
-
-    let (status, _, body) = send(
-        http.post(&url)
-            .header("idempotency-key", "has space")
-            .json(&json!({"itemsID": [1]})),
-    )
-    .await;
-    assert_error(
-        status,
-        &body,
-        StatusCode::BAD_REQUEST,
-        "invalid_idempotency_key",
-    );
-
-    // Invalid UTF-8 in the body or a header, and oversized trace headers.
-    let (status, _, body) = send(json_post_bytes(
-        http,
-        &url,
-        b"{\"itemsID\":[1],\"x\":\"\xff\"}",
-    ))
-    .await;
-    assert_error(status, &body, StatusCode::BAD_REQUEST, "malformed_json");
-    let (status, _, body) = send(
-        http.post(&url)
-            .header(
-                "idempotency-key",
-                reqwest::header::HeaderValue::from_bytes(b"k\xff").unwrap(),
-            )
-            .json(&json!({"itemsID": [1]})),
-    )
-    .await;
-    assert_error(
-        status,
-        &body,
-        StatusCode::BAD_REQUEST,
-        "invalid_idempotency_key",
-    );
+    // Oversized, malformed trace headers are ignored: the checkout goes
+    // through in a trace of its own.
     let (status, _, body) = send(
         http.post(&url)
             .header("traceparent", "00-".repeat(4000))
@@ -218,25 +101,13 @@ async fn malformed_requests_get_clear_json_errors() {
         assert!(response.status().is_client_error(), "{}", response.status());
     }
 
+    // With the whole pipeline up, the gateway is ready.
     let ready = http
         .get(format!("{}/readyz", pipeline.gateway_url))
         .send()
         .await
         .unwrap();
     assert_eq!(ready.status(), StatusCode::OK);
-
-    let openapi: Value = http
-        .get(format!("{}/openapi.json", pipeline.gateway_url))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let responses = &openapi["paths"]["/api/checkout"]["post"]["responses"];
-    for status in ["202", "400", "413", "415", "422", "503", "504"] {
-        assert!(responses[status].is_object(), "{status} is documented");
-    }
 
     // Only the one valid checkout above reached the broker.
     let order = pipeline.stock(1).await;

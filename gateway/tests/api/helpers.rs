@@ -1,0 +1,81 @@
+//! Shared helpers: the gateway's router in-process, a way to send it one
+//! request and read the answer, and the check of the JSON error body.
+
+use axum::{Router, body::Body};
+use gateway::{
+    Settings, checkout_client::CheckoutClient, routes::AppState, startup::router as gateway_router,
+};
+use http::{HeaderMap, Request, StatusCode, header};
+use http_body_util::BodyExt;
+use serde_json::Value;
+use tower::ServiceExt;
+
+/// The checkout route.
+pub const CHECKOUT: &str = "/api/checkout";
+
+/// Where checkout-service is supposed to be: port 1 on loopback, where
+/// nothing listens, so a call fails at once with "connection refused" and
+/// nothing leaves the machine.
+const UNREACHABLE_CHECKOUT_SERVICE: &str = "http://127.0.0.1:1";
+
+/// The gateway's router with its default settings and a checkout-service
+/// client that cannot connect.
+pub fn router() -> Router {
+    let settings = Settings::defaults();
+    let checkout = CheckoutClient::new(UNREACHABLE_CHECKOUT_SERVICE, settings.checkout_deadline)
+        .expect("a valid endpoint URL");
+    gateway_router(AppState { checkout }, &settings)
+}
+
+/// Sends `request` to a fresh router and returns the status, the headers and
+/// the body, which must be JSON.
+pub async fn send(request: Request<Body>) -> (StatusCode, HeaderMap, Value) {
+    let response = router()
+        .oneshot(request)
+        .await
+        .expect("the router is infallible");
+    let (parts, body) = response.into_parts();
+    let bytes = body
+        .collect()
+        .await
+        .expect("the body can be read")
+        .to_bytes();
+    let json = serde_json::from_slice(&bytes).unwrap_or_else(|error| {
+        panic!(
+            "{} answered a body that is not JSON ({error}): {}",
+            parts.status,
+            String::from_utf8_lossy(&bytes)
+        )
+    });
+    (parts.status, parts.headers, json)
+}
+
+/// A `POST /api/checkout` with an `application/json` content type; add
+/// headers, then a body.
+pub fn checkout_request() -> http::request::Builder {
+    Request::post(CHECKOUT).header(header::CONTENT_TYPE, "application/json")
+}
+
+/// Posts `body` to `/api/checkout` as JSON.
+pub async fn post_json(body: impl Into<Body>) -> (StatusCode, HeaderMap, Value) {
+    send(checkout_request().body(body.into()).unwrap()).await
+}
+
+/// Sends `GET path`.
+pub async fn get(path: &str) -> (StatusCode, HeaderMap, Value) {
+    send(Request::get(path).body(Body::empty()).unwrap()).await
+}
+
+/// Checks an error answer: the expected status, and the body
+/// `{"error":{"code":code,"message":…}}` with a message that is not empty.
+#[track_caller]
+pub fn assert_error(status: StatusCode, body: &Value, expected: StatusCode, code: &str) {
+    assert_eq!(status, expected, "{body}");
+    assert_eq!(body["error"]["code"], code, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|message| !message.is_empty()),
+        "the error has a message: {body}"
+    );
+}
