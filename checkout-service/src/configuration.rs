@@ -47,16 +47,3 @@ pub enum Command {
     /// Ask the instance on this host (GRPC_ADDRESS's port) for its gRPC health; exit 0 if serving (the container health check).
     HealthCheck,
 }
-
-impl Settings {
-    /// The settings from flags and the environment (see `--help`).
-    pub fn load() -> Self {
-        service::configuration::load()
-    }
-
-    /// The documented defaults, whatever the environment says (tests start
-    /// from these).
-    pub fn defaults() -> Self {
-        service::configuration::defaults()
-    }
-}

@@ -6,6 +6,7 @@
 //! serving: the container image has no gRPC client to do it otherwise.
 
 use checkout_service::{Application, Settings, configuration::Command, startup::health_check};
+use service::configuration::Configuration;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {

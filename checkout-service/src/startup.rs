@@ -9,7 +9,11 @@ use std::net::SocketAddr;
 
 use anyhow::Context;
 use contracts::grpc::{FILE_DESCRIPTOR_SET, SERVICE_NAME, checkout_server::CheckoutServer};
-use service::{faults::Faults, shutdown::CancellationToken, startup::{Listening, Service}};
+use service::{
+    faults::Faults,
+    shutdown::CancellationToken,
+    startup::{Listening, Service, bind},
+};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tonic::transport::{Server, server::TcpIncoming};
@@ -47,14 +51,8 @@ impl Service for Application {
 
     /// Binds the gRPC port and connects to the broker.
     async fn build(settings: Settings) -> anyhow::Result<Self> {
-        let listener = TcpListener::bind(settings.grpc_address)
-            .await
-            .with_context(|| format!("cannot listen on {}", settings.grpc_address))?;
-        let grpc_addr = listener.local_addr()?;
-        let admin_listener = TcpListener::bind(settings.admin_address)
-            .await
-            .with_context(|| format!("cannot listen on {}", settings.admin_address))?;
-        let admin_addr = admin_listener.local_addr()?;
+        let (listener, grpc_addr) = bind(settings.grpc_address).await?;
+        let (admin_listener, admin_addr) = bind(settings.admin_address).await?;
         let faults = Faults::new(settings.faults.into())
             .map_err(|reason| anyhow::anyhow!("invalid FAULT_* settings: {reason}"))?;
         let publisher_stop = CancellationToken::new();

@@ -1,6 +1,7 @@
 //! Starting each real service in-process on port 0, with a test's names and
 //! telemetry that exports quickly.
 
+use service::configuration::Configuration;
 use std::{net::SocketAddr, time::Duration};
 
 use telemetry::TelemetryConfig;
@@ -57,10 +58,7 @@ pub fn start_stock_service(
     isolation: &Isolation,
     initial_stock: i64,
 ) -> anyhow::Result<RunningService> {
-    start::<stock_service::Application>(
-        stock_settings(isolation, initial_stock),
-        otlp_endpoint,
-    )
+    start::<stock_service::Application>(stock_settings(isolation, initial_stock), otlp_endpoint)
 }
 
 /// Starts checkout-service on `addr` (port 0 for any) publishing to the

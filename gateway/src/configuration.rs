@@ -39,16 +39,3 @@ pub struct Settings {
     #[command(flatten)]
     pub telemetry: TelemetryArgs,
 }
-
-impl Settings {
-    /// The settings from flags and the environment (see `--help`).
-    pub fn load() -> Self {
-        service::configuration::load()
-    }
-
-    /// The documented defaults, whatever the environment says (tests start
-    /// from these).
-    pub fn defaults() -> Self {
-        service::configuration::defaults()
-    }
-}

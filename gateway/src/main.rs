@@ -2,6 +2,7 @@
 //! them), telemetry, then the HTTP server until SIGINT/SIGTERM.
 
 use gateway::{Application, Settings};
+use service::configuration::Configuration;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {

@@ -17,7 +17,10 @@ use axum::{
     routing::{get, post},
 };
 use contracts::{error::ApiError, limits::MAX_BODY_BYTES};
-use service::{shutdown::CancellationToken, startup::{Listening, Service}};
+use service::{
+    shutdown::CancellationToken,
+    startup::{Listening, Service, bind},
+};
 use tokio::net::TcpListener;
 use tower::{ServiceBuilder, limit::GlobalConcurrencyLimitLayer};
 
@@ -58,10 +61,7 @@ impl Service for Application {
                 settings.checkout_service_address
             )
         })?;
-        let listener = TcpListener::bind(settings.http_address)
-            .await
-            .with_context(|| format!("cannot listen on {}", settings.http_address))?;
-        let http_addr = listener.local_addr()?;
+        let (listener, http_addr) = bind(settings.http_address).await?;
         Ok(Self {
             listener,
             http_addr,

@@ -21,6 +21,22 @@ use std::{net::SocketAddr, time::Duration};
 
 use clap::{CommandFactory, Parser};
 
+/// [`load`] and [`defaults`] as associated functions of every settings type:
+/// `Settings::load()`, `Settings::defaults()`.
+pub trait Configuration: Parser {
+    /// See [`load`].
+    fn load() -> Self {
+        load()
+    }
+
+    /// See [`defaults`].
+    fn defaults() -> Self {
+        defaults()
+    }
+}
+
+impl<T: Parser> Configuration for T {}
+
 /// Reads `T` from the command line and the environment. Prints help or the
 /// version and exits when asked to; exits with a message naming the variable
 /// when a value is unusable.

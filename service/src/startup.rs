@@ -10,7 +10,20 @@
 
 use std::{future::Future, net::SocketAddr};
 
+use anyhow::Context;
+use tokio::net::TcpListener;
+
 use crate::shutdown::CancellationToken;
+
+/// Binds a listener on `address` (port 0 picks a free port) and returns it
+/// with the address it is bound to; the error names the address.
+pub async fn bind(address: SocketAddr) -> anyhow::Result<(TcpListener, SocketAddr)> {
+    let listener = TcpListener::bind(address)
+        .await
+        .with_context(|| format!("cannot listen on {address}"))?;
+    let bound = listener.local_addr()?;
+    Ok((listener, bound))
+}
 
 /// What each service's `Application` is: built from its settings (binding
 /// its ports, port 0 included, and connecting to what it needs, so a

@@ -10,7 +10,10 @@ use std::{collections::BTreeMap, fmt, net::SocketAddr, str::FromStr};
 use amqp::AmqpSettings;
 use clap::{Args, Parser};
 use contracts::amqp::{DEFAULT_QUEUE, dead_letter_exchange, dead_letter_queue};
-use service::{configuration::parse_listen_addr, faults::FaultArgs};
+use service::{
+    configuration::{Configuration, parse_listen_addr},
+    faults::FaultArgs,
+};
 use telemetry::TelemetryArgs;
 
 /// Everything stock-service needs to start.
@@ -45,17 +48,6 @@ pub struct Settings {
 }
 
 impl Settings {
-    /// The settings from flags and the environment (see `--help`).
-    pub fn load() -> Self {
-        service::configuration::load()
-    }
-
-    /// The documented defaults, whatever the environment says (tests start
-    /// from these).
-    pub fn defaults() -> Self {
-        service::configuration::defaults()
-    }
-
     /// The dead-letter exchange: `<exchange>.dlx`.
     pub fn dead_letter_exchange(&self) -> String {
         dead_letter_exchange(&self.amqp.exchange)

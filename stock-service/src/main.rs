@@ -2,6 +2,7 @@
 //! lists them), telemetry, then the application until SIGINT/SIGTERM.
 //! Everything else is in the library.
 
+use service::configuration::Configuration;
 use stock_service::{Application, Settings};
 
 #[tokio::main]

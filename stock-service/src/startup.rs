@@ -12,7 +12,10 @@ use std::net::SocketAddr;
 
 use anyhow::Context;
 use service::{
-    configuration::redact_url, faults::Faults, shutdown::CancellationToken, startup::{Listening, Service},
+    configuration::redact_url,
+    faults::Faults,
+    shutdown::CancellationToken,
+    startup::{Listening, Service, bind},
 };
 use tokio::net::TcpListener;
 
@@ -56,10 +59,7 @@ impl Service for Application {
     /// migrates the database, seeds missing stock, connects to RabbitMQ and
     /// declares the topology.
     async fn build(settings: Settings) -> anyhow::Result<Self> {
-        let listener = TcpListener::bind(settings.http_address)
-            .await
-            .with_context(|| format!("cannot listen on {}", settings.http_address))?;
-        let http_addr = listener.local_addr()?;
+        let (listener, http_addr) = bind(settings.http_address).await?;
 
         let store = Store::connect(&settings.database_url)
             .await

@@ -37,8 +37,8 @@ use std::sync::{Arc, OnceLock};
 
 use anyhow::Context as _;
 use opentelemetry::trace::TracerProvider as _;
-use service::{shutdown, startup::Service};
 use opentelemetry_sdk::trace::SdkTracerProvider;
+use service::{shutdown, startup::Service};
 use tracing::{Dispatch, dispatcher::WeakDispatch};
 use tracing_subscriber::{
     EnvFilter,

@@ -8,6 +8,7 @@ use gateway::{
 use http::{HeaderMap, Request, StatusCode, header};
 use http_body_util::BodyExt;
 use serde_json::Value;
+use service::configuration::Configuration;
 use tower::ServiceExt;
 
 /// The checkout route.

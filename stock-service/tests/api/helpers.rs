@@ -5,6 +5,7 @@
 //! Tests that touch the database run once per [`Backend`]: write the body
 //! as `async fn name(backend: Backend)` and list it in [`on_each_backend!`].
 
+use service::configuration::Configuration;
 use std::{
     future::Future,
     path::PathBuf,
