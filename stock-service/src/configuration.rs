@@ -1,9 +1,10 @@
 //! stock-service's settings: each written once, with its environment
 //! variable, default and meaning; `stock-service --help` lists them all.
 //!
-//! [`Settings::load`] is the only place that reads flags and the
-//! environment; everything else receives a [`Settings`] value, so tests build
-//! one from [`Settings::defaults`] with their own queue, database and port 0.
+//! `Settings::load()` ([`Configuration::load`]) is the only place that reads
+//! flags and the environment; everything else receives a [`Settings`] value,
+//! so tests build one from `Settings::defaults()` with their own queue,
+//! database and port 0.
 
 use std::{collections::BTreeMap, fmt, net::SocketAddr, str::FromStr};
 

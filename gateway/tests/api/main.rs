@@ -4,6 +4,12 @@
 //! Each test builds the router with [`helpers::router`] and sends it one
 //! request with `tower::ServiceExt::oneshot`.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "tests: a failed expectation is the test failing"
+)]
+
 mod checkout_service_down;
 mod helpers;
 mod routing;
