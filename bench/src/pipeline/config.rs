@@ -1,0 +1,54 @@
+//! What a pipeline run is given: whether the services trace ([`Tracing`]) and what
+//! stays the same across runs ([`PipelineConfig`]). Kept apart from the run itself so
+//! the command line can build them and the report can name them without the machinery.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use telemetry::BatchSettings;
+
+/// Whether the services record and export spans.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Tracing {
+    /// `OTEL_TRACES_SAMPLER=always_off`.
+    Off,
+    /// `OTEL_TRACES_SAMPLER=always_on`.
+    On,
+}
+
+impl Tracing {
+    /// The services' `OTEL_TRACES_SAMPLER`.
+    pub(super) fn sampler(self) -> &'static str {
+        match self {
+            Self::Off => "always_off",
+            Self::On => "always_on",
+        }
+    }
+}
+
+/// What stays the same across pipeline runs.
+#[derive(Debug, Clone)]
+pub struct PipelineConfig {
+    /// Where the release binaries are.
+    pub binaries: PathBuf,
+    /// Unmeasured lead-in.
+    pub warmup: Duration,
+    /// Measured window.
+    pub duration: Duration,
+    /// `INITIAL_STOCK` of every item.
+    pub initial_stock: u64,
+    /// `OTEL_BSP_*`.
+    pub batch: BatchSettings,
+    /// stock-service's `AMQP_PREFETCH`.
+    pub prefetch: u16,
+    /// Accepted orders whose `processedAt` is read.
+    pub apply_sample: usize,
+    /// Longest wait for stock-service to apply the accepted orders.
+    pub apply_timeout: Duration,
+    /// Longest wait for complete traces.
+    pub trace_timeout: Duration,
+    /// Longest wait for a service to start (log its address, then be ready).
+    pub start_timeout: Duration,
+    /// Longest wait for a service to exit after SIGTERM.
+    pub stop_timeout: Duration,
+}

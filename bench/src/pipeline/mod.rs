@@ -1,0 +1,86 @@
+//! The pipeline runs: the three release binaries as child processes against the local
+//! RabbitMQ, loaded closed-loop through the gateway, untraced (`always_off`) or traced
+//! (`always_on`, exported over OTLP/gRPC to a receiver in this process).
+//!
+//! One run, at one concurrency C:
+//!
+//! 1. fresh names (exchange, queue, their dead-letter pair), a fresh SQLite file in a
+//!    temporary directory, an OTLP receiver on 127.0.0.1 (untraced runs have one too, to
+//!    show that nothing is exported);
+//! 2. stock-service, then checkout-service, then the gateway, each on 127.0.0.1:0, their
+//!    addresses read from their start-up log lines; then both `/readyz` must answer 200;
+//! 3. warmup: `run_load` for the warmup time, then wait until stock-service applied
+//!    everything accepted so far (stock of item 1 = initial − applied orders);
+//! 4. CPU snapshot; the measured `run_load`; wait until every accepted order is applied;
+//!    traced: wait (bounded) until every accepted checkout's trace is complete; CPU
+//!    snapshot. The CPU window thus covers the work each checkout causes, downstream and
+//!    span export included;
+//! 5. peak RSS; `processedAt` of a sample of the accepted orders; SIGTERM to all three
+//!    (they flush their spans), their logs scanned for dropped spans; the receiver's
+//!    spans counted; broker objects, database and receiver removed.
+//!
+//! The parts: `config` (what a run is given), `processes` (starting and stopping the
+//! three services), `measure` (the load window and what is read around it), `applied`
+//! (asking stock-service what it applied) and `result` (what a run hands back);
+//! everything public is re-exported here.
+
+use std::time::Duration;
+
+use anyhow::Context;
+
+use crate::broker::Cleanup;
+use crate::tally::SpanTally;
+
+mod applied;
+mod config;
+mod measure;
+mod processes;
+mod result;
+
+pub use config::{PipelineConfig, Tracing};
+pub use processes::RUST_LOG;
+pub use result::{ApplyLatency, PipelineResult, ServiceFigures, TraceFigures};
+
+use measure::measure;
+use processes::Pipeline;
+
+/// Runs the pipeline at `concurrency`, untraced or traced.
+pub async fn run_pipeline(
+    config: &PipelineConfig,
+    tracing: Tracing,
+    concurrency: usize,
+    broker: &[(String, u32)],
+    clock_ticks: u64,
+    cleanup: &Cleanup,
+) -> anyhow::Result<PipelineResult> {
+    let receiver = SpanTally::start()
+        .await
+        .context("cannot start the OTLP receiver")?;
+    let result = async {
+        let pipeline = Pipeline::start(config, tracing, &receiver.endpoint(), cleanup).await?;
+        measure(
+            config,
+            tracing,
+            concurrency,
+            broker,
+            clock_ticks,
+            pipeline,
+            &receiver,
+        )
+        .await
+    }
+    .await;
+    receiver.shutdown().await;
+    if let Err(error) = cleanup.run().await {
+        eprintln!("warning: {error:#}");
+    }
+    result
+}
+
+/// The HTTP client of the readiness checks and of the questions to stock-service.
+fn http_client() -> anyhow::Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .context("cannot build an HTTP client")
+}

@@ -1,0 +1,129 @@
+//! What a pipeline run hands back: the [`PipelineResult`] with its per-service, trace
+//! and apply-latency figures, and the rates derived from them. Plain data, so the
+//! report (and its tests) can build and read results without running anything.
+
+use std::time::Duration;
+
+use checkout_cli::load::LoadReport;
+use checkout_cli::verify::TraceCheck;
+
+use super::Tracing;
+use crate::services::LogSummary;
+use crate::stats::Latency;
+
+/// From the 202 to stock-service's `processedAt`, over a sample of the accepted orders.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct ApplyLatency {
+    /// Orders asked about.
+    pub sampled: usize,
+    /// Orders stock-service had processed.
+    pub found: usize,
+    /// Median, ms (1 ms resolution; ≤ 0 when applied before the 202 reached the client).
+    pub p50_ms: Option<f64>,
+    /// 99th percentile, ms.
+    pub p99_ms: Option<f64>,
+}
+
+/// The spans of a traced run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TraceFigures {
+    /// The trace check of the accepted checkouts (after the services' final flush).
+    pub check: TraceCheck,
+    /// Spans received that belong to the accepted checkouts' traces.
+    pub spans_of_checkouts: usize,
+    /// Spans expected at least: six per accepted checkout.
+    pub spans_expected_min: usize,
+}
+
+/// One service's end of run.
+#[derive(Debug, Clone)]
+pub struct ServiceFigures {
+    /// `gateway`, `checkout-service`, `stock-service`.
+    pub name: &'static str,
+    /// Peak resident set (VmHWM) in kB.
+    pub peak_rss_kb: u64,
+    /// Spans its exporter dropped, and whether the count is exact.
+    pub dropped_spans: (u64, bool),
+    /// Its log summary.
+    pub logs: LogSummary,
+    /// Whether it exited on SIGTERM in time.
+    pub graceful: bool,
+}
+
+/// What one pipeline run measured (warmup excluded).
+#[derive(Debug, Clone)]
+pub struct PipelineResult {
+    /// Untraced or traced.
+    pub tracing: Tracing,
+    /// Requests in flight.
+    pub concurrency: usize,
+    /// The load generator's report of the measured window.
+    pub load: LoadReport,
+    /// Accepted checkouts during the warmup.
+    pub warmup_accepted: u64,
+    /// Orders stock-service applied from the start of the window until the end of the
+    /// apply wait (normally exactly the accepted ones).
+    pub applied: u64,
+    /// How long after the window the last accepted order was applied (or the timeout).
+    pub apply_wait: Duration,
+    /// From the 202 to `processedAt`.
+    pub apply_latency: ApplyLatency,
+    /// CPU time over the measured window (see [the `pipeline` module](super)) per
+    /// process: the three services, the broker and this process.
+    pub cpu: Vec<(String, Duration)>,
+    /// Length of the CPU window.
+    pub cpu_window: Duration,
+    /// Share of the machine's CPU busy over the window.
+    pub machine_busy: f64,
+    /// Share of the machine's CPU busy in processes not measured (see
+    /// [`Usage::unaccounted_busy`](crate::procfs::Usage::unaccounted_busy)).
+    pub unaccounted_busy: f64,
+    /// Per service: memory, dropped spans, logs.
+    pub services: Vec<ServiceFigures>,
+    /// All spans the receiver got (also those of the warmup and of the order queries;
+    /// 0 when untraced).
+    pub spans_received: usize,
+    /// Traced runs: the accepted checkouts' traces.
+    pub traces: Option<TraceFigures>,
+}
+
+impl PipelineResult {
+    /// Accepted checkouts in the window.
+    pub fn accepted(&self) -> u64 {
+        self.load.accepted()
+    }
+
+    /// Accepted checkouts per second.
+    pub fn throughput(&self) -> f64 {
+        self.accepted() as f64 / self.load.elapsed.as_secs_f64().max(f64::EPSILON)
+    }
+
+    /// Orders applied per second from the start of the window until the last accepted
+    /// one was applied: the end-to-end rate, backlog included.
+    pub fn applied_rate(&self) -> f64 {
+        let span = self.load.elapsed + self.apply_wait;
+        self.applied as f64 / span.as_secs_f64().max(f64::EPSILON)
+    }
+
+    /// Response latency.
+    pub fn latency(&self) -> Latency {
+        Latency::of_load(&self.load.latency)
+    }
+
+    /// Requests that did not get a 2xx.
+    pub fn failed(&self) -> u64 {
+        self.load.errors()
+    }
+
+    /// Spans dropped by all exporters, and whether the sum is exact.
+    pub fn dropped_spans(&self) -> (u64, bool) {
+        self.services
+            .iter()
+            .fold((0, true), |(sum, exact), service| {
+                (
+                    sum + service.dropped_spans.0,
+                    exact && service.dropped_spans.1,
+                )
+            })
+    }
+}
