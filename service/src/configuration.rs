@@ -177,18 +177,56 @@ pub fn parse_endpoint_url(raw: &str) -> Result<String, String> {
 }
 
 /// Removes the password from a URL (for example an AMQP URL) before it is
-/// logged or recorded on a span.
+/// logged, recorded on a span or printed in an error.
+///
+/// The user information is taken to end at the *last* `@`, not at the first
+/// `/`: a generated password may hold an unencoded `/`, `@`, `?` or `#`, and
+/// cutting at one of those would print the rest of it. When in doubt more is
+/// hidden, never less.
 pub fn redact_url(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_owned();
     };
-    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
-    match authority.rsplit_once('@') {
-        Some((userinfo, host)) => {
+    match rest.rsplit_once('@') {
+        Some((userinfo, host_and_path)) => {
             let user = userinfo.split(':').next().unwrap_or_default();
-            format!("{scheme}://{user}:***@{host}{path}")
+            format!("{scheme}://{user}:***@{host_and_path}")
         }
         None => url.to_owned(),
+    }
+}
+
+/// A clap value parser for a setting that may hold a password (a URL with
+/// credentials): it checks the value with `check`, and when the value is
+/// refused the message names the variable and shows the value redacted,
+/// where clap's own message would print it whole.
+#[derive(Clone, Copy)]
+pub struct SecretUrlParser(pub fn(&str) -> Result<String, String>);
+
+impl clap::builder::TypedValueParser for SecretUrlParser {
+    type Value = String;
+
+    fn parse_ref(
+        &self,
+        command: &clap::Command,
+        arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<String, clap::Error> {
+        let name = arg.and_then(clap::Arg::get_env).map_or_else(
+            || "the URL".to_owned(),
+            |env| env.to_string_lossy().into_owned(),
+        );
+        let refuse = |reason: String| {
+            clap::Error::raw(
+                clap::error::ErrorKind::ValueValidation,
+                format!("invalid {name}: {reason}\n"),
+            )
+            .with_cmd(command)
+        };
+        let raw = value
+            .to_str()
+            .ok_or_else(|| refuse("not valid UTF-8".to_owned()))?;
+        (self.0)(raw).map_err(|reason| refuse(format!("{}: {reason}", redact_url(raw))))
     }
 }
 
@@ -271,6 +309,49 @@ mod tests {
             "amqp://guest:***@rabbit:5672/%2f"
         );
         assert_eq!(redact_url("amqp://rabbit:5672"), "amqp://rabbit:5672");
+    }
+
+    #[test]
+    fn passwords_with_the_characters_generators_use_are_redacted() {
+        // What password generators emit besides letters and digits.
+        for password in [
+            "a/b",
+            "a//b",
+            "a@b",
+            "a:b",
+            "a?b",
+            "a#b",
+            "a%2Fb",
+            "a+b=",
+            "/ab",
+            "ab/",
+            "p@ss/w:rd?#",
+            "a/b@c",
+        ] {
+            let url = format!("amqp://user:{password}@rabbit:5672/%2f");
+            let redacted = redact_url(&url);
+            assert_eq!(redacted, "amqp://user:***@rabbit:5672/%2f", "{url}");
+            let url = format!("postgres://user:{password}@db/stock");
+            assert_eq!(redact_url(&url), "postgres://user:***@db/stock", "{url}");
+        }
+    }
+
+    #[test]
+    fn refused_secret_urls_are_redacted_in_the_error() {
+        #[derive(Parser, Debug)]
+        struct WithUrl {
+            #[arg(long, env = "EXAMPLE_URL", value_parser = SecretUrlParser(|raw| {
+                if raw.starts_with("amqp://") { Ok(raw.to_owned()) } else { Err("expected amqp://".to_owned()) }
+            }))]
+            url: String,
+        }
+        let error = command::<WithUrl>()
+            .try_get_matches_from(["example", "--url", "http://user:hunter2/x@host"])
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("EXAMPLE_URL"), "{error}");
+        assert!(!error.contains("hunter2"), "{error}");
+        assert!(error.contains("user:***@host"), "{error}");
     }
 
     #[test]

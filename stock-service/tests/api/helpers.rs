@@ -489,7 +489,7 @@ fn postgres_admin_url() -> String {
         _ => panic!(
             "{TEST_POSTGRES_URL} is not set, so the PostgreSQL variant of this test cannot run. \
              Start a local server with scripts/ensure-postgres and run \
-             `export {TEST_POSTGRES_URL}=postgres://postgres:postgres@127.0.0.1:5432/postgres` \
+             `export {TEST_POSTGRES_URL}=postgres://checkout_test:checkout_test@127.0.0.1:5432/checkout_test` \
              (scripts/test does both)."
         ),
     }
