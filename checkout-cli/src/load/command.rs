@@ -7,7 +7,6 @@ use std::num::NonZeroUsize;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::Context;
 use clap::Args;
 
 use super::{LoadConfig, LoadMode, VerifyTraces, run_load};
@@ -98,7 +97,7 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<ExitCode> {
     let receiver = if args.verify_traces {
         let receiver = OtlpReceiver::start(args.listen_grpc, None)
             .await
-            .with_context(|| format!("could not listen for OTLP on {}", args.listen_grpc))?;
+            .map_err(|error| anyhow::anyhow!(error.explain("--listen-grpc")))?;
         eprintln!("receiving spans on OTLP/gRPC {}", receiver.grpc_addr());
         Some(receiver)
     } else {
