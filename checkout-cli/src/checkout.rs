@@ -130,6 +130,12 @@ impl TraceContext {
     pub fn traceparent(&self) -> String {
         format!("00-{}-{}-01", self.trace_id, self.span_id)
     }
+
+    /// The `traceparent` header with flags 00 (not sampled): asks a service with a
+    /// parent-based sampler to trace nothing of the request.
+    pub fn traceparent_unsampled(&self) -> String {
+        format!("00-{}-{}-00", self.trace_id, self.span_id)
+    }
 }
 
 fn nonzero_random<const N: usize>() -> [u8; N] {

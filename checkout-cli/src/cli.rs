@@ -46,7 +46,10 @@ pub enum Command {
     /// closed loop: C workers send back to back. Every request carries its own
     /// traceparent; with --verify-traces the command receives the services' spans and
     /// checks that each accepted request left a complete six-span trace (exit code 1 if
-    /// not).
+    /// not). A 202 means the broker has the order, not that stock-service applied it:
+    /// after the run the command asks stock-service (--stock) what it decided for each
+    /// accepted order and reports applied, rejected (with the most common reasons) and
+    /// not yet processed; --no-order-status skips that.
     Load(load::LoadArgs),
 }
 

@@ -8,7 +8,8 @@
 //!
 //! Everything the command does is a library function first (the binary only parses
 //! arguments), so tests drive the same code: [`send::send`], [`load::run_load`],
-//! [`verify::check_traces`], [`jaeger::fetch_trace`], [`waterfall::render_waterfall`].
+//! [`verify::check_traces`], [`order_status::check_orders`], [`jaeger::fetch_trace`],
+//! [`waterfall::render_waterfall`].
 //!
 //! # Layout
 //!
@@ -28,11 +29,14 @@
 //! - [`checkout`]: the request all commands send: items, baggage, `traceparent`.
 //! - [`waterfall`]: a trace as a terminal waterfall or a JSON line.
 //! - [`verify`]: what a complete checkout trace is, and checking traces against a store.
+//! - [`order_status`]: what stock-service decided for accepted orders (applied,
+//!   rejected and why, not yet processed).
 
 pub mod checkout;
 pub mod cli;
 pub mod jaeger;
 pub mod load;
+pub mod order_status;
 pub mod receiver;
 pub mod send;
 pub mod traces;

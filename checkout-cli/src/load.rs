@@ -17,7 +17,9 @@
 //! `--warmup` requests are sent first but not counted. Latencies go into an HDR
 //! histogram (microsecond resolution). With `--verify-traces`, every request carries a
 //! generated `traceparent`, so the traces of the accepted ones can be checked for
-//! completeness afterwards ([`crate::verify`]).
+//! completeness afterwards ([`crate::verify`]). A 202 only says the broker has the
+//! order, so by default the command then asks stock-service what it decided for each
+//! accepted order ([`crate::order_status`]): a run past the stock shows its rejections.
 //!
 //! [`run_load`] is the library entry point; the command only parses arguments and
 //! prints the [`LoadReport`]. The report also lists every accepted order with the
@@ -33,6 +35,6 @@ mod report;
 mod run;
 
 pub use command::{LoadArgs, ModeArgs, run};
-pub use config::{LoadConfig, LoadError, LoadMode, VerifyTraces};
+pub use config::{CheckOrders, LoadConfig, LoadError, LoadMode, VerifyTraces};
 pub use report::{AcceptedOrder, LatencySummary, LoadReport, TransportError};
 pub use run::run_load;

@@ -11,8 +11,13 @@
 //! hands out each span once, and [`SpanStore::completed_traces`] groups them into
 //! traces released after a settle time (see [`TraceSettler`] for why).
 //!
+//! A port that cannot be bound is a [`BindError`] naming the protocol and the address,
+//! with [`BindError::explain`] for commands: the usual cause is another receiver or a
+//! collector already holding OTLP's well-known ports, and the bare OS message ("Address
+//! already in use") says neither which address nor what to do about it.
+//!
 //! ```no_run
-//! # async fn demo() -> std::io::Result<()> {
+//! # async fn demo() -> Result<(), checkout_cli::receiver::BindError> {
 //! use std::time::Duration;
 //! use checkout_cli::receiver::OtlpReceiver;
 //!
@@ -33,6 +38,8 @@ mod settle;
 mod span;
 mod store;
 
+use std::fmt;
+use std::io;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -82,23 +89,22 @@ impl OtlpReceiver {
     pub async fn start(
         grpc_addr: SocketAddr,
         http_addr: Option<SocketAddr>,
-    ) -> std::io::Result<Self> {
+    ) -> Result<Self, BindError> {
         // Bind everything first so a bind error leaves nothing running.
-        let grpc_listener = TcpListener::bind(grpc_addr).await?;
-        let http_listener = match http_addr {
-            Some(addr) => Some(TcpListener::bind(addr).await?),
+        let (grpc_listener, grpc_bound) = bind(Protocol::Grpc, grpc_addr).await?;
+        let http = match http_addr {
+            Some(addr) => Some(bind(Protocol::Http, addr).await?),
             None => None,
         };
+        let http_bound = http.as_ref().map(|(_, bound)| *bound);
+        let http_listener = http.map(|(listener, _)| listener);
 
         let store = SpanStore::new();
         let (stop, _) = watch::channel(false);
         let mut receiver = Self {
             store: store.clone(),
-            grpc_addr: grpc_listener.local_addr()?,
-            http_addr: http_listener
-                .as_ref()
-                .map(TcpListener::local_addr)
-                .transpose()?,
+            grpc_addr: grpc_bound,
+            http_addr: http_bound,
             stop,
             tasks: Vec::new(),
         };
@@ -177,6 +183,90 @@ impl OtlpReceiver {
             // Err means the sender was dropped, which also means "stop".
             let _ = rx.wait_for(|stop| *stop).await;
         }
+    }
+}
+
+/// Binds `addr` for `protocol`; returns the listener and the address it got.
+async fn bind(
+    protocol: Protocol,
+    addr: SocketAddr,
+) -> Result<(TcpListener, SocketAddr), BindError> {
+    let error = |source| BindError {
+        protocol,
+        addr,
+        source,
+    };
+    let listener = TcpListener::bind(addr).await.map_err(error)?;
+    let bound = listener.local_addr().map_err(error)?;
+    Ok((listener, bound))
+}
+
+/// Which of the receiver's two servers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    /// OTLP/gRPC (`TraceService/Export`), conventionally on port 4317.
+    Grpc,
+    /// OTLP/HTTP (`POST /v1/traces`), conventionally on port 4318.
+    Http,
+}
+
+/// `OTLP/gRPC` or `OTLP/HTTP`.
+impl fmt::Display for Protocol {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Grpc => "OTLP/gRPC",
+            Self::Http => "OTLP/HTTP",
+        })
+    }
+}
+
+/// A port of the receiver could not be bound: which one, and the OS error.
+#[derive(Debug, thiserror::Error)]
+#[error("could not listen for {protocol} on {addr}")]
+pub struct BindError {
+    /// The server that could not start.
+    pub protocol: Protocol,
+    /// The address asked for.
+    pub addr: SocketAddr,
+    /// What the OS said.
+    #[source]
+    pub source: io::Error,
+}
+
+impl BindError {
+    /// Whether something already listens on the address: the usual case, since
+    /// 4317/4318 are where every OTLP receiver and collector listens by default.
+    pub fn in_use(&self) -> bool {
+        self.source.kind() == io::ErrorKind::AddrInUse
+    }
+
+    /// The error as a command prints it, `flag` being the command's option that sets
+    /// this address. For an address in use it also says who usually holds it and the
+    /// two ways out, so the user need not know what runs on the port.
+    pub fn explain(&self, flag: &str) -> String {
+        if !self.in_use() {
+            return format!("{self}: {}", self.source);
+        }
+        let port = self.addr.port();
+        let protocol_too = match self.protocol {
+            Protocol::Grpc => "",
+            Protocol::Http => " (with OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf)",
+        };
+        format!(
+            "{self}: the address is already in use.\n\
+             Another OTLP receiver or collector holds it: a `checkout traces` or\n\
+             `checkout load --verify-traces` in another terminal, or a Jaeger or OpenTelemetry\n\
+             Collector container (`ss -ltnp 'sport = :{port}'` names the process).\n\
+             Stop it, or receive elsewhere with {flag} ADDR and point the services'\n\
+             OTEL_EXPORTER_OTLP_ENDPOINT at http://ADDR{protocol_too}."
+        )
+    }
+}
+
+/// For callers that deal in I/O errors: the same kind, with the address in the message.
+impl From<BindError> for io::Error {
+    fn from(error: BindError) -> Self {
+        io::Error::new(error.source.kind(), format!("{error}: {}", error.source))
     }
 }
 

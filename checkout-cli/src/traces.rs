@@ -19,11 +19,10 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::Context;
 use clap::Args;
 
 use crate::cli::parse_duration;
-use crate::receiver::{OtlpReceiver, ReceivedSpan};
+use crate::receiver::{OtlpReceiver, Protocol, ReceivedSpan};
 use crate::waterfall;
 
 /// Arguments of `checkout traces`.
@@ -53,7 +52,13 @@ pub struct TracesArgs {
 pub async fn run(args: TracesArgs) -> anyhow::Result<ExitCode> {
     let receiver = OtlpReceiver::start(args.listen_grpc, Some(args.listen_http))
         .await
-        .context("could not start the OTLP receiver")?;
+        .map_err(|error| {
+            let flag = match error.protocol {
+                Protocol::Grpc => "--listen-grpc",
+                Protocol::Http => "--listen-http",
+            };
+            anyhow::anyhow!(error.explain(flag))
+        })?;
     eprintln!(
         "receiving spans on OTLP/gRPC {} and OTLP/HTTP {}; a trace is printed {} after its last span",
         receiver.grpc_addr(),

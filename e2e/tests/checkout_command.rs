@@ -1,7 +1,8 @@
 //! The `checkout` tool's library against the real pipeline: `send` one checkout and
 //! follow it to stock-service and into a complete trace; `run_load` with trace
 //! verification on the pipeline's own OTLP receiver, where every accepted request
-//! must leave the six spans every order has.
+//! must leave the six spans every order has; and `run_load` past the stock, where
+//! every request gets a 202 and the report tells which stock-service rejected.
 
 #![allow(
     clippy::unwrap_used,
@@ -12,11 +13,11 @@
 use std::time::Duration;
 
 use checkout_cli::checkout::{CheckoutResponse, Item};
-use checkout_cli::load::{LoadConfig, LoadMode, LoadReport, VerifyTraces, run_load};
+use checkout_cli::load::{CheckOrders, LoadConfig, LoadMode, LoadReport, VerifyTraces, run_load};
 use checkout_cli::send::{SendOptions, send};
 use checkout_cli::verify::{is_complete, missing_spans};
 use checkout_cli::waterfall::render_waterfall;
-use e2e::{PATIENCE, TestPipeline};
+use e2e::{PATIENCE, PipelineOptions, TestPipeline};
 
 /// The report, then the waterfalls of up to three incomplete traces: what to look at
 /// when verification fails.
@@ -142,6 +143,61 @@ async fn closed_loop_load_with_a_fixed_count() {
     );
     // Complete traces include stock-service's database spans: the stock moved.
     assert_eq!(pipeline.stock(3).await, before - 40);
+
+    pipeline.shut_down().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn load_past_the_stock_reports_the_orders_stock_service_rejected() {
+    let pipeline = TestPipeline::start_with(PipelineOptions {
+        initial_stock: 10,
+        ..PipelineOptions::default()
+    })
+    .await;
+    let mut config = LoadConfig::new(&pipeline.gateway_url, LoadMode::Closed { concurrency: 2 });
+    config.requests = Some(30);
+    config.timeout = PATIENCE;
+    config.items = vec![Item { id: 1, quantity: 1 }];
+    config.check_orders = Some(CheckOrders {
+        stock_url: pipeline.stock_url.clone(),
+        timeout: PATIENCE,
+    });
+
+    let report = run_load(config).await.expect("runs");
+
+    // The gateway accepts all 30: a 202 means the broker has the order, nothing more.
+    assert_eq!(report.accepted(), 30, "\n{report}");
+    let orders = report
+        .orders
+        .clone()
+        .expect("asked")
+        .expect("stock-service answers");
+    assert_eq!(
+        (
+            orders.checked,
+            orders.applied,
+            orders.rejected,
+            orders.not_yet_processed,
+            orders.failed
+        ),
+        (30, 10, 20, 0, 0),
+        "\n{report}"
+    );
+    assert_eq!(
+        orders.reasons,
+        [(
+            "insufficient stock for item 1: 1 requested, 0 available".to_owned(),
+            20
+        )]
+    );
+    let printed = report.to_string();
+    assert!(
+        printed.contains(
+            "orders      30 accepted orders: 10 applied, 20 rejected, 0 not yet processed"
+        ),
+        "{printed}"
+    );
+    assert_eq!(pipeline.stock(1).await, 0);
 
     pipeline.shut_down().await;
 }

@@ -65,6 +65,7 @@ fn load(accepted: usize, seconds: u64, p99_ms: u64) -> LoadReport {
         accepted_trace_ids: (0..accepted).map(|i| i.to_string()).collect(),
         accepted_orders: Vec::new(),
         traces: None,
+        orders: None,
     }
 }
 

@@ -1,5 +1,6 @@
 //! `checkout load` as a command: its arguments, turned into a [`LoadConfig`], and the
-//! report printed.
+//! report printed. Rejected orders do not fail the command: running out of stock is
+//! stock-service working as specified, and the report says how many and why.
 
 use std::io::IsTerminal;
 use std::net::SocketAddr;
@@ -7,10 +8,9 @@ use std::num::NonZeroUsize;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::Context;
 use clap::Args;
 
-use super::{LoadConfig, LoadMode, VerifyTraces, run_load};
+use super::{CheckOrders, LoadConfig, LoadMode, VerifyTraces, run_load};
 use crate::checkout::Item;
 use crate::cli::parse_duration;
 use crate::receiver::OtlpReceiver;
@@ -69,6 +69,21 @@ pub struct LoadArgs {
     /// With --verify-traces: longest wait for late spans after the run
     #[arg(long, value_parser = parse_duration, default_value = "30s", requires = "verify_traces", value_name = "DURATION")]
     pub verify_timeout: Duration,
+    /// stock-service base URL, asked after the run what it decided for each accepted
+    /// order (applied, or rejected and why)
+    #[arg(
+        long,
+        env = "CHECKOUT_STOCK",
+        default_value = "http://localhost:8082",
+        value_name = "URL"
+    )]
+    pub stock: String,
+    /// Do not ask stock-service what became of the accepted orders
+    #[arg(long)]
+    pub no_order_status: bool,
+    /// Longest wait after the run for stock-service to process the accepted orders
+    #[arg(long, value_parser = parse_duration, default_value = "30s", value_name = "DURATION")]
+    pub order_status_timeout: Duration,
 }
 
 /// `--rate` or `--concurrency`, exactly one.
@@ -98,7 +113,7 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<ExitCode> {
     let receiver = if args.verify_traces {
         let receiver = OtlpReceiver::start(args.listen_grpc, None)
             .await
-            .with_context(|| format!("could not listen for OTLP on {}", args.listen_grpc))?;
+            .map_err(|error| anyhow::anyhow!(error.explain("--listen-grpc")))?;
         eprintln!("receiving spans on OTLP/gRPC {}", receiver.grpc_addr());
         Some(receiver)
     } else {
@@ -113,6 +128,10 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<ExitCode> {
         verify: receiver.as_ref().map(|receiver| VerifyTraces {
             store: receiver.store(),
             timeout: args.verify_timeout,
+        }),
+        check_orders: (!args.no_order_status).then_some(CheckOrders {
+            stock_url: args.stock,
+            timeout: args.order_status_timeout,
         }),
         progress: std::io::stderr().is_terminal(),
         ..LoadConfig::new(args.gateway, mode)

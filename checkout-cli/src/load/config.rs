@@ -1,5 +1,5 @@
 //! What a caller of [`run_load`](super::run_load) configures: the mode, the bounds of
-//! the run, and where to verify traces.
+//! the run, where to verify traces and where to ask what became of the orders.
 
 use std::time::Duration;
 
@@ -42,13 +42,17 @@ pub struct LoadConfig {
     pub timeout: Duration,
     /// Check the traces of accepted requests after the run.
     pub verify: Option<VerifyTraces>,
+    /// Ask stock-service what it decided for the accepted orders, after the run (and
+    /// after the trace check).
+    pub check_orders: Option<CheckOrders>,
     /// Show a one-line progress display on stderr.
     pub progress: bool,
 }
 
 impl LoadConfig {
     /// A configuration with one unit of item 1 per request, no warmup, a 10 s timeout,
-    /// no verification and no progress display; set `duration` or `requests`.
+    /// no trace verification, no order check and no progress display; set `duration`
+    /// or `requests`.
     pub fn new(gateway: impl Into<String>, mode: LoadMode) -> Self {
         Self {
             gateway: gateway.into(),
@@ -59,6 +63,7 @@ impl LoadConfig {
             items: vec![Item { id: 1, quantity: 1 }],
             timeout: Duration::from_secs(10),
             verify: None,
+            check_orders: None,
             progress: false,
         }
     }
@@ -70,6 +75,16 @@ pub struct VerifyTraces {
     /// The store the services' spans arrive in (a new receiver's, or an existing one).
     pub store: SpanStore,
     /// Longest wait after the run for spans still on their way.
+    pub timeout: Duration,
+}
+
+/// Where to ask what became of the accepted orders, and how long to wait for
+/// stock-service to process them ([`crate::order_status`]).
+#[derive(Debug, Clone)]
+pub struct CheckOrders {
+    /// stock-service's base URL, e.g. `http://localhost:8082`.
+    pub stock_url: String,
+    /// Longest wait after the run for orders stock-service has not processed yet.
     pub timeout: Duration,
 }
 

@@ -1,5 +1,5 @@
 //! What a run reports: the [`LoadReport`] with its latency percentiles, status and
-//! transport-error counts and accepted orders, and how it prints.
+//! transport-error counts, accepted orders and what became of them, and how it prints.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -8,6 +8,7 @@ use std::time::Duration;
 use hdrhistogram::Histogram;
 
 use super::LoadMode;
+use crate::order_status::{OrderOutcomes, StockUnreachable};
 use crate::verify::TraceCheck;
 
 /// A transport failure: no HTTP status came back.
@@ -95,6 +96,8 @@ pub struct LoadReport {
     pub accepted_orders: Vec<AcceptedOrder>,
     /// The trace check, when verification was asked for.
     pub traces: Option<TraceCheck>,
+    /// What stock-service decided for the accepted orders, when asked for.
+    pub orders: Option<Result<OrderOutcomes, StockUnreachable>>,
 }
 
 /// One accepted (2xx) checkout: which order it created and when the answer arrived.
@@ -182,6 +185,11 @@ impl fmt::Display for LoadReport {
         write!(f, "\ntransport   {}", counts(transport.collect()))?;
         if let Some(traces) = &self.traces {
             write!(f, "\ntraces      {traces}")?;
+        }
+        match &self.orders {
+            Some(Ok(orders)) => write!(f, "\norders      {orders}")?,
+            Some(Err(unreachable)) => write!(f, "\norders      {unreachable}")?,
+            None => {}
         }
         Ok(())
     }

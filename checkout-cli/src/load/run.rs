@@ -14,13 +14,20 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use super::{
-    AcceptedOrder, LatencySummary, LoadConfig, LoadError, LoadMode, LoadReport, TransportError,
+    AcceptedOrder, CheckOrders, LatencySummary, LoadConfig, LoadError, LoadMode, LoadReport,
+    TransportError,
 };
 use crate::checkout::{self, TraceContext};
+use crate::order_status::{self, OrderOutcomes, StockUnreachable};
 use crate::verify;
 
+/// Longest wait for one answer of stock-service's order API: it answers from one
+/// indexed row, so anything slower means it is not answering at all.
+const ORDER_QUESTION_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// Runs the load described by `config` and reports on it; with `config.verify`, also
-/// waits for and checks the traces of the accepted requests.
+/// waits for and checks the traces of the accepted requests, and with
+/// `config.check_orders` asks stock-service what it decided for each accepted order.
 pub async fn run_load(config: LoadConfig) -> Result<LoadReport, LoadError> {
     if config.duration.is_none() && config.requests.is_none() {
         return Err(LoadError::Unbounded);
@@ -75,6 +82,10 @@ pub async fn run_load(config: LoadConfig) -> Result<LoadReport, LoadError> {
         ),
         None => None,
     };
+    let orders = match &config.check_orders {
+        Some(check) => Some(check_orders(check, &stats.accepted_orders, config.progress).await?),
+        None => None,
+    };
     Ok(LoadReport {
         mode: config.mode,
         elapsed,
@@ -86,7 +97,35 @@ pub async fn run_load(config: LoadConfig) -> Result<LoadReport, LoadError> {
         accepted_trace_ids: stats.accepted_trace_ids,
         accepted_orders: stats.accepted_orders,
         traces,
+        orders,
     })
+}
+
+/// Asks stock-service about every accepted order that has an id.
+async fn check_orders(
+    check: &CheckOrders,
+    accepted: &[AcceptedOrder],
+    progress: bool,
+) -> Result<Result<OrderOutcomes, StockUnreachable>, LoadError> {
+    let client = reqwest::Client::builder()
+        .timeout(ORDER_QUESTION_TIMEOUT)
+        .build()?;
+    let order_ids: Vec<String> = accepted
+        .iter()
+        .filter_map(|order| order.order_id.clone())
+        .collect();
+    if progress {
+        eprint!(
+            "asking stock-service what it decided for {} orders…",
+            order_ids.len()
+        );
+    }
+    let outcomes =
+        order_status::check_orders(&client, &check.stock_url, &order_ids, check.timeout).await;
+    if progress {
+        eprint!("\r\x1b[2K");
+    }
+    Ok(outcomes)
 }
 
 /// Requests arrive every `1/rate` seconds from `start`, sent or counted as not sent.
