@@ -77,12 +77,31 @@ pub fn start_checkout_service(
     start::<checkout_service::Application>(settings, otlp_endpoint)
 }
 
-/// Gateway settings for port 0, calling checkout-service at `checkout_addr`.
+/// Gateway settings for port 0, calling checkout-service at `checkout_addr`,
+/// without API keys (every caller is the anonymous client; see
+/// [`with_api_keys`]).
 pub fn gateway_settings(checkout_addr: SocketAddr) -> gateway::Settings {
     let mut settings = gateway::Settings::defaults();
     settings.http_address = LOCALHOST_ANY_PORT;
     settings.checkout_service_address = format!("http://{checkout_addr}");
     settings
+}
+
+/// Two clients and their API keys, for tests that need clients told apart.
+pub const TEST_API_KEYS: [(&str, &str); 2] = [
+    ("shop", "e2e-shop-key-0123456789"),
+    ("app", "e2e-app-key-0123456789"),
+];
+
+/// Requires [`TEST_API_KEYS`] at the gateway (a [`crate::PipelineOptions`]
+/// `gateway` adjustment).
+pub fn with_api_keys(settings: &mut gateway::Settings) {
+    let keys = TEST_API_KEYS
+        .iter()
+        .map(|(client, key)| format!("{client}={key}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    settings.api_keys = Some(gateway::auth::ApiKeys::parse(&keys).expect("valid API keys"));
 }
 
 /// Starts a gateway with `settings`.
