@@ -61,6 +61,11 @@ pub fn start_stock_service(
     start::<stock_service::Application>(stock_settings(isolation, initial_stock), otlp_endpoint)
 }
 
+/// The `ORDER_ID_SECRET` of every checkout-service the tests start: one
+/// secret, as a deployment has, so a retry after a restart of
+/// checkout-service still names the same order.
+pub const TEST_ORDER_ID_SECRET: &str = "e2e-order-id-secret-0123456789abcdef";
+
 /// Starts checkout-service on `addr` (port 0 for any) publishing to the
 /// pipeline's exchange.
 pub fn start_checkout_service(
@@ -74,6 +79,10 @@ pub fn start_checkout_service(
     settings.amqp.url = amqp_url();
     settings.amqp.exchange = isolation.exchange.clone();
     settings.amqp.routing_key = isolation.routing_key.clone();
+    settings.order_id_secret = Some(
+        checkout_service::idempotency::OrderIdSecret::parse(TEST_ORDER_ID_SECRET)
+            .expect("a valid secret"),
+    );
     start::<checkout_service::Application>(settings, otlp_endpoint)
 }
 
