@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
+use contracts::http::IDEMPOTENCY_KEY_HEADER;
 
 use crate::checkout::{self, BaggageEntry, CheckoutResponse, Item, TraceContext};
 
@@ -34,6 +35,14 @@ pub struct SendArgs {
     /// Idempotency-Key header: resending with the same key returns the same order
     #[arg(long, value_name = "KEY")]
     pub idempotency_key: Option<String>,
+    /// API key, sent as `Authorization: Bearer <key>` (needed when the gateway has API_KEYS)
+    #[arg(
+        long,
+        env = "CHECKOUT_API_KEY",
+        hide_env_values = true,
+        value_name = "KEY"
+    )]
+    pub api_key: Option<String>,
     /// Jaeger UI base URL, for the printed trace link
     #[arg(
         long,
@@ -58,6 +67,8 @@ pub struct SendOptions {
     pub baggage: Vec<BaggageEntry>,
     /// Optional `Idempotency-Key`.
     pub idempotency_key: Option<String>,
+    /// Optional API key (`Authorization: Bearer <key>`).
+    pub api_key: Option<String>,
 }
 
 /// What came back.
@@ -114,7 +125,11 @@ pub async fn send(
         baggage.as_deref(),
     );
     if let Some(key) = &options.idempotency_key {
-        request = request.header("idempotency-key", key);
+        request = request.header(IDEMPOTENCY_KEY_HEADER, key);
+    }
+    if let Some(key) = &options.api_key {
+        // Marks the header sensitive, so reqwest's own logs leave it out.
+        request = request.bearer_auth(key);
     }
     let response = request.send().await?;
     let status = response.status();
@@ -166,6 +181,7 @@ pub async fn run(args: SendArgs) -> anyhow::Result<ExitCode> {
         gateway: args.gateway,
         baggage: args.baggage,
         idempotency_key: args.idempotency_key,
+        api_key: args.api_key,
     };
     let outcome = send(&client, &options)
         .await

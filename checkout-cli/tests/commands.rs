@@ -170,11 +170,12 @@ fn options(gateway: &FakeGateway, items: &[&str]) -> SendOptions {
             .collect(),
         baggage: Vec::new(),
         idempotency_key: None,
+        api_key: None,
     }
 }
 
 #[tokio::test]
-async fn send_posts_the_cart_with_trace_context_baggage_and_idempotency_key() {
+async fn send_posts_the_cart_with_trace_context_baggage_and_keys() {
     let gateway = FakeGateway::start().await;
     let mut options = options(&gateway, &["1:2", "3"]);
     options.baggage = vec![
@@ -182,6 +183,7 @@ async fn send_posts_the_cart_with_trace_context_baggage_and_idempotency_key() {
         "note=a b".parse().expect("baggage"),
     ];
     options.idempotency_key = Some("key-1".into());
+    options.api_key = Some("api-key-0123456789".into());
 
     let outcome = send(&reqwest::Client::new(), &options).await.expect("sent");
 
@@ -213,6 +215,7 @@ async fn send_posts_the_cart_with_trace_context_baggage_and_idempotency_key() {
     );
     assert_eq!(header("baggage"), "tenant=acme,note=a%20b");
     assert_eq!(header("idempotency-key"), "key-1");
+    assert_eq!(header("authorization"), "Bearer api-key-0123456789");
     assert_eq!(header("content-type"), "application/json");
     assert_eq!(
         seen.body,

@@ -5,10 +5,14 @@ use std::net::SocketAddr;
 
 use amqp::AmqpSettings;
 use clap::{Parser, Subcommand};
-use service::{configuration::parse_listen_addr, faults::FaultArgs};
+use service::{
+    configuration::{parse_listen_addr, parse_positive},
+    faults::FaultArgs,
+    secret::secret_parser,
+};
 use telemetry::TelemetryArgs;
 
-use crate::catalog::Catalog;
+use crate::{catalog::Catalog, idempotency::OrderIdSecret};
 
 /// Everything checkout-service needs to start.
 #[derive(Clone, Debug, Parser)]
@@ -27,6 +31,19 @@ pub struct Settings {
     /// Where the fault-injection admin endpoint (`/admin/faults`) listens.
     #[arg(long, env = "ADMIN_ADDRESS", default_value = "0.0.0.0:8083", value_parser = parse_listen_addr)]
     pub admin_address: SocketAddr,
+    /// Key of the order ids derived from idempotency keys (secret, 32+ bytes); the same on every replica and across restarts, or a retry gets another order id (unset: a random one per start, with a warning).
+    #[arg(long, env = "ORDER_ID_SECRET", value_parser = secret_parser(OrderIdSecret::parse))]
+    pub order_id_secret: Option<OrderIdSecret>,
+    /// Bytes of (client, Idempotency-Key, cart) remembered to refuse a key reused with another cart, least recently used evicted first (64 MiB: ~500,000 typical keys, ~56,000 of the largest).
+    //
+    // Why 64 MiB: a typical entry weighs ~128 bytes, so the cache holds
+    // ~500,000 keys, minutes to hours of keyed checkouts even at the
+    // pipeline's peak rate, far longer than a client takes to retry; the
+    // largest entries (1,191 bytes) still leave ~56,000. And it bounds what
+    // clients can make the service keep to a fixed share of its memory,
+    // whatever the size of their keys and carts.
+    #[arg(long, env = "IDEMPOTENCY_CACHE_BYTES", default_value = "67108864", value_parser = parse_positive)]
+    pub idempotency_cache_bytes: usize,
     /// The broker.
     #[command(flatten)]
     pub amqp: AmqpSettings,

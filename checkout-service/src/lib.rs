@@ -9,6 +9,8 @@
 //!
 //! - [`configuration`]: [`Settings`], from flags and the environment.
 //! - [`catalog`]: item prices and order pricing (the domain).
+//! - [`idempotency`]: order ids derived from (client, `Idempotency-Key`)
+//!   with a server secret, and the recent keys' cache bounded in bytes.
 //! - [`publisher`]: the AMQP publisher: one long-lived confirming channel,
 //!   reconnected in the background when the broker goes away.
 //! - [`service`]: the tonic service implementation and its server span.
@@ -16,6 +18,7 @@
 
 pub mod catalog;
 pub mod configuration;
+pub mod idempotency;
 pub mod publisher;
 pub mod service;
 pub mod startup;

@@ -6,20 +6,22 @@
 //!
 //! # Idempotency
 //!
-//! With an idempotency key the order id is a UUID v5 of the key, so a retry
-//! names the same order and stock-service, which applies each order id once,
-//! turns any number of retries into one stock change: no shared store is
-//! needed for that guarantee. To answer a key reused with a *different* cart
-//! with an error rather than silently dropping the second cart, the service
-//! remembers the cart of each recent key in a bounded in-memory cache; that
-//! check is per instance and best effort, the stock guarantee is not.
+//! With an idempotency key the order id is derived from the client and the
+//! key with a server secret ([`crate::idempotency`]), so a retry by the same
+//! client names the same order and stock-service, which applies each order
+//! id once, turns any number of retries into one stock change: no shared
+//! store is needed for that guarantee. To answer a key reused with a
+//! *different* cart with an error rather than silently dropping the second
+//! cart, the service remembers the cart of each recent (client, key) in a
+//! cache bounded in bytes; that check is per instance and best effort, the
+//! stock guarantee is not.
 
 use contracts::{
     amqp::{CheckoutProcessed, OrderLine},
     grpc::{
         CheckoutRequest, CheckoutResponse, DO_CHECKOUT, SERVICE_NAME, checkout_server::Checkout,
     },
-    limits::check_idempotency_key,
+    limits::{check_client_id, check_idempotency_key},
 };
 use service::faults::Faults;
 use telemetry::spans;
@@ -30,40 +32,40 @@ use uuid::Uuid;
 
 use crate::{
     catalog::{Catalog, CheckoutError},
+    idempotency::{OrderIdSecret, RecentKeys},
     publisher::{PublishError, Publisher},
 };
 
-/// Namespace for order ids derived from an idempotency key (UUID v5), so the
-/// same key always names the same order.
-const ORDER_ID_NAMESPACE: Uuid = Uuid::from_u128(0x6f1c_2a7e_58d4_4b0e_9a51_0c3e_8e7d_2b91);
-
-/// How many recent idempotency keys are remembered, and for how long.
-const RECENT_KEYS: u64 = 100_000;
-const RECENT_KEY_TTL: std::time::Duration = std::time::Duration::from_secs(24 * 60 * 60);
-
-/// The service implementation: a catalog, a publisher, the recent keys, and
-/// the demo fault injection.
+/// The service implementation: a catalog, a publisher, what idempotency
+/// keys need, and the demo fault injection.
 #[derive(Clone)]
 pub struct CheckoutService {
     catalog: Catalog,
     publisher: Publisher,
     faults: Faults,
-    /// Idempotency key → the cart it was first used with.
-    recent_keys: moka::sync::Cache<String, Vec<OrderLine>>,
+    /// Derives an order id from (client, idempotency key).
+    order_ids: OrderIdSecret,
+    /// (client, idempotency key) → the cart it was first used with.
+    recent_keys: RecentKeys,
 }
 
 impl CheckoutService {
-    /// Prices with `catalog`, publishes with `publisher`, and fails or slows
-    /// down calls as `faults` says.
-    pub fn new(catalog: Catalog, publisher: Publisher, faults: Faults) -> Self {
+    /// Prices with `catalog`, publishes with `publisher`, names keyed orders
+    /// with `order_ids`, remembers recent keys in `recent_keys`, and fails or
+    /// slows down calls as `faults` says.
+    pub fn new(
+        catalog: Catalog,
+        publisher: Publisher,
+        order_ids: OrderIdSecret,
+        recent_keys: RecentKeys,
+        faults: Faults,
+    ) -> Self {
         Self {
             catalog,
             publisher,
             faults,
-            recent_keys: moka::sync::Cache::builder()
-                .max_capacity(RECENT_KEYS)
-                .time_to_live(RECENT_KEY_TTL)
-                .build(),
+            order_ids,
+            recent_keys,
         }
     }
 
@@ -90,20 +92,24 @@ impl CheckoutService {
             Status::new(code, error.to_string())
         })?;
 
+        // An empty client id is the anonymous client (a gateway without API
+        // keys, or a caller that predates the field).
+        if !request.client_id.is_empty() {
+            check_client_id(&request.client_id)
+                .map_err(|error| Status::invalid_argument(error.to_string()))?;
+        }
         let order_id = if request.idempotency_key.is_empty() {
             Uuid::new_v4()
         } else {
-            check_idempotency_key(&request.idempotency_key)
+            let (client, key) = (&request.client_id, &request.idempotency_key);
+            check_idempotency_key(key)
                 .map_err(|error| Status::invalid_argument(error.to_string()))?;
-            let first_cart = self
-                .recent_keys
-                .get_with_by_ref(&request.idempotency_key, || order.lines.clone());
-            if first_cart != order.lines {
+            if !self.recent_keys.same_cart(client, key, &order.lines) {
                 return Err(Status::failed_precondition(
                     "this Idempotency-Key was already used with a different cart",
                 ));
             }
-            Uuid::new_v5(&ORDER_ID_NAMESPACE, request.idempotency_key.as_bytes())
+            self.order_ids.order_id(client, key)
         };
         Span::current().set_attribute("checkout.order_id", order_id.to_string());
 

@@ -18,7 +18,12 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tonic::transport::{Server, server::TcpIncoming};
 
-use crate::{configuration::Settings, publisher::Publisher, service::CheckoutService};
+use crate::{
+    configuration::Settings,
+    idempotency::{OrderIdSecret, RecentKeys},
+    publisher::Publisher,
+    service::CheckoutService,
+};
 
 /// A bound, connected checkout-service, ready to run.
 pub struct Application {
@@ -64,10 +69,19 @@ impl Service for Application {
                     settings.amqp.redacted_url()
                 )
             })?;
+        let recent_keys =
+            RecentKeys::new(u64::try_from(settings.idempotency_cache_bytes).unwrap_or(u64::MAX));
+        let service = CheckoutService::new(
+            settings.catalog,
+            publisher.clone(),
+            order_id_secret(settings.order_id_secret),
+            recent_keys,
+            faults.clone(),
+        );
         Ok(Self {
             listener,
             grpc_addr,
-            service: CheckoutService::new(settings.catalog, publisher.clone(), faults.clone()),
+            service,
             admin_listener,
             admin_addr,
             faults,
@@ -119,6 +133,27 @@ impl Service for Application {
         self.publisher_stop.cancel();
         served.context("gRPC server failed")
     }
+}
+
+/// The configured `ORDER_ID_SECRET`, or a random one.
+///
+/// Without a configured secret the service still starts (a demo, a single
+/// instance that is rarely restarted), but with a secret of its own: order
+/// ids stay unguessable, and a retry that reaches this same process still
+/// gets its order id. A retry that reaches another replica, or this service
+/// after a restart, gets another order id, though, and stock-service then
+/// applies both orders: exactly the failure the key is there to prevent, hence
+/// the warning.
+fn order_id_secret(configured: Option<OrderIdSecret>) -> OrderIdSecret {
+    configured.unwrap_or_else(|| {
+        tracing::warn!(
+            "ORDER_ID_SECRET is not set: using a random secret for this process, so a retry \
+             with the same Idempotency-Key that reaches another replica or this service after a \
+             restart gets a different order id and is applied twice; set the same \
+             ORDER_ID_SECRET on every replica"
+        );
+        OrderIdSecret::random()
+    })
 }
 
 /// Keeps the standard gRPC health service (`grpc.health.v1`) in step with

@@ -34,3 +34,16 @@ fn a_bad_value_stops_checkout_service_and_names_the_variable() {
         assert!(stderr.contains(variable), "{variable}: {stderr}");
     }
 }
+
+#[test]
+fn a_bad_order_id_secret_stops_checkout_service_without_showing_it() {
+    let secret = "not-32-bytes-long";
+    let output = checkout_service_with("ORDER_ID_SECRET", secret);
+    assert!(!output.status.success(), "a short secret must not start");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("ORDER_ID_SECRET"), "{stderr}");
+    assert!(
+        !stderr.contains(secret),
+        "the secret is not shown: {stderr}"
+    );
+}

@@ -7,12 +7,26 @@
 //! - both, and checkout-service's admin port: `GET /healthz` and `/readyz`
 //!   answer a [`Status`], `GET`/`PUT /admin/faults` a [`FaultSettings`].
 //!
-//! Every error is a [`crate::error::ErrorBody`]. The types derive both
-//! `Serialize` and `Deserialize`, so the services write them and the
-//! `checkout` command and the tests read them with the same definitions.
+//! The gateway's request headers are named here too ([`API_KEY_HEADER`],
+//! [`IDEMPOTENCY_KEY_HEADER`]). Every error is a [`crate::error::ErrorBody`].
+//! The types derive both `Serialize` and `Deserialize`, so the services write
+//! them and the `checkout` command and the tests read them with the same
+//! definitions.
 
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
+
+/// The header a client sends its API key in, when the gateway has API keys
+/// configured: `Authorization: Bearer <key>` (the bearer scheme of RFC 6750,
+/// which HTTP clients, proxies and log scrubbers already treat as a secret).
+pub const API_KEY_HEADER: &str = "authorization";
+
+/// The authentication scheme of [`API_KEY_HEADER`], also named in the
+/// `WWW-Authenticate` header of a 401.
+pub const API_KEY_SCHEME: &str = "Bearer";
+
+/// The optional header naming a checkout so that a retry is the same order.
+pub const IDEMPOTENCY_KEY_HEADER: &str = "idempotency-key";
 
 /// `POST /api/checkout` body: `{"items":[{"id":1,"quantity":2}]}`, or the
 /// original `{"itemsID":[1,2,3,4]}` (one unit each). Both may be sent; at

@@ -61,6 +61,11 @@ pub fn start_stock_service(
     start::<stock_service::Application>(stock_settings(isolation, initial_stock), otlp_endpoint)
 }
 
+/// The `ORDER_ID_SECRET` of every checkout-service the tests start: one
+/// secret, as a deployment has, so a retry after a restart of
+/// checkout-service still names the same order.
+pub const TEST_ORDER_ID_SECRET: &str = "e2e-order-id-secret-0123456789abcdef";
+
 /// Starts checkout-service on `addr` (port 0 for any) publishing to the
 /// pipeline's exchange.
 pub fn start_checkout_service(
@@ -74,15 +79,38 @@ pub fn start_checkout_service(
     settings.amqp.url = amqp_url();
     settings.amqp.exchange = isolation.exchange.clone();
     settings.amqp.routing_key = isolation.routing_key.clone();
+    settings.order_id_secret = Some(
+        checkout_service::idempotency::OrderIdSecret::parse(TEST_ORDER_ID_SECRET)
+            .expect("a valid secret"),
+    );
     start::<checkout_service::Application>(settings, otlp_endpoint)
 }
 
-/// Gateway settings for port 0, calling checkout-service at `checkout_addr`.
+/// Gateway settings for port 0, calling checkout-service at `checkout_addr`,
+/// without API keys (every caller is the anonymous client; see
+/// [`with_api_keys`]).
 pub fn gateway_settings(checkout_addr: SocketAddr) -> gateway::Settings {
     let mut settings = gateway::Settings::defaults();
     settings.http_address = LOCALHOST_ANY_PORT;
     settings.checkout_service_address = format!("http://{checkout_addr}");
     settings
+}
+
+/// Two clients and their API keys, for tests that need clients told apart.
+pub const TEST_API_KEYS: [(&str, &str); 2] = [
+    ("shop", "e2e-shop-key-0123456789"),
+    ("app", "e2e-app-key-0123456789"),
+];
+
+/// Requires [`TEST_API_KEYS`] at the gateway (a [`crate::PipelineOptions`]
+/// `gateway` adjustment).
+pub fn with_api_keys(settings: &mut gateway::Settings) {
+    let keys = TEST_API_KEYS
+        .iter()
+        .map(|(client, key)| format!("{client}={key}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    settings.api_keys = Some(gateway::auth::ApiKeys::parse(&keys).expect("valid API keys"));
 }
 
 /// Starts a gateway with `settings`.

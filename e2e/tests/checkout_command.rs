@@ -45,6 +45,7 @@ async fn send_checks_out_in_a_trace_of_its_own() {
         items: vec![Item { id: 1, quantity: 2 }],
         baggage: vec!["tenant=acme".parse().expect("baggage")],
         idempotency_key: Some("cli-e2e-1".into()),
+        api_key: None,
     };
 
     let outcome = send(&pipeline.http, &options)

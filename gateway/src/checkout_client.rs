@@ -19,7 +19,7 @@ use tonic_health::pb::{
 };
 use tracing::Instrument;
 
-use crate::domain::Cart;
+use crate::{auth::Client, domain::Cart};
 
 type Inner = contracts::grpc::checkout_client::CheckoutClient<
     InterceptedService<Channel, TraceContextInterceptor>,
@@ -58,10 +58,12 @@ impl CheckoutClient {
         })
     }
 
-    /// Calls `DoCheckout` for `cart` within the deadline.
+    /// Calls `DoCheckout` for `cart`, on behalf of `client`, within the
+    /// deadline.
     pub async fn do_checkout(
         &self,
         cart: &Cart,
+        client: &Client,
         idempotency_key: Option<&str>,
     ) -> Result<CheckoutResponse, Status> {
         let span = spans::grpc::client(
@@ -81,6 +83,7 @@ impl CheckoutClient {
                 })
                 .collect(),
             idempotency_key: idempotency_key.unwrap_or_default().to_owned(),
+            client_id: client.grpc_id().to_owned(),
         });
         request.set_timeout(self.deadline);
         let mut client = self.inner.clone();

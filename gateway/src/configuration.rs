@@ -4,10 +4,15 @@
 use std::{net::SocketAddr, time::Duration};
 
 use clap::Parser;
-use service::configuration::{
-    parse_bool, parse_endpoint_url, parse_listen_addr, parse_millis, parse_positive,
+use service::{
+    configuration::{
+        parse_bool, parse_endpoint_url, parse_listen_addr, parse_millis, parse_positive,
+    },
+    secret::secret_parser,
 };
 use telemetry::TelemetryArgs;
+
+use crate::auth::ApiKeys;
 
 /// Everything the gateway needs to start.
 #[derive(Clone, Debug, Parser)]
@@ -35,6 +40,9 @@ pub struct Settings {
     /// `true`: continue a client's `traceparent` and baggage; `false`: start a new trace that links the client's.
     #[arg(long = "trust-client-trace-context", env = "TRUST_CLIENT_TRACE_CONTEXT", default_value = "true", value_parser = parse_bool, action = clap::ArgAction::Set)]
     pub trust_client_trace_context: bool,
+    /// API keys, `client=key,…` (secret): when set, a checkout needs `Authorization: Bearer <key>` and idempotency keys are scoped to the key's client; unset, every caller is one anonymous client.
+    #[arg(long, env = "API_KEYS", value_parser = secret_parser(ApiKeys::parse))]
+    pub api_keys: Option<ApiKeys>,
     /// Telemetry.
     #[command(flatten)]
     pub telemetry: TelemetryArgs,

@@ -8,6 +8,7 @@
 //! # Layout
 //!
 //! - [`configuration`]: [`Settings`], from flags and the environment.
+//! - [`auth`]: the optional API keys, and the client a request comes from.
 //! - [`domain`]: the [`domain::Cart`] a request body parses into, within
 //!   every limit of `contracts::limits`.
 //! - [`checkout_client`]: the gRPC client, its deadline and its CLIENT span.
@@ -15,6 +16,7 @@
 //! - [`openapi`]: the OpenAPI document, generated from the code.
 //! - [`startup`]: [`startup::Application`]: the router, its middleware, serving.
 
+pub mod auth;
 pub mod checkout_client;
 pub mod configuration;
 pub mod domain;

@@ -4,7 +4,10 @@
 //! schemathesis (`scripts/api-fuzz`).
 
 use axum::Json;
-use utoipa::OpenApi;
+use utoipa::{
+    Modify, OpenApi,
+    openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme},
+};
 
 use contracts::{error, http};
 
@@ -24,9 +27,31 @@ use crate::routes;
         http::CheckoutAccepted,
         error::ErrorBody,
         error::ErrorDetail
-    ))
+    )),
+    modifiers(&ApiKeyScheme)
 )]
 pub struct ApiDoc;
+
+/// Declares the `api_key` security scheme `POST /api/checkout` names:
+/// `Authorization: Bearer <key>`, asked for only when `API_KEYS` is set.
+struct ApiKeyScheme;
+
+impl Modify for ApiKeyScheme {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "api_key",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(
+                        "An API key from the gateway's API_KEYS; required only when API_KEYS is set",
+                    ))
+                    .build(),
+            ),
+        );
+    }
+}
 
 /// `GET /openapi.json`.
 pub async fn openapi_json() -> Json<utoipa::openapi::OpenApi> {

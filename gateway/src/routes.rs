@@ -7,18 +7,25 @@ use axum::{
 };
 use contracts::{
     error::{ApiError, ErrorBody},
-    http::{CheckoutAccepted, CheckoutBody, Status},
+    http::{CheckoutAccepted, CheckoutBody, IDEMPOTENCY_KEY_HEADER, Status},
     limits::check_idempotency_key,
 };
 use telemetry::spans::current_trace_id;
 
-use crate::{checkout_client::CheckoutClient, domain::Cart};
+use crate::{
+    auth::{ApiKeys, Client},
+    checkout_client::CheckoutClient,
+    domain::Cart,
+};
 
 /// What the handlers share.
 #[derive(Clone)]
 pub struct AppState {
     /// The checkout-service client.
     pub checkout: CheckoutClient,
+    /// The clients and their API keys; `None`: no key is asked for and every
+    /// caller is the anonymous client.
+    pub api_keys: Option<ApiKeys>,
 }
 
 /// Check out a cart.
@@ -27,6 +34,11 @@ pub struct AppState {
 /// message broker has confirmed the order; stock is then applied
 /// asynchronously by stock-service. The request continues a W3C
 /// `traceparent`/`baggage` sent by the client.
+///
+/// When the gateway has API keys configured (`API_KEYS`), the request needs
+/// `Authorization: Bearer <key>`; an `Idempotency-Key` is scoped to the
+/// client the key names. Without API keys every caller is one anonymous
+/// client, and a key is shared by every caller of the deployment.
 #[utoipa::path(
     post,
     path = "/api/checkout",
@@ -34,22 +46,27 @@ pub struct AppState {
     request_body(content = CheckoutBody, content_type = "application/json"),
     params(
         ("Idempotency-Key" = Option<String>, Header,
-            description = "Retrying with the same key and cart gives the same order; 1 to 255 printable ASCII characters"),
+            description = "Retrying with the same key and cart gives the same order (keys are scoped to the client); 1 to 255 printable ASCII characters"),
         ("traceparent" = Option<String>, Header, description = "W3C trace context to continue"),
         ("baggage" = Option<String>, Header, description = "W3C baggage"),
     ),
     responses(
         (status = 202, description = "Order accepted", body = CheckoutAccepted),
         (status = 400, description = "Malformed JSON, empty cart, bad quantity or Idempotency-Key", body = ErrorBody),
+        (status = 401, description = "API keys are configured and the request has none, or an unknown one",
+            body = ErrorBody, headers(("WWW-Authenticate" = String, description = "The Bearer challenge"))),
         (status = 413, description = "Body over 64 KiB", body = ErrorBody),
         (status = 415, description = "Content type is not application/json", body = ErrorBody),
         (status = 422, description = "Unknown item, or Idempotency-Key reused with another cart", body = ErrorBody),
         (status = 503, description = "Checkout or the broker is unavailable, or too many checkouts in flight; retry later",
             body = ErrorBody, headers(("Retry-After" = String, description = "Seconds to wait"))),
         (status = 504, description = "Checkout did not answer within the deadline", body = ErrorBody),
-    )
+    ),
+    // No security requirement, or the API key: which one depends on API_KEYS.
+    security((), ("api_key" = []))
 )]
 pub async fn checkout(
+    client: Client,
     State(state): State<AppState>,
     headers: HeaderMap,
     body: Result<Json<CheckoutBody>, JsonRejection>,
@@ -57,7 +74,10 @@ pub async fn checkout(
     let Json(body) = body?;
     let cart = Cart::parse(body)?;
     let idempotency_key = idempotency_key(&headers)?;
-    let response = state.checkout.do_checkout(&cart, idempotency_key).await?;
+    let response = state
+        .checkout
+        .do_checkout(&cart, &client, idempotency_key)
+        .await?;
     Ok((
         StatusCode::ACCEPTED,
         Json(CheckoutAccepted {
@@ -71,7 +91,7 @@ pub async fn checkout(
 /// Reads the optional `Idempotency-Key` header (see
 /// [`check_idempotency_key`]).
 fn idempotency_key(headers: &HeaderMap) -> Result<Option<&str>, ApiError> {
-    let Some(value) = headers.get("idempotency-key") else {
+    let Some(value) = headers.get(IDEMPOTENCY_KEY_HEADER) else {
         return Ok(None);
     };
     value

@@ -62,10 +62,23 @@ impl Service for Application {
             )
         })?;
         let (listener, http_addr) = bind(settings.http_address).await?;
+        match &settings.api_keys {
+            Some(keys) => tracing::info!(clients = keys.clients(), "checkouts need an API key"),
+            None => tracing::info!(
+                "API_KEYS is not set: checkouts are not authenticated, and every caller is one \
+                 client whose Idempotency-Keys the whole deployment shares"
+            ),
+        }
         Ok(Self {
             listener,
             http_addr,
-            router: router(AppState { checkout }, &settings),
+            router: router(
+                AppState {
+                    checkout,
+                    api_keys: settings.api_keys.clone(),
+                },
+                &settings,
+            ),
         })
     }
 

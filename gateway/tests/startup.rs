@@ -36,3 +36,20 @@ fn a_bad_value_stops_the_gateway_and_names_the_variable() {
         assert!(stderr.contains(variable), "{variable}: {stderr}");
     }
 }
+
+#[test]
+fn bad_api_keys_stop_the_gateway_without_showing_a_key() {
+    for keys in [
+        "shop=too-short",
+        "shop-key-0123456789",
+        "two words=key-0123456789abc",
+    ] {
+        let output = gateway_with("API_KEYS", keys);
+        assert!(!output.status.success(), "API_KEYS={keys} must not start");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains("API_KEYS"), "{keys}: {stderr}");
+        for key in ["too-short", "key-0123456789"] {
+            assert!(!stderr.contains(key), "no key is shown: {stderr}");
+        }
+    }
+}

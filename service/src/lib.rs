@@ -14,6 +14,8 @@
 //!   (clap), so each setting's default and meaning are written once and
 //!   `--help` and the README's configuration table come from them; the value
 //!   parsers every service uses; URL redaction.
+//! - [`secret`]: settings that hold secrets, kept out of logs and error
+//!   messages.
 //! - [`startup`]: the one start-up log line, with the same fields in every
 //!   service (tests and the benchmark read the bound ports from it).
 //! - [`shutdown`]: SIGINT/SIGTERM as a cancellation token.
@@ -21,5 +23,6 @@
 
 pub mod configuration;
 pub mod faults;
+pub mod secret;
 pub mod shutdown;
 pub mod startup;

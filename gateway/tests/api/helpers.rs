@@ -1,9 +1,11 @@
-//! Shared helpers: the gateway's router in-process, a way to send it one
-//! request and read the answer, and the check of the JSON error body.
+//! Shared helpers: the gateway's router in-process (without API keys, or
+//! with [`API_KEYS`]), a way to send it one request and read the answer, and
+//! the check of the JSON error body.
 
 use axum::{Router, body::Body};
 use gateway::{
-    Settings, checkout_client::CheckoutClient, routes::AppState, startup::router as gateway_router,
+    Settings, auth::ApiKeys, checkout_client::CheckoutClient, routes::AppState,
+    startup::router as gateway_router,
 };
 use http::{HeaderMap, Request, StatusCode, header};
 use http_body_util::BodyExt;
@@ -19,19 +21,43 @@ pub const CHECKOUT: &str = "/api/checkout";
 /// nothing leaves the machine.
 const UNREACHABLE_CHECKOUT_SERVICE: &str = "http://127.0.0.1:1";
 
+/// The `API_KEYS` of [`router_with_api_keys`]: two clients, one with two
+/// keys.
+pub const API_KEYS: &str =
+    "shop=shop-key-0123456789,app=app-key-0123456789,shop=shop-new-key-0123456789";
+
 /// The gateway's router with its default settings and a checkout-service
 /// client that cannot connect.
 pub fn router() -> Router {
-    let settings = Settings::defaults();
+    router_with(Settings::defaults())
+}
+
+/// [`router`] with [`API_KEYS`] configured.
+pub fn router_with_api_keys() -> Router {
+    let mut settings = Settings::defaults();
+    settings.api_keys = Some(ApiKeys::parse(API_KEYS).expect("valid API keys"));
+    router_with(settings)
+}
+
+fn router_with(settings: Settings) -> Router {
     let checkout = CheckoutClient::new(UNREACHABLE_CHECKOUT_SERVICE, settings.checkout_deadline)
         .expect("a valid endpoint URL");
-    gateway_router(AppState { checkout }, &settings)
+    let state = AppState {
+        checkout,
+        api_keys: settings.api_keys.clone(),
+    };
+    gateway_router(state, &settings)
 }
 
 /// Sends `request` to a fresh router and returns the status, the headers and
 /// the body, which must be JSON.
 pub async fn send(request: Request<Body>) -> (StatusCode, HeaderMap, Value) {
-    let response = router()
+    send_to(router(), request).await
+}
+
+/// Sends `request` to `router`; see [`send`].
+pub async fn send_to(router: Router, request: Request<Body>) -> (StatusCode, HeaderMap, Value) {
+    let response = router
         .oneshot(request)
         .await
         .expect("the router is infallible");

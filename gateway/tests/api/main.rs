@@ -10,6 +10,7 @@
     reason = "tests: a failed expectation is the test failing"
 )]
 
+mod api_keys;
 mod checkout_service_down;
 mod helpers;
 mod routing;

@@ -50,7 +50,7 @@ async fn openapi() -> Value {
 async fn openapi_documents_every_status_of_checkout() {
     let document = openapi().await;
     let responses = &document["paths"][CHECKOUT]["post"]["responses"];
-    for status in ["202", "400", "413", "415", "422", "503", "504"] {
+    for status in ["202", "400", "401", "413", "415", "422", "503", "504"] {
         assert!(
             responses[status].is_object(),
             "{status} is documented: {responses}"

@@ -1,0 +1,119 @@
+//! Settings that hold secrets (API keys, the order-id key), kept out of
+//! logs and error messages.
+//!
+//! `--help` never prints a variable's value ([`crate::configuration::command`]),
+//! but two other paths would: a settings struct printed with `{:?}`, and
+//! clap's own message for a value that does not parse, which quotes the value
+//! (`invalid value 'the-secret' for …`). [`Secret`] prints as `***`, and
+//! [`secret_parser`] reports a bad value by the variable's name and the
+//! reason alone.
+
+use std::ffi::OsStr;
+
+use clap::{Arg, Command, builder::TypedValueParser, error::ErrorKind};
+
+/// A secret string. `Debug` prints `Secret(***)`; there is no `Display`, so
+/// the value is only reachable through [`Secret::expose`], where it is used.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps `value`.
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The secret itself, for the one place that uses it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+/// A clap value parser for a setting that holds a secret: `parse` turns the
+/// text into the value, and its error, which must not quote the value, is
+/// what the user sees, after the variable's name. Use as
+/// `#[arg(value_parser = secret_parser(parse_fn))]`.
+pub fn secret_parser<T>(parse: fn(&str) -> Result<T, String>) -> SecretParser<T> {
+    SecretParser(parse)
+}
+
+/// See [`secret_parser`].
+#[derive(Clone)]
+pub struct SecretParser<T>(fn(&str) -> Result<T, String>);
+
+impl<T: Clone + Send + Sync + 'static> TypedValueParser for SecretParser<T> {
+    type Value = T;
+
+    fn parse_ref(
+        &self,
+        command: &Command,
+        arg: Option<&Arg>,
+        value: &OsStr,
+    ) -> Result<T, clap::Error> {
+        let parsed = match value.to_str() {
+            Some(text) => (self.0)(text),
+            None => Err("not valid UTF-8".to_owned()),
+        };
+        parsed.map_err(|reason| {
+            let name = arg
+                .and_then(|arg| arg.get_env().map(|env| env.to_string_lossy().into_owned()))
+                .or_else(|| arg.map(|arg| arg.get_id().to_string()))
+                .unwrap_or_else(|| "a secret setting".to_owned());
+            clap::Error::raw(
+                ErrorKind::ValueValidation,
+                format!("invalid {name}: {reason} (the value is a secret and is not shown)\n"),
+            )
+            .with_cmd(command)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+    use crate::configuration::command;
+
+    fn parse_long(raw: &str) -> Result<Secret, String> {
+        if raw.len() >= 8 {
+            Ok(Secret::new(raw))
+        } else {
+            Err("expected at least 8 characters".to_owned())
+        }
+    }
+
+    #[derive(Parser, Debug)]
+    #[command(name = "example")]
+    struct Example {
+        /// A secret.
+        #[arg(long, env = "EXAMPLE_SECRET", value_parser = secret_parser(parse_long))]
+        secret: Option<Secret>,
+    }
+
+    #[test]
+    fn a_secret_never_prints() {
+        let secret = Secret::new("hunter2-hunter2");
+        assert_eq!(format!("{secret:?}"), "Secret(***)");
+        assert_eq!(secret.expose(), "hunter2-hunter2");
+        let example = Example::try_parse_from(["example", "--secret", "hunter2-hunter2"]).unwrap();
+        assert!(!format!("{example:?}").contains("hunter2"), "{example:?}");
+    }
+
+    #[test]
+    fn a_bad_secret_names_the_variable_and_not_the_value() {
+        let error = command::<Example>()
+            .try_get_matches_from(["example", "--secret", "hunter2"])
+            .unwrap_err();
+        let message = error.to_string();
+        assert!(message.contains("EXAMPLE_SECRET"), "{message}");
+        assert!(message.contains("at least 8"), "{message}");
+        assert!(!message.contains("hunter2"), "{message}");
+    }
+}
