@@ -4,7 +4,7 @@ use std::fmt;
 
 use clap::Args;
 use contracts::amqp::{DEFAULT_EXCHANGE, DEFAULT_ROUTING_KEY};
-use service::configuration::{SecretUrlParser, redact_url};
+use service::{configuration::redact_url, secret::secret_url_parser};
 
 /// The broker and the names both services must agree on.
 #[derive(Clone, Args)]
@@ -12,7 +12,7 @@ pub struct AmqpSettings {
     /// The broker, amqp://user:password@host:port/vhost (the password is never logged).
     #[arg(long = "amqp-url", env = "AMQP_URL",
           default_value = "amqp://guest:guest@localhost:5672/%2f",
-          value_parser = SecretUrlParser(parse_amqp_url))]
+          value_parser = secret_url_parser(parse_amqp_url))]
     pub url: String,
     /// The durable topic exchange orders are published to.
     #[arg(long = "amqp-exchange", env = "AMQP_EXCHANGE", default_value = DEFAULT_EXCHANGE)]

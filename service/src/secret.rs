@@ -4,13 +4,16 @@
 //! `--help` never prints a variable's value ([`crate::configuration::command`]),
 //! but two other paths would: a settings struct printed with `{:?}`, and
 //! clap's own message for a value that does not parse, which quotes the value
-//! (`invalid value 'the-secret' for …`). [`Secret`] prints as `***`, and
+//! (`invalid value 'the-secret' for …`). [`Secret`] prints as `***`;
 //! [`secret_parser`] reports a bad value by the variable's name and the
-//! reason alone.
+//! reason alone, and [`secret_url_parser`] (for a URL with credentials, such
+//! as `AMQP_URL` or `DATABASE_URL`) shows the URL with its password redacted.
 
 use std::ffi::OsStr;
 
 use clap::{Arg, Command, builder::TypedValueParser, error::ErrorKind};
+
+use crate::configuration::redact_url;
 
 /// A secret string. `Debug` prints `Secret(***)`; there is no `Display`, so
 /// the value is only reachable through [`Secret::expose`], where it is used.
@@ -40,12 +43,29 @@ impl std::fmt::Debug for Secret {
 /// what the user sees, after the variable's name. Use as
 /// `#[arg(value_parser = secret_parser(parse_fn))]`.
 pub fn secret_parser<T>(parse: fn(&str) -> Result<T, String>) -> SecretParser<T> {
-    SecretParser(parse)
+    SecretParser {
+        parse,
+        shown: |_| "the value is a secret and is not shown".to_owned(),
+    }
 }
 
-/// See [`secret_parser`].
+/// Like [`secret_parser`], for a URL that may hold a password: a refused
+/// value is shown with its password redacted ([`redact_url`]), so the
+/// operator sees which URL is wrong without the log seeing the password.
+pub fn secret_url_parser(parse: fn(&str) -> Result<String, String>) -> SecretParser<String> {
+    SecretParser {
+        parse,
+        shown: redact_url,
+    }
+}
+
+/// See [`secret_parser`] and [`secret_url_parser`].
 #[derive(Clone)]
-pub struct SecretParser<T>(fn(&str) -> Result<T, String>);
+pub struct SecretParser<T> {
+    parse: fn(&str) -> Result<T, String>,
+    /// What the error says in place of the value.
+    shown: fn(&str) -> String,
+}
 
 impl<T: Clone + Send + Sync + 'static> TypedValueParser for SecretParser<T> {
     type Value = T;
@@ -56,10 +76,12 @@ impl<T: Clone + Send + Sync + 'static> TypedValueParser for SecretParser<T> {
         arg: Option<&Arg>,
         value: &OsStr,
     ) -> Result<T, clap::Error> {
-        let parsed = match value.to_str() {
-            Some(text) => (self.0)(text),
+        let text = value.to_str();
+        let parsed = match text {
+            Some(text) => (self.parse)(text),
             None => Err("not valid UTF-8".to_owned()),
         };
+        let shown = text.map_or_else(String::new, self.shown);
         parsed.map_err(|reason| {
             let name = arg
                 .and_then(|arg| arg.get_env().map(|env| env.to_string_lossy().into_owned()))
@@ -67,7 +89,7 @@ impl<T: Clone + Send + Sync + 'static> TypedValueParser for SecretParser<T> {
                 .unwrap_or_else(|| "a secret setting".to_owned());
             clap::Error::raw(
                 ErrorKind::ValueValidation,
-                format!("invalid {name}: {reason} (the value is a secret and is not shown)\n"),
+                format!("invalid {name}: {reason} ({shown})\n"),
             )
             .with_cmd(command)
         })
@@ -104,6 +126,24 @@ mod tests {
         assert_eq!(secret.expose(), "hunter2-hunter2");
         let example = Example::try_parse_from(["example", "--secret", "hunter2-hunter2"]).unwrap();
         assert!(!format!("{example:?}").contains("hunter2"), "{example:?}");
+    }
+
+    #[test]
+    fn a_refused_url_is_shown_with_its_password_redacted() {
+        #[derive(Parser, Debug)]
+        struct WithUrl {
+            #[arg(long, env = "EXAMPLE_URL", value_parser = secret_url_parser(|raw| {
+                if raw.starts_with("amqp://") { Ok(raw.to_owned()) } else { Err("expected amqp://".to_owned()) }
+            }))]
+            url: String,
+        }
+        let error = command::<WithUrl>()
+            .try_get_matches_from(["example", "--url", "http://user:hunter2/x@host"])
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("EXAMPLE_URL"), "{error}");
+        assert!(!error.contains("hunter2"), "{error}");
+        assert!(error.contains("user:***@host"), "{error}");
     }
 
     #[test]

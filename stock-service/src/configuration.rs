@@ -12,8 +12,9 @@ use amqp::AmqpSettings;
 use clap::{Args, Parser};
 use contracts::amqp::{DEFAULT_QUEUE, dead_letter_exchange, dead_letter_queue};
 use service::{
-    configuration::{Configuration, SecretUrlParser, parse_listen_addr},
+    configuration::{Configuration, parse_listen_addr},
     faults::FaultArgs,
+    secret::secret_url_parser,
 };
 use telemetry::TelemetryArgs;
 
@@ -29,7 +30,7 @@ pub struct Settings {
     #[arg(long, env = "HTTP_ADDRESS", default_value = "0.0.0.0:8082", value_parser = parse_listen_addr)]
     pub http_address: SocketAddr,
     /// `sqlite://<file>`, `postgres://…`, or a SQLite file path.
-    #[arg(long, env = "DATABASE_URL", default_value = "sqlite://stock.db?mode=rwc", value_parser = SecretUrlParser(parse_database_url))]
+    #[arg(long, env = "DATABASE_URL", default_value = "sqlite://stock.db?mode=rwc", value_parser = secret_url_parser(parse_database_url))]
     pub database_url: String,
     /// Units of items 1–4 created when the database does not have them, or a list `1=100,2=50`.
     #[arg(long, env = "INITIAL_STOCK", default_value = "1000")]
