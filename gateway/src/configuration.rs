@@ -4,8 +4,11 @@
 use std::{net::SocketAddr, time::Duration};
 
 use clap::Parser;
-use service::configuration::{
-    parse_bool, parse_endpoint_url, parse_listen_addr, parse_millis, parse_positive,
+use service::{
+    configuration::{
+        parse_bool, parse_endpoint_url, parse_listen_addr, parse_millis, parse_positive,
+    },
+    http::HttpLimits,
 };
 use telemetry::TelemetryArgs;
 
@@ -35,6 +38,9 @@ pub struct Settings {
     /// `true`: continue a client's `traceparent` and baggage; `false`: start a new trace that links the client's.
     #[arg(long = "trust-client-trace-context", env = "TRUST_CLIENT_TRACE_CONTEXT", default_value = "true", value_parser = parse_bool, action = clap::ArgAction::Set)]
     pub trust_client_trace_context: bool,
+    /// Bounds on the HTTP listener's connections.
+    #[command(flatten)]
+    pub http: HttpLimits,
     /// Telemetry.
     #[command(flatten)]
     pub telemetry: TelemetryArgs,
