@@ -124,12 +124,12 @@ pub async fn serve(
                 }
             },
         };
-        let Ok(slot) = slots.clone().try_acquire_owned() else {
-            refusals.refused(limits.max_connections);
+        let slot = slots.clone().try_acquire_owned().ok();
+        refusals.log(slot.is_none(), limits.max_connections);
+        let Some(slot) = slot else {
             drop(stream);
             continue;
         };
-        refusals.accepted();
         if let Err(error) = stream.set_nodelay(true) {
             tracing::debug!(%error, "cannot set TCP_NODELAY");
         }
@@ -180,14 +180,16 @@ async fn accept_failed(error: std::io::Error, shutdown: &CancellationToken) {
 /// next refusal counts as a new burst (and is logged again).
 const BURST_GAP: Duration = Duration::from_secs(10);
 
-/// Connections refused at the cap, logged once per burst rather than once
-/// per connection: a flood must not turn into a flood of log lines.
+/// Connections refused at the cap, counted by burst so that they are logged
+/// once per burst rather than once per connection: a flood must not turn
+/// into a flood of log lines.
 #[derive(Debug, Default)]
 struct Refusals {
     burst: Option<Burst>,
 }
 
-#[derive(Debug)]
+/// Refusals with less than [`BURST_GAP`] between one and the next.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Burst {
     started: Instant,
     last: Instant,
@@ -195,40 +197,48 @@ struct Burst {
 }
 
 impl Refusals {
-    /// A connection was refused: the first of a burst logs a warning.
-    fn refused(&mut self, max_connections: usize) {
-        let now = Instant::now();
+    /// Ends the burst if none of its refusals is as recent as [`BURST_GAP`]
+    /// before `now`, and returns it.
+    fn end_quiet_burst(&mut self, now: Instant) -> Option<Burst> {
+        self.burst
+            .take_if(|burst| now.duration_since(burst.last) >= BURST_GAP)
+    }
+
+    /// Counts a connection refused at `now`; true when it starts a burst.
+    fn refused(&mut self, now: Instant) -> bool {
         match &mut self.burst {
-            Some(burst) if now.duration_since(burst.last) < BURST_GAP => {
+            Some(burst) => {
                 burst.refused += 1;
                 burst.last = now;
+                false
             }
-            _ => {
-                tracing::warn!(
-                    max_connections,
-                    "connection limit reached: refusing new connections until some close"
-                );
+            None => {
                 self.burst = Some(Burst {
                     started: now,
                     last: now,
                     refused: 1,
                 });
+                true
             }
         }
     }
 
-    /// A connection was accepted: a burst that has had no refusal for
-    /// [`BURST_GAP`] is over, and its total is logged.
-    fn accepted(&mut self) {
-        if let Some(burst) = &self.burst
-            && burst.last.elapsed() >= BURST_GAP
-        {
+    /// Logs the start and end of bursts around one accepted connection,
+    /// refused or not.
+    fn log(&mut self, refused: bool, max_connections: usize) {
+        let now = Instant::now();
+        if let Some(burst) = self.end_quiet_burst(now) {
             tracing::info!(
                 refused = burst.refused,
                 lasted_ms = burst.last.duration_since(burst.started).as_millis() as u64,
                 "connection limit no longer reached"
             );
-            self.burst = None;
+        }
+        if refused && self.refused(now) {
+            tracing::warn!(
+                max_connections,
+                "connection limit reached: refusing new connections until some close"
+            );
         }
     }
 }
@@ -374,6 +384,30 @@ mod tests {
         assert_eq!(limits.header_read_timeout, Duration::from_secs(10));
         assert_eq!(limits.idle_timeout, Duration::from_secs(60));
         assert_eq!(limits.max_connections, 768);
+    }
+
+    #[test]
+    fn refusals_are_counted_by_burst() {
+        let mut refusals = Refusals::default();
+        let start = Instant::now();
+        let at = |ms| start + Duration::from_millis(ms);
+        assert!(refusals.refused(at(0)), "the first refusal starts a burst");
+        assert_eq!(refusals.end_quiet_burst(at(9_000)), None);
+        assert!(!refusals.refused(at(9_000)), "9 s later: the same burst");
+        assert!(!refusals.refused(at(18_000)), "another 9 s: the same burst");
+        assert_eq!(
+            refusals.end_quiet_burst(at(28_000)),
+            Some(Burst {
+                started: at(0),
+                last: at(18_000),
+                refused: 3
+            }),
+            "10 s without a refusal end it"
+        );
+        assert!(
+            refusals.refused(at(28_000)),
+            "the next refusal starts another"
+        );
     }
 
     #[tokio::test]
