@@ -11,6 +11,7 @@ use anyhow::Context;
 use contracts::grpc::{FILE_DESCRIPTOR_SET, SERVICE_NAME, checkout_server::CheckoutServer};
 use service::{
     faults::Faults,
+    http::{HttpLimits, serve},
     shutdown::CancellationToken,
     startup::{Listening, Service, bind},
 };
@@ -114,13 +115,13 @@ impl Service for Application {
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
             .build_v1()?;
 
-        let admin = axum::serve(self.admin_listener, self.faults.admin_router())
-            .with_graceful_shutdown(shutdown.clone().cancelled_owned());
-        tokio::spawn(async move {
-            if let Err(error) = admin.await {
-                tracing::warn!(%error, "admin endpoint failed");
-            }
-        });
+        // The admin endpoint has no settings of its own: the default bounds.
+        tokio::spawn(serve(
+            self.admin_listener,
+            self.faults.admin_router(),
+            HttpLimits::default(),
+            shutdown.clone(),
+        ));
         let served = Server::builder()
             .add_service(health_service)
             .add_service(reflection)

@@ -8,6 +8,7 @@ use service::{
     configuration::{
         parse_bool, parse_endpoint_url, parse_listen_addr, parse_millis, parse_positive,
     },
+    http::HttpLimits,
     secret::secret_parser,
 };
 use telemetry::TelemetryArgs;
@@ -43,6 +44,9 @@ pub struct Settings {
     /// API keys, `client=key,…` (secret): when set, a checkout needs `Authorization: Bearer <key>` and idempotency keys are scoped to the key's client; unset, every caller is one anonymous client.
     #[arg(long, env = "API_KEYS", value_parser = secret_parser(ApiKeys::parse))]
     pub api_keys: Option<ApiKeys>,
+    /// Bounds on the HTTP listener's connections.
+    #[command(flatten)]
+    pub http: HttpLimits,
     /// Telemetry.
     #[command(flatten)]
     pub telemetry: TelemetryArgs,

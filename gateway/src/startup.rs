@@ -1,5 +1,9 @@
 //! Building and running the gateway.
 //!
+//! The listener is served by [`service::http::serve`], which bounds how long
+//! a connection may take to send its headers or stay idle, and how many
+//! connections are open (`HTTP_*` settings).
+//!
 //! The middleware, outermost first: the HTTP SERVER span (tower-http
 //! `TraceLayer`), a request timeout answering 504, and the 64 KiB body limit
 //! the JSON extractor enforces with a 413. The checkout route alone also has
@@ -18,6 +22,7 @@ use axum::{
 };
 use contracts::{error::ApiError, limits::MAX_BODY_BYTES};
 use service::{
+    http::{HttpLimits, serve},
     shutdown::CancellationToken,
     startup::{Listening, Service, bind},
 };
@@ -35,6 +40,7 @@ pub struct Application {
     listener: TcpListener,
     http_addr: SocketAddr,
     router: Router,
+    limits: HttpLimits,
 }
 
 impl Application {
@@ -79,6 +85,7 @@ impl Service for Application {
                 },
                 &settings,
             ),
+            limits: settings.http,
         })
     }
 
@@ -93,10 +100,8 @@ impl Service for Application {
     /// Serves until `shutdown` is cancelled, then stops accepting connections
     /// and lets the requests in flight finish.
     async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
-        axum::serve(self.listener, self.router)
-            .with_graceful_shutdown(shutdown.cancelled_owned())
-            .await
-            .context("HTTP server failed")
+        serve(self.listener, self.router, self.limits, shutdown).await;
+        Ok(())
     }
 }
 

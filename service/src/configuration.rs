@@ -143,6 +143,15 @@ pub fn parse_millis(raw: &str) -> Result<Duration, String> {
         .map_err(|_| "expected a whole number of milliseconds".to_owned())
 }
 
+/// Parses a whole number of milliseconds, at least 1 (a timeout of zero
+/// would close everything at once).
+pub fn parse_millis_at_least_one(raw: &str) -> Result<Duration, String> {
+    match parse_millis(raw) {
+        Ok(duration) if !duration.is_zero() => Ok(duration),
+        _ => Err("expected a whole number of milliseconds, at least 1".to_owned()),
+    }
+}
+
 /// Parses a share between 0 and 1.
 pub fn parse_ratio(raw: &str) -> Result<f64, String> {
     match raw.trim().parse::<f64>() {
@@ -307,6 +316,8 @@ mod tests {
         assert_eq!(parse_ratio("0.5"), Ok(0.5));
         assert!(parse_ratio("1.5").is_err());
         assert_eq!(parse_positive("3"), Ok(3));
+        assert_eq!(parse_millis_at_least_one("5"), Ok(Duration::from_millis(5)));
+        assert!(parse_millis_at_least_one("0").is_err());
         assert!(parse_positive("0").is_err());
         assert_eq!(parse_bool("ON"), Ok(true));
         assert!(parse_bool("maybe").is_err());

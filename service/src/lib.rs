@@ -19,10 +19,13 @@
 //! - [`startup`]: the one start-up log line, with the same fields in every
 //!   service (tests and the benchmark read the bound ports from it).
 //! - [`shutdown`]: SIGINT/SIGTERM as a cancellation token.
+//! - [`http`]: serving an axum router with bounds on header time, idle
+//!   time and open connections, for every HTTP listener.
 //! - [`faults`]: fault injection for demonstrations, and its admin routes.
 
 pub mod configuration;
 pub mod faults;
+pub mod http;
 pub mod secret;
 pub mod shutdown;
 pub mod startup;

@@ -14,6 +14,7 @@ use contracts::amqp::{DEFAULT_QUEUE, dead_letter_exchange, dead_letter_queue};
 use service::{
     configuration::{Configuration, parse_listen_addr},
     faults::FaultArgs,
+    http::HttpLimits,
     secret::secret_url_parser,
 };
 use telemetry::TelemetryArgs;
@@ -29,6 +30,9 @@ pub struct Settings {
     /// Where the stock/order API and the health checks listen (port 0 picks a free port).
     #[arg(long, env = "HTTP_ADDRESS", default_value = "0.0.0.0:8082", value_parser = parse_listen_addr)]
     pub http_address: SocketAddr,
+    /// Bounds on the HTTP listener's connections.
+    #[command(flatten)]
+    pub http: HttpLimits,
     /// `sqlite://<file>`, `postgres://…`, or a SQLite file path.
     #[arg(long, env = "DATABASE_URL", default_value = "sqlite://stock.db?mode=rwc", value_parser = secret_url_parser(parse_database_url))]
     pub database_url: String,

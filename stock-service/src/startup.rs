@@ -14,6 +14,7 @@ use anyhow::Context;
 use service::{
     configuration::redact_url,
     faults::Faults,
+    http::{HttpLimits, serve},
     shutdown::CancellationToken,
     startup::{Listening, Service, bind},
 };
@@ -31,6 +32,7 @@ use crate::{
 pub struct Application {
     listener: TcpListener,
     http_addr: SocketAddr,
+    http_limits: HttpLimits,
     store: Store,
     consumer: Consumer,
     session: BrokerSession,
@@ -83,6 +85,7 @@ impl Service for Application {
         Ok(Self {
             listener,
             http_addr,
+            http_limits: settings.http,
             consumer: Consumer::new(settings, store.clone(), faults.clone()),
             faults,
             store,
@@ -110,23 +113,20 @@ impl Service for Application {
             consumer: self.consumer.status(),
             faults: self.faults.clone(),
         };
-        // A child token: if either half stops on its own (the HTTP server
-        // failing), the other stops too, without cancelling the caller's token.
+        // A child token: if either half stops on its own, the other stops
+        // too, without cancelling the caller's token.
         let stop = shutdown.child_token();
         let http = async {
-            let served = axum::serve(self.listener, router(state))
-                .with_graceful_shutdown(stop.clone().cancelled_owned())
-                .await;
+            serve(self.listener, router(state), self.http_limits, stop.clone()).await;
             stop.cancel();
-            served.context("HTTP server failed")
         };
         let consume = async {
             self.consumer.run(self.session, stop.clone()).await;
             stop.cancel();
         };
-        let (served, ()) = tokio::join!(http, consume);
+        tokio::join!(http, consume);
         self.store.close().await;
         tracing::info!("stock-service stopped");
-        served
+        Ok(())
     }
 }
