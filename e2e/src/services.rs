@@ -22,6 +22,13 @@ pub fn test_telemetry(service: &str, endpoint: &str) -> TelemetryConfig {
     config
 }
 
+/// A change a test makes to each service's [`test_telemetry`] (the
+/// propagators, say), as `OTEL_*` variables would.
+pub type AdjustTelemetry = fn(&mut TelemetryConfig);
+
+/// The [`AdjustTelemetry`] that changes nothing.
+pub const DEFAULT_TELEMETRY: AdjustTelemetry = |_| {};
+
 /// Port 0 on the loopback interface.
 pub const LOCALHOST_ANY_PORT: SocketAddr =
     SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 0);
@@ -55,16 +62,22 @@ fn stock_settings(
 /// Starts stock-service on port 0 with the pipeline's names.
 pub fn start_stock_service(
     otlp_endpoint: &str,
+    telemetry: AdjustTelemetry,
     isolation: &Isolation,
     initial_stock: i64,
 ) -> anyhow::Result<RunningService> {
-    start::<stock_service::Application>(stock_settings(isolation, initial_stock), otlp_endpoint)
+    start::<stock_service::Application>(
+        stock_settings(isolation, initial_stock),
+        otlp_endpoint,
+        telemetry,
+    )
 }
 
 /// Starts checkout-service on `addr` (port 0 for any) publishing to the
 /// pipeline's exchange.
 pub fn start_checkout_service(
     otlp_endpoint: &str,
+    telemetry: AdjustTelemetry,
     isolation: &Isolation,
     addr: SocketAddr,
 ) -> anyhow::Result<RunningService> {
@@ -74,7 +87,7 @@ pub fn start_checkout_service(
     settings.amqp.url = amqp_url();
     settings.amqp.exchange = isolation.exchange.clone();
     settings.amqp.routing_key = isolation.routing_key.clone();
-    start::<checkout_service::Application>(settings, otlp_endpoint)
+    start::<checkout_service::Application>(settings, otlp_endpoint, telemetry)
 }
 
 /// Gateway settings for port 0, calling checkout-service at `checkout_addr`.
@@ -88,26 +101,29 @@ pub fn gateway_settings(checkout_addr: SocketAddr) -> gateway::Settings {
 /// Starts a gateway with `settings`.
 pub fn start_gateway(
     otlp_endpoint: &str,
+    telemetry: AdjustTelemetry,
     settings: gateway::Settings,
 ) -> anyhow::Result<RunningService> {
-    start::<gateway::Application>(settings, otlp_endpoint)
+    start::<gateway::Application>(settings, otlp_endpoint, telemetry)
 }
 
 /// Starts service `S` with `settings` on a thread of its own, exporting
-/// spans to `otlp_endpoint`.
-pub fn start<S>(settings: S::Settings, otlp_endpoint: &str) -> anyhow::Result<RunningService>
+/// spans to `otlp_endpoint`, its telemetry changed by `telemetry`.
+pub fn start<S>(
+    settings: S::Settings,
+    otlp_endpoint: &str,
+    telemetry: AdjustTelemetry,
+) -> anyhow::Result<RunningService>
 where
     S: Service + 'static,
     S::Settings: Send + 'static,
 {
-    RunningService::spawn(
-        S::NAME,
-        test_telemetry(S::NAME, otlp_endpoint),
-        move |stop| async move {
-            let application = S::build(settings).await?;
-            let listening = application.listening();
-            let run: RunFuture = Box::pin(application.run_until_stopped(stop));
-            Ok((listening, run))
-        },
-    )
+    let mut config = test_telemetry(S::NAME, otlp_endpoint);
+    telemetry(&mut config);
+    RunningService::spawn(S::NAME, config, move |stop| async move {
+        let application = S::build(settings).await?;
+        let listening = application.listening();
+        let run: RunFuture = Box::pin(application.run_until_stopped(stop));
+        Ok((listening, run))
+    })
 }
