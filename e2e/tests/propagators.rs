@@ -122,6 +122,14 @@ async fn gateway_server_span(
     spans.into_iter().find(is_ours).expect("found above")
 }
 
+/// A request to the gateway, and whether the gateway must continue it.
+struct Case<'a> {
+    name: &'static str,
+    telemetry: AdjustTelemetry,
+    headers: Vec<(&'static str, &'a str)>,
+    continued: bool,
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_gateway_reads_the_formats_its_propagators_name_and_no_other() {
     let receiver = OtlpReceiver::start(([127, 0, 0, 1], 0).into(), None)
@@ -130,43 +138,49 @@ async fn the_gateway_reads_the_formats_its_propagators_name_and_no_other() {
     let b3_single = format!("{CALLER_TRACE_ID}-{CALLER_SPAN_ID}-1");
     let jaeger = format!("{CALLER_TRACE_ID}:{CALLER_SPAN_ID}:0:1");
     let traceparent = format!("00-{CALLER_TRACE_ID}-{CALLER_SPAN_ID}-01");
-    let cases: [(&str, AdjustTelemetry, Vec<(&str, &str)>, bool); 5] = [
-        (
-            "b3, single header",
-            |config| config.propagators = "b3".parse().unwrap(),
-            vec![("b3", &b3_single)],
-            true,
-        ),
-        (
-            "jaeger",
-            |config| config.propagators = "jaeger".parse().unwrap(),
-            vec![("uber-trace-id", &jaeger)],
-            true,
-        ),
-        (
-            "the default ignores B3 and Jaeger",
-            e2e::DEFAULT_TELEMETRY,
-            vec![("b3", &b3_single), ("uber-trace-id", &jaeger)],
-            false,
-        ),
-        (
-            "b3 ignores W3C",
-            |config| config.propagators = "b3".parse().unwrap(),
-            vec![("traceparent", &traceparent)],
-            false,
-        ),
-        (
-            "none reads nothing",
-            |config| config.propagators = "none".parse().unwrap(),
-            vec![
+    let cases = [
+        Case {
+            name: "b3, single header",
+            telemetry: |config| config.propagators = "b3".parse().unwrap(),
+            headers: vec![("b3", &b3_single)],
+            continued: true,
+        },
+        Case {
+            name: "jaeger",
+            telemetry: |config| config.propagators = "jaeger".parse().unwrap(),
+            headers: vec![("uber-trace-id", &jaeger)],
+            continued: true,
+        },
+        Case {
+            name: "the default ignores B3 and Jaeger",
+            telemetry: e2e::DEFAULT_TELEMETRY,
+            headers: vec![("b3", &b3_single), ("uber-trace-id", &jaeger)],
+            continued: false,
+        },
+        Case {
+            name: "b3 ignores W3C",
+            telemetry: |config| config.propagators = "b3".parse().unwrap(),
+            headers: vec![("traceparent", &traceparent)],
+            continued: false,
+        },
+        Case {
+            name: "none reads nothing",
+            telemetry: |config| config.propagators = "none".parse().unwrap(),
+            headers: vec![
                 ("traceparent", &traceparent),
                 ("b3", &b3_single),
                 ("uber-trace-id", &jaeger),
             ],
-            false,
-        ),
+            continued: false,
+        },
     ];
-    for (case, telemetry, headers, continued) in cases {
+    for Case {
+        name: case,
+        telemetry,
+        headers,
+        continued,
+    } in cases
+    {
         let span = gateway_server_span(&receiver, telemetry, &headers).await;
         if continued {
             assert_eq!(span.trace_id, CALLER_TRACE_ID, "{case}");
