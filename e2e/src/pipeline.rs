@@ -14,8 +14,8 @@ use crate::{
     orders, poll,
     running::RunningService,
     services::{
-        LOCALHOST_ANY_PORT, declare_queue, gateway_settings, start_checkout_service, start_gateway,
-        start_stock_service,
+        AdjustTelemetry, DEFAULT_TELEMETRY, LOCALHOST_ANY_PORT, declare_queue, gateway_settings,
+        start_checkout_service, start_gateway, start_stock_service,
     },
 };
 
@@ -30,6 +30,9 @@ pub struct PipelineOptions {
     pub otlp_endpoint: Option<String>,
     /// Run no stock-service in-process (a test runs it as a child process).
     pub without_stock_service: bool,
+    /// Adjusts every service's telemetry (propagators, resource), as the
+    /// `OTEL_*` variables would.
+    pub telemetry: AdjustTelemetry,
 }
 
 impl Default for PipelineOptions {
@@ -39,6 +42,7 @@ impl Default for PipelineOptions {
             gateway: |_| {},
             otlp_endpoint: None,
             without_stock_service: false,
+            telemetry: DEFAULT_TELEMETRY,
         }
     }
 }
@@ -56,6 +60,8 @@ pub struct TestPipeline {
     pub stock_url: String,
     /// Where the services export spans.
     pub otlp_endpoint: String,
+    /// What the test changed in every service's telemetry.
+    pub telemetry: AdjustTelemetry,
     /// Units of each item stock-service started with.
     pub initial_stock: i64,
     /// Plain HTTP client.
@@ -86,18 +92,29 @@ impl TestPipeline {
         let mut services = Vec::new();
         let mut stock_url = String::new();
         if !options.without_stock_service {
-            let stock = start_stock_service(&otlp_endpoint, &isolation, options.initial_stock)
-                .expect("stock-service starts");
+            let stock = start_stock_service(
+                &otlp_endpoint,
+                options.telemetry,
+                &isolation,
+                options.initial_stock,
+            )
+            .expect("stock-service starts");
             stock_url = format!("http://{}", stock.addr);
             services.push(stock);
         } else {
             declare_queue(&isolation).await;
         }
-        let checkout = start_checkout_service(&otlp_endpoint, &isolation, LOCALHOST_ANY_PORT)
-            .expect("checkout-service starts");
+        let checkout = start_checkout_service(
+            &otlp_endpoint,
+            options.telemetry,
+            &isolation,
+            LOCALHOST_ANY_PORT,
+        )
+        .expect("checkout-service starts");
         let mut gateway_settings = gateway_settings(checkout.addr);
         (options.gateway)(&mut gateway_settings);
-        let gateway = start_gateway(&otlp_endpoint, gateway_settings).expect("gateway starts");
+        let gateway = start_gateway(&otlp_endpoint, options.telemetry, gateway_settings)
+            .expect("gateway starts");
         let gateway_url = format!("http://{}", gateway.addr);
         services.extend([checkout, gateway]);
 
@@ -105,6 +122,7 @@ impl TestPipeline {
             gateway_url,
             stock_url,
             otlp_endpoint,
+            telemetry: options.telemetry,
             initial_stock: options.initial_stock,
             receiver,
             isolation,
@@ -124,7 +142,7 @@ impl TestPipeline {
         let addr = self.services[position].addr;
         let _ = self.services[position].stop();
         self.services[position] =
-            start_checkout_service(&self.otlp_endpoint, &self.isolation, addr)
+            start_checkout_service(&self.otlp_endpoint, self.telemetry, &self.isolation, addr)
                 .expect("checkout-service restarts");
     }
 

@@ -22,6 +22,13 @@ pub fn test_telemetry(service: &str, endpoint: &str) -> TelemetryConfig {
     config
 }
 
+/// A change a test makes to each service's [`test_telemetry`] (the
+/// propagators, say), as `OTEL_*` variables would.
+pub type AdjustTelemetry = fn(&mut TelemetryConfig);
+
+/// The [`AdjustTelemetry`] that changes nothing.
+pub const DEFAULT_TELEMETRY: AdjustTelemetry = |_| {};
+
 /// Port 0 on the loopback interface.
 pub const LOCALHOST_ANY_PORT: SocketAddr =
     SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 0);
@@ -55,10 +62,15 @@ fn stock_settings(
 /// Starts stock-service on port 0 with the pipeline's names.
 pub fn start_stock_service(
     otlp_endpoint: &str,
+    telemetry: AdjustTelemetry,
     isolation: &Isolation,
     initial_stock: i64,
 ) -> anyhow::Result<RunningService> {
-    start::<stock_service::Application>(stock_settings(isolation, initial_stock), otlp_endpoint)
+    start::<stock_service::Application>(
+        stock_settings(isolation, initial_stock),
+        otlp_endpoint,
+        telemetry,
+    )
 }
 
 /// The `ORDER_ID_SECRET` of every checkout-service the tests start: one
@@ -70,6 +82,7 @@ pub const TEST_ORDER_ID_SECRET: &str = "e2e-order-id-secret-0123456789abcdef";
 /// pipeline's exchange.
 pub fn start_checkout_service(
     otlp_endpoint: &str,
+    telemetry: AdjustTelemetry,
     isolation: &Isolation,
     addr: SocketAddr,
 ) -> anyhow::Result<RunningService> {
@@ -83,7 +96,7 @@ pub fn start_checkout_service(
         checkout_service::idempotency::OrderIdSecret::parse(TEST_ORDER_ID_SECRET)
             .expect("a valid secret"),
     );
-    start::<checkout_service::Application>(settings, otlp_endpoint)
+    start::<checkout_service::Application>(settings, otlp_endpoint, telemetry)
 }
 
 /// Gateway settings for port 0, calling checkout-service at `checkout_addr`,
@@ -116,26 +129,29 @@ pub fn with_api_keys(settings: &mut gateway::Settings) {
 /// Starts a gateway with `settings`.
 pub fn start_gateway(
     otlp_endpoint: &str,
+    telemetry: AdjustTelemetry,
     settings: gateway::Settings,
 ) -> anyhow::Result<RunningService> {
-    start::<gateway::Application>(settings, otlp_endpoint)
+    start::<gateway::Application>(settings, otlp_endpoint, telemetry)
 }
 
 /// Starts service `S` with `settings` on a thread of its own, exporting
-/// spans to `otlp_endpoint`.
-pub fn start<S>(settings: S::Settings, otlp_endpoint: &str) -> anyhow::Result<RunningService>
+/// spans to `otlp_endpoint`, its telemetry changed by `telemetry`.
+pub fn start<S>(
+    settings: S::Settings,
+    otlp_endpoint: &str,
+    telemetry: AdjustTelemetry,
+) -> anyhow::Result<RunningService>
 where
     S: Service + 'static,
     S::Settings: Send + 'static,
 {
-    RunningService::spawn(
-        S::NAME,
-        test_telemetry(S::NAME, otlp_endpoint),
-        move |stop| async move {
-            let application = S::build(settings).await?;
-            let listening = application.listening();
-            let run: RunFuture = Box::pin(application.run_until_stopped(stop));
-            Ok((listening, run))
-        },
-    )
+    let mut config = test_telemetry(S::NAME, otlp_endpoint);
+    telemetry(&mut config);
+    RunningService::spawn(S::NAME, config, move |stop| async move {
+        let application = S::build(settings).await?;
+        let listening = application.listening();
+        let run: RunFuture = Box::pin(application.run_until_stopped(stop));
+        Ok((listening, run))
+    })
 }

@@ -188,9 +188,19 @@ async fn an_unroutable_order_is_a_503_not_a_silent_drop() {
     let receiver = start_receiver().await;
     let isolation = Isolation::new();
     let endpoint = receiver.grpc_endpoint();
-    let checkout =
-        e2e::start_checkout_service(&endpoint, &isolation, e2e::LOCALHOST_ANY_PORT).unwrap();
-    let gateway = e2e::start_gateway(&endpoint, e2e::gateway_settings(checkout.addr)).unwrap();
+    let checkout = e2e::start_checkout_service(
+        &endpoint,
+        e2e::DEFAULT_TELEMETRY,
+        &isolation,
+        e2e::LOCALHOST_ANY_PORT,
+    )
+    .unwrap();
+    let gateway = e2e::start_gateway(
+        &endpoint,
+        e2e::DEFAULT_TELEMETRY,
+        e2e::gateway_settings(checkout.addr),
+    )
+    .unwrap();
 
     let (status, _, body) = post_one_checkout(gateway.addr).await;
     assert_error(
@@ -252,7 +262,8 @@ async fn a_slow_checkout_service_gives_504_at_the_deadline() {
     let receiver = start_receiver().await;
     let mut settings = e2e::gateway_settings(slow_addr);
     settings.checkout_deadline = Duration::from_millis(300);
-    let gateway = e2e::start_gateway(&receiver.grpc_endpoint(), settings).unwrap();
+    let gateway =
+        e2e::start_gateway(&receiver.grpc_endpoint(), e2e::DEFAULT_TELEMETRY, settings).unwrap();
 
     let (status, _, body) = post_one_checkout(gateway.addr).await;
     assert_error(
@@ -272,7 +283,8 @@ async fn past_the_concurrency_limit_checkouts_are_shed_with_503_and_retry_after(
     settings.max_concurrent_checkouts = 1;
     settings.checkout_deadline = Duration::from_secs(30);
     settings.request_timeout = Duration::from_secs(30);
-    let gateway = e2e::start_gateway(&receiver.grpc_endpoint(), settings).unwrap();
+    let gateway =
+        e2e::start_gateway(&receiver.grpc_endpoint(), e2e::DEFAULT_TELEMETRY, settings).unwrap();
     let url = format!("http://{}/api/checkout", gateway.addr);
     let http = reqwest::Client::new();
 

@@ -9,7 +9,10 @@
 use std::time::Duration;
 
 use opentelemetry_sdk::trace::Sampler;
+use percent_encoding::percent_decode_str;
 use service::configuration::{parse_bool, parse_endpoint_url, parse_millis, parse_ratio};
+
+use crate::propagation::Propagators;
 
 /// How spans are sent to the collector.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -90,6 +93,73 @@ impl SamplerSetting {
     }
 }
 
+/// `OTEL_RESOURCE_ATTRIBUTES`: resource attributes the operator sets, as
+/// `key=value` pairs, comma-separated, with `%`-encoded characters decoded
+/// (the specification's format: W3C baggage without properties).
+///
+/// They win over the attributes a service sets itself (`service.version`),
+/// and a `service.name` among them over the service's own name; only
+/// `OTEL_SERVICE_NAME` wins over them. A malformed value stops the service
+/// at start: the specification says to discard it whole, and a silently
+/// discarded setting is one nobody notices is not applied.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ResourceAttributes(Vec<(String, String)>);
+
+impl ResourceAttributes {
+    /// The pairs, in the order given (a key given twice: the last wins).
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.0
+            .iter()
+            .map(|(key, value)| (key.as_str(), value.as_str()))
+    }
+
+    /// The value of `key`, the last one given.
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .rev()
+            .find(|(k, _)| k == key)
+            .map(|(_, value)| value.as_str())
+    }
+}
+
+impl<K: Into<String>, V: Into<String>> FromIterator<(K, V)> for ResourceAttributes {
+    fn from_iter<T: IntoIterator<Item = (K, V)>>(pairs: T) -> Self {
+        Self(
+            pairs
+                .into_iter()
+                .map(|(key, value)| (key.into(), value.into()))
+                .collect(),
+        )
+    }
+}
+
+impl std::str::FromStr for ResourceAttributes {
+    type Err = String;
+
+    fn from_str(raw: &str) -> Result<Self, Self::Err> {
+        let decode = |part: &str| {
+            percent_decode_str(part.trim())
+                .decode_utf8()
+                .map(|decoded| decoded.into_owned())
+                .map_err(|_| format!("`{part}` is not UTF-8 once %-decoded"))
+        };
+        raw.split(',')
+            .filter(|entry| !entry.trim().is_empty())
+            .map(|entry| {
+                let (key, value) = entry
+                    .split_once('=')
+                    .ok_or_else(|| format!("`{}` is not key=value", entry.trim()))?;
+                let key = decode(key)?;
+                if key.is_empty() {
+                    return Err(format!("`{}` has no key", entry.trim()));
+                }
+                Ok((key, decode(value)?))
+            })
+            .collect()
+    }
+}
+
 /// The batch span processor's bounds (`OTEL_BSP_*`).
 #[derive(Clone, Debug, PartialEq)]
 pub struct BatchSettings {
@@ -164,23 +234,36 @@ pub struct TelemetryArgs {
     /// Spans per export (the specification's default is 512).
     #[arg(long, env = "OTEL_BSP_MAX_EXPORT_BATCH_SIZE", default_value_t = DEFAULT_MAX_EXPORT_BATCH_SIZE)]
     pub otel_bsp_max_export_batch_size: usize,
+    /// Trace-context formats read and written on every protocol: a comma list of tracecontext, baggage, b3, b3multi, jaeger, or none.
+    #[arg(long, env = "OTEL_PROPAGATORS", default_value = "tracecontext,baggage")]
+    pub otel_propagators: Propagators,
+    /// Resource attributes of every span, `key=value,…` (they win over `service.version`; `OTEL_SERVICE_NAME` wins over a `service.name` here).
+    #[arg(long, env = "OTEL_RESOURCE_ATTRIBUTES")]
+    pub otel_resource_attributes: Option<ResourceAttributes>,
     /// Log filter directives (logs only: every span is traced whatever the filter).
     #[arg(long, env = "RUST_LOG", default_value = "info")]
     pub rust_log: String,
 }
 
 impl TelemetryArgs {
-    /// The configuration of `default_service_name` at `service_version`
-    /// (`OTEL_SERVICE_NAME` names another service).
+    /// The configuration of `default_service_name` at `service_version`.
+    /// `service.name` is, first found: `OTEL_SERVICE_NAME`, a `service.name`
+    /// in `OTEL_RESOURCE_ATTRIBUTES`, `default_service_name`.
     pub fn into_config(
         self,
         default_service_name: &str,
         service_version: &str,
     ) -> Result<TelemetryConfig, String> {
         let protocol = self.otel_exporter_otlp_protocol;
+        let resource_attributes = self.otel_resource_attributes.unwrap_or_default();
         Ok(TelemetryConfig {
             service_name: self
                 .otel_service_name
+                .or_else(|| {
+                    resource_attributes
+                        .get(opentelemetry_semantic_conventions::resource::SERVICE_NAME)
+                        .map(str::to_owned)
+                })
                 .unwrap_or_else(|| default_service_name.to_owned()),
             traces_enabled: !self.otel_sdk_disabled,
             endpoint: self
@@ -197,6 +280,8 @@ impl TelemetryArgs {
             export_timeout: self.otel_exporter_otlp_timeout,
             log_filter: self.rust_log,
             service_version: service_version.to_owned(),
+            resource_attributes,
+            propagators: self.otel_propagators,
         })
     }
 }
@@ -204,7 +289,9 @@ impl TelemetryArgs {
 /// Everything telemetry needs, read from the environment or built by a test.
 #[derive(Clone, Debug)]
 pub struct TelemetryConfig {
-    /// `service.name` on every span (`OTEL_SERVICE_NAME` overrides the default).
+    /// `service.name` on every span. It wins over a `service.name` in
+    /// `resource_attributes` ([`TelemetryArgs::into_config`] puts that one
+    /// here unless `OTEL_SERVICE_NAME` is set).
     pub service_name: String,
     /// False when `OTEL_SDK_DISABLED=true`: no spans are exported; logs still are.
     pub traces_enabled: bool,
@@ -220,8 +307,13 @@ pub struct TelemetryConfig {
     pub export_timeout: Duration,
     /// `RUST_LOG` directives (default `info`).
     pub log_filter: String,
-    /// `service.version` of every span: the service's crate version.
+    /// `service.version` of every span: the service's crate version, unless
+    /// `resource_attributes` has one.
     pub service_version: String,
+    /// `OTEL_RESOURCE_ATTRIBUTES`: they win over `service_version`.
+    pub resource_attributes: ResourceAttributes,
+    /// `OTEL_PROPAGATORS`: the trace-context formats on the wire.
+    pub propagators: Propagators,
 }
 
 impl TelemetryConfig {
@@ -237,6 +329,81 @@ impl TelemetryConfig {
             export_timeout: Duration::from_secs(10),
             log_filter: "info".to_owned(),
             service_version: env!("CARGO_PKG_VERSION").to_owned(),
+            resource_attributes: ResourceAttributes::default(),
+            propagators: Propagators::default(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::{FromArgMatches, Parser};
+
+    use super::*;
+    use crate::PropagatorName;
+
+    #[derive(Debug, Parser)]
+    struct Args {
+        #[command(flatten)]
+        telemetry: TelemetryArgs,
+    }
+
+    /// `TelemetryArgs` from these flags, the process environment left out.
+    fn args(flags: &[&str]) -> Result<TelemetryArgs, String> {
+        let matches = service::configuration::command::<Args>()
+            .mut_args(|arg| arg.env(None::<&str>))
+            .try_get_matches_from(std::iter::once("service").chain(flags.iter().copied()))
+            .map_err(|error| error.to_string())?;
+        Ok(Args::from_arg_matches(&matches).unwrap().telemetry)
+    }
+
+    #[test]
+    fn propagators_default_to_w3c_and_reach_the_config() {
+        let config = args(&[]).unwrap().into_config("svc", "1").unwrap();
+        assert_eq!(config.propagators, Propagators::default());
+
+        let config = args(&["--otel-propagators", "b3multi,tracecontext,baggage,b3multi"])
+            .unwrap()
+            .into_config("svc", "1")
+            .unwrap();
+        assert_eq!(
+            config.propagators.names(),
+            [
+                PropagatorName::B3Multi,
+                PropagatorName::TraceContext,
+                PropagatorName::Baggage
+            ]
+        );
+    }
+
+    #[test]
+    fn an_unknown_propagator_stops_the_start_naming_the_variable() {
+        let error = args(&["--otel-propagators", "tracecontext,b3mutli"]).unwrap_err();
+        assert!(error.contains("OTEL_PROPAGATORS"), "{error}");
+        assert!(error.contains("b3mutli"), "{error}");
+    }
+
+    #[test]
+    fn resource_attributes_parse_as_the_specification_says() {
+        let parsed: ResourceAttributes = " service.version = 1.0 ,team=a%2Cb%3Dc,, empty= ,k=v=w"
+            .parse()
+            .unwrap();
+        assert_eq!(
+            parsed.iter().collect::<Vec<_>>(),
+            [
+                ("service.version", "1.0"),
+                ("team", "a,b=c"),
+                ("empty", ""),
+                ("k", "v=w")
+            ]
+        );
+        let last: ResourceAttributes = "a=1,a=2".parse().unwrap();
+        assert_eq!(last.get("a"), Some("2"));
+
+        for bad in ["novalue", "=value", "a=1,b", "a=%FF"] {
+            assert!(bad.parse::<ResourceAttributes>().is_err(), "{bad}");
+        }
+        let error = args(&["--otel-resource-attributes", "novalue"]).unwrap_err();
+        assert!(error.contains("OTEL_RESOURCE_ATTRIBUTES"), "{error}");
     }
 }

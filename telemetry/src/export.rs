@@ -12,8 +12,10 @@ use opentelemetry::KeyValue;
 use opentelemetry_otlp::{SpanExporter, WithExportConfig};
 use opentelemetry_sdk::{
     Resource,
+    resource::TelemetryResourceDetector,
     trace::{BatchConfigBuilder, BatchSpanProcessor, SdkTracerProvider},
 };
+use opentelemetry_semantic_conventions::resource::SERVICE_VERSION;
 
 use crate::{OtlpProtocol, TelemetryConfig, TelemetryError};
 
@@ -127,17 +129,118 @@ pub(crate) fn tracer_provider(
     let processor = BatchSpanProcessor::builder(exporter)
         .with_batch_config(batch)
         .build();
-    let resource = Resource::builder()
-        .with_service_name(config.service_name.clone())
-        .with_attribute(KeyValue::new(
-            opentelemetry_semantic_conventions::resource::SERVICE_VERSION,
-            config.service_version.clone(),
-        ))
-        .build();
     let provider = SdkTracerProvider::builder()
         .with_span_processor(processor)
         .with_sampler(config.sampler.to_sampler())
-        .with_resource(resource)
+        .with_resource(resource(config))
         .build();
     Ok((provider, export_runtime))
+}
+
+/// The resource of every span, each source overriding the ones before it:
+/// the SDK's `telemetry.sdk.*`, the service's own `service.version`,
+/// `OTEL_RESOURCE_ATTRIBUTES`, then `service.name` (`OTEL_SERVICE_NAME`,
+/// else the one `OTEL_RESOURCE_ATTRIBUTES` gave, else the service's own: see
+/// [`crate::TelemetryArgs::into_config`]).
+///
+/// Built from the configuration alone (not `Resource::builder()`, whose
+/// detectors read `OTEL_RESOURCE_ATTRIBUTES` and `OTEL_SERVICE_NAME` from the
+/// process environment): the settings are read in one place, and services
+/// sharing a process in tests keep each its own.
+pub(crate) fn resource(config: &TelemetryConfig) -> Resource {
+    Resource::builder_empty()
+        .with_detector(Box::new(TelemetryResourceDetector))
+        .with_attribute(KeyValue::new(
+            SERVICE_VERSION,
+            config.service_version.clone(),
+        ))
+        .with_attributes(
+            config
+                .resource_attributes
+                .iter()
+                .map(|(key, value)| KeyValue::new(key.to_owned(), value.to_owned())),
+        )
+        .with_service_name(config.service_name.clone())
+        .build()
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::{FromArgMatches, Parser};
+    use opentelemetry::{Key, Value};
+
+    use super::*;
+    use crate::TelemetryArgs;
+
+    #[derive(Parser)]
+    struct Args {
+        #[command(flatten)]
+        telemetry: TelemetryArgs,
+    }
+
+    /// The resource a service at version 1.2.3 builds from these flags, the
+    /// process environment left out.
+    fn resource_from(flags: &[&str]) -> Resource {
+        let matches = service::configuration::command::<Args>()
+            .mut_args(|arg| arg.env(None::<&str>))
+            .try_get_matches_from(std::iter::once("service").chain(flags.iter().copied()))
+            .unwrap();
+        let args = Args::from_arg_matches(&matches).unwrap();
+        resource(&args.telemetry.into_config("built-in", "1.2.3").unwrap())
+    }
+
+    fn get(resource: &Resource, key: &'static str) -> Option<String> {
+        resource
+            .get(&Key::from_static_str(key))
+            .map(|value| match value {
+                Value::String(value) => value.to_string(),
+                other => panic!("{key} is {other:?}"),
+            })
+    }
+
+    #[test]
+    fn built_in_values_without_settings() {
+        let resource = resource_from(&[]);
+        assert_eq!(get(&resource, "service.name").as_deref(), Some("built-in"));
+        assert_eq!(get(&resource, "service.version").as_deref(), Some("1.2.3"));
+        assert_eq!(
+            get(&resource, "telemetry.sdk.language").as_deref(),
+            Some("rust")
+        );
+    }
+
+    #[test]
+    fn resource_attributes_win_over_the_built_in_version() {
+        let resource = resource_from(&[
+            "--otel-resource-attributes",
+            "service.version=2024.05-rc%201, deployment.environment.name=staging",
+        ]);
+        assert_eq!(
+            get(&resource, "service.version").as_deref(),
+            Some("2024.05-rc 1")
+        );
+        assert_eq!(
+            get(&resource, "deployment.environment.name").as_deref(),
+            Some("staging")
+        );
+        assert_eq!(get(&resource, "service.name").as_deref(), Some("built-in"));
+    }
+
+    #[test]
+    fn service_name_comes_from_otel_service_name_then_resource_attributes() {
+        let from_attributes = resource_from(&["--otel-resource-attributes", "service.name=shop"]);
+        assert_eq!(
+            get(&from_attributes, "service.name").as_deref(),
+            Some("shop")
+        );
+
+        let both = resource_from(&[
+            "--otel-resource-attributes",
+            "service.name=shop,service.version=9",
+            "--otel-service-name",
+            "checkout-eu",
+        ]);
+        assert_eq!(get(&both, "service.name").as_deref(), Some("checkout-eu"));
+        assert_eq!(get(&both, "service.version").as_deref(), Some("9"));
+    }
 }

@@ -25,7 +25,8 @@
 //!   one way a span is marked as failed.
 //! - [`propagation`]: the trace context on the wire, one file per protocol
 //!   (the AMQP one with the `amqp` feature, so the gateway links no AMQP
-//!   client).
+//!   client), in the formats `OTEL_PROPAGATORS` names; each service's
+//!   propagator travels in its dispatcher, like its `service.name`.
 
 pub mod config;
 mod export;
@@ -46,9 +47,12 @@ use tracing_subscriber::{
     layer::{Layer, SubscriberExt},
 };
 
-pub use config::{BatchSettings, OtlpProtocol, SamplerSetting, TelemetryArgs, TelemetryConfig};
+pub use config::{
+    BatchSettings, OtlpProtocol, ResourceAttributes, SamplerSetting, TelemetryArgs, TelemetryConfig,
+};
 use export::{ExportRuntime, is_export_machinery, tracer_provider};
 use logs::json_logs;
+pub use propagation::{PropagatorName, Propagators};
 
 /// Telemetry could not start.
 #[derive(Debug, thiserror::Error)]
@@ -100,7 +104,10 @@ impl Telemetry {
         let log_filter = EnvFilter::builder().parse(&config.log_filter)?;
         let own_dispatch = Arc::new(OnceLock::<WeakDispatch>::new());
         let registry = tracing_subscriber::registry()
-            .with(json_logs(writer, own_dispatch.clone()).with_filter(log_filter));
+            .with(json_logs(writer, own_dispatch.clone()).with_filter(log_filter))
+            // The carriers find the service's propagator in its dispatcher
+            // (see `propagation`); it is built here, once.
+            .with(propagation::service_layer(&config.propagators));
         let dispatch = match &provider {
             Some(provider) => {
                 let tracer = provider.tracer(config.service_name.clone());

@@ -1,11 +1,16 @@
 //! Trace context in AMQP message headers: how stock-service continues the
 //! trace of the checkout that published the message.
 //!
-//! The publisher writes `traceparent`, `tracestate` and `baggage` as AMQP long
-//! strings, the type RabbitMQ and other clients expect for text headers (short
-//! strings are not valid in RabbitMQ headers tables). Other publishers send
-//! text as short strings or byte arrays, so the extractor accepts all three;
-//! any other type, or bytes that are not UTF-8, reads as absent.
+//! The publisher writes the headers of its propagators (`OTEL_PROPAGATORS`;
+//! by default W3C `traceparent`, `tracestate` and `baggage`) as AMQP long
+//! strings, the type RabbitMQ and other clients expect for text headers
+//! (short strings are not valid in RabbitMQ headers tables). Other publishers
+//! send text as short strings or byte arrays, so the extractor accepts all
+//! three; any other type, or bytes that are not UTF-8, reads as absent.
+//!
+//! AMQP header names are case-sensitive, unlike HTTP's, and publishers
+//! differ (`X-B3-TraceId` or `x-b3-traceid`): a name not found as the
+//! propagator spells it (always lower case) is looked up ignoring case.
 
 /// The carrier: a message's headers table.
 pub use lapin::types::FieldTable;
@@ -20,7 +25,14 @@ pub struct AmqpHeaderExtractor<'a>(pub &'a FieldTable);
 
 impl Extractor for AmqpHeaderExtractor<'_> {
     fn get(&self, key: &str) -> Option<&str> {
-        match self.0.inner().get(key)? {
+        let headers = self.0.inner();
+        let value = headers.get(key).or_else(|| {
+            headers
+                .iter()
+                .find(|(name, _)| name.as_str().eq_ignore_ascii_case(key))
+                .map(|(_, value)| value)
+        })?;
+        match value {
             AMQPValue::LongString(value) => std::str::from_utf8(value.as_bytes()).ok(),
             AMQPValue::ShortString(value) => Some(value.as_str()),
             AMQPValue::ByteArray(value) => std::str::from_utf8(value.as_slice()).ok(),
@@ -124,6 +136,89 @@ mod tests {
             trace_id(&extract(Some(&bytes))),
             "4bf92f3577b34da6a3ce929d0e0e4736"
         );
+    }
+
+    fn table(entries: &[(&str, &str)]) -> FieldTable {
+        FieldTable::from(
+            entries
+                .iter()
+                .map(|(key, value)| {
+                    (
+                        ShortString::from(*key),
+                        AMQPValue::LongString((*value).into()),
+                    )
+                })
+                .collect::<std::collections::BTreeMap<_, _>>(),
+        )
+    }
+
+    #[test]
+    fn continues_a_b3_or_jaeger_publisher_when_those_propagators_are_on() {
+        let publishers = [
+            (
+                "b3",
+                vec![("b3", "4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-1")],
+            ),
+            (
+                "b3multi",
+                vec![
+                    ("X-B3-TraceId", "4bf92f3577b34da6a3ce929d0e0e4736"),
+                    ("X-B3-SpanId", "00f067aa0ba902b7"),
+                    ("X-B3-Sampled", "1"),
+                ],
+            ),
+            (
+                "jaeger",
+                vec![
+                    (
+                        "Uber-Trace-Id",
+                        "4bf92f3577b34da6a3ce929d0e0e4736:00f067aa0ba902b7:0:1",
+                    ),
+                    ("UberCtx-Tenant", "acme"),
+                ],
+            ),
+        ];
+        for (propagators, headers) in publishers {
+            let headers = table(&headers);
+            // The default (W3C) reads none of them.
+            assert!(!extract(Some(&headers)).span().span_context().is_valid());
+            super::super::under(propagators, || {
+                let cx = extract(Some(&headers));
+                assert_eq!(
+                    trace_id(&cx),
+                    "4bf92f3577b34da6a3ce929d0e0e4736",
+                    "{propagators}"
+                );
+                assert!(cx.span().span_context().is_sampled());
+                if propagators == "jaeger" {
+                    assert_eq!(cx.baggage().get("Tenant").unwrap().as_str(), "acme");
+                }
+                // And the next hop gets the same format back.
+                let mut out = FieldTable::default();
+                inject(&cx, &mut out);
+                assert!(!out.inner().is_empty(), "{propagators} writes its headers");
+                assert_eq!(
+                    trace_id(&extract(Some(&out))),
+                    "4bf92f3577b34da6a3ce929d0e0e4736"
+                );
+                assert!(out.inner().get("traceparent").is_none());
+            });
+        }
+    }
+
+    #[test]
+    fn with_none_nothing_is_read_or_written() {
+        let headers = table(&[("traceparent", TRACEPARENT), ("baggage", "tenant=acme")]);
+        let cx = extract(Some(&headers));
+        assert!(cx.span().span_context().is_valid());
+        super::super::under("none", || {
+            let none = extract(Some(&headers));
+            assert!(!none.span().span_context().is_valid());
+            assert_eq!(none.baggage().len(), 0);
+            let mut out = FieldTable::default();
+            inject(&cx, &mut out);
+            assert!(out.inner().is_empty(), "{out:?}");
+        });
     }
 
     #[test]

@@ -4,9 +4,11 @@
 //! made through an intercepted client carries the context of the span that is
 //! current when the call starts. The server side reads it back with [`extract`].
 //!
-//! gRPC metadata has ASCII keys and binary keys (suffix `-bin`, base64 on the
-//! wire). W3C headers are ASCII, but a peer may send anything: both kinds are
-//! read, and nothing here panics on a key or value it cannot use.
+//! The formats are those of `OTEL_PROPAGATORS` (see [`super`]). gRPC
+//! metadata has ASCII keys and binary keys (suffix `-bin`, base64 on the
+//! wire). The W3C, B3 and Jaeger headers are ASCII, but a peer may send
+//! anything: both kinds are read, and nothing here panics on a key or value
+//! it cannot use.
 
 use opentelemetry::{
     Context,
@@ -129,6 +131,99 @@ mod tests {
         );
         assert_eq!(extracted.trace_state().get("vendor"), Some("v1"));
         assert_eq!(cx.baggage().get("tenant").unwrap().as_str(), "acme");
+    }
+
+    #[test]
+    fn continues_a_b3_or_jaeger_caller_when_those_propagators_are_on() {
+        let callers: [(&str, &[(&str, &str)]); 4] = [
+            (
+                "b3",
+                &[("b3", "4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-1")],
+            ),
+            (
+                "b3multi",
+                &[
+                    ("x-b3-traceid", "4bf92f3577b34da6a3ce929d0e0e4736"),
+                    ("x-b3-spanid", "00f067aa0ba902b7"),
+                    ("x-b3-sampled", "1"),
+                ],
+            ),
+            // Either B3 setting reads both B3 forms, as the specification asks.
+            (
+                "b3multi",
+                &[("b3", "4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-1")],
+            ),
+            (
+                "jaeger",
+                &[
+                    (
+                        "uber-trace-id",
+                        "4bf92f3577b34da6a3ce929d0e0e4736:00f067aa0ba902b7:0:1",
+                    ),
+                    ("uberctx-tenant", "acme"),
+                ],
+            ),
+        ];
+        for (propagators, headers) in callers {
+            let mut metadata = MetadataMap::new();
+            for (key, value) in headers {
+                metadata.insert(*key, MetadataValue::try_from(*value).unwrap());
+            }
+            assert!(!extract(&metadata).span().span_context().is_valid());
+            crate::propagation::under(propagators, || {
+                let cx = extract(&metadata);
+                let span = cx.span();
+                assert_eq!(
+                    span.span_context().trace_id(),
+                    TraceId::from_hex("4bf92f3577b34da6a3ce929d0e0e4736").unwrap(),
+                    "{propagators}"
+                );
+                assert_eq!(
+                    span.span_context().span_id(),
+                    SpanId::from_hex("00f067aa0ba902b7").unwrap()
+                );
+            });
+        }
+
+        // What each setting writes.
+        let cx = sample_context();
+        let written = |propagators: &str| {
+            crate::propagation::under(propagators, || {
+                let mut metadata = MetadataMap::new();
+                inject(&cx, &mut metadata);
+                metadata
+            })
+        };
+        assert_eq!(
+            written("b3").get("b3").unwrap(),
+            "4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-1"
+        );
+        let multi = written("b3multi");
+        assert_eq!(
+            multi.get("x-b3-traceid").unwrap(),
+            "4bf92f3577b34da6a3ce929d0e0e4736"
+        );
+        assert_eq!(multi.get("x-b3-spanid").unwrap(), "00f067aa0ba902b7");
+        assert_eq!(multi.get("x-b3-sampled").unwrap(), "1");
+        assert!(multi.get("traceparent").is_none());
+        let jaeger = written("jaeger");
+        assert_eq!(
+            jaeger.get("uber-trace-id").unwrap(),
+            "4bf92f3577b34da6a3ce929d0e0e4736:00f067aa0ba902b7:0:01"
+        );
+        assert_eq!(jaeger.get("uberctx-tenant").unwrap(), "acme");
+        assert!(written("none").is_empty());
+    }
+
+    #[test]
+    fn with_none_nothing_is_read() {
+        let mut metadata = MetadataMap::new();
+        inject(&sample_context(), &mut metadata);
+        crate::propagation::under("none", || {
+            let cx = extract(&metadata);
+            assert!(!cx.span().span_context().is_valid());
+            assert_eq!(cx.baggage().len(), 0);
+        });
     }
 
     #[test]

@@ -2,14 +2,15 @@
 //!
 //! The carrier types are `opentelemetry-http`'s, which already adapt
 //! [`http::HeaderMap`] to the propagation API; this module only pins them to
-//! the pipeline's propagator.
+//! the service's propagator (`OTEL_PROPAGATORS`, see [`super`]).
 
 /// The carrier: request headers.
 pub use http::{HeaderMap, HeaderValue};
 use opentelemetry::Context;
 pub use opentelemetry_http::{HeaderExtractor, HeaderInjector};
 
-/// Reads the W3C context (`traceparent`, `tracestate`, `baggage`) from request headers.
+/// Reads the caller's context from request headers, in the service's formats
+/// (by default W3C `traceparent`, `tracestate` and `baggage`).
 pub fn extract(headers: &HeaderMap) -> Context {
     super::extract(&HeaderExtractor(headers))
 }

@@ -1,25 +1,40 @@
-//! W3C trace-context propagation across the three protocols of the pipeline.
+//! Trace-context propagation across the three protocols of the pipeline.
 //!
 //! A trace survives a process boundary only if each hop writes the current
 //! context into the outgoing message and the next hop reads it back. The
-//! format is the same everywhere (W3C `traceparent`, `tracestate` and
-//! `baggage`); only the carrier differs, so each protocol gets one file:
+//! formats are those `OTEL_PROPAGATORS` names ([`Propagators`]: W3C trace
+//! context and baggage by default, B3 and Jaeger on request); only the
+//! carrier differs, so each protocol gets one file:
 //!
-//! - [`http`]: HTTP request headers (client → gateway);
+//! - [`http`]: HTTP request headers (client → gateway, and stock-service's API);
 //! - [`grpc`]: gRPC metadata (gateway → checkout-service);
 //! - `amqp`: AMQP message headers (checkout-service → stock-service), with
 //!   the `amqp` feature.
 //!
-//! The propagator is a fixed composite of W3C Trace Context and W3C Baggage
-//! rather than the process-global one: the carriers then behave the same in
-//! every binary and test, whether or not anything installed a global.
+//! [`jaeger`] is the one format no maintained crate provides for this
+//! `opentelemetry` version; [`selection`] parses the setting.
+//!
+//! # Which propagator a carrier uses
+//!
+//! A service's propagator is built once, by [`crate::Telemetry::build`], and
+//! travels inside that service's `tracing` dispatcher (as a layer that sees
+//! no span or event), not in a process global: [`extract`] and [`inject`]
+//! use the propagator of the dispatcher current on the calling thread. Every
+//! place a context crosses the wire is one where the service's spans are
+//! made, so that dispatcher is the service's own: the process default in a
+//! binary, and each service's own when tests run three services in one
+//! process, so that each can have its own setting, as three processes would.
+//! Where no service's dispatcher is current (a unit test, a fuzz target),
+//! the default W3C trace context and baggage are used.
 
 #[cfg(feature = "amqp")]
 pub mod amqp;
 pub mod grpc;
 pub mod http;
+pub mod jaeger;
+pub mod selection;
 
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock};
 
 /// The carrier traits each protocol's file implements.
 pub use opentelemetry::propagation::{Extractor, Injector};
@@ -27,28 +42,116 @@ use opentelemetry::{
     Context,
     propagation::{TextMapCompositePropagator, TextMapPropagator},
 };
-use opentelemetry_sdk::propagation::{BaggagePropagator, TraceContextPropagator};
+pub use selection::{PropagatorName, Propagators};
+use tracing_subscriber::{Layer, filter::filter_fn};
 
-static PROPAGATOR: LazyLock<TextMapCompositePropagator> = LazyLock::new(|| {
-    TextMapCompositePropagator::new(vec![
-        Box::new(TraceContextPropagator::new()),
-        Box::new(BaggagePropagator::new()),
-    ])
-});
+/// The default propagator (`tracecontext,baggage`), for code that runs under
+/// no service's dispatcher.
+static DEFAULT: LazyLock<Arc<TextMapCompositePropagator>> =
+    LazyLock::new(|| Arc::new(Propagators::default().composite()));
 
-/// The W3C Trace Context + Baggage propagator every carrier uses.
-pub fn propagator() -> &'static TextMapCompositePropagator {
-    &PROPAGATOR
+/// The propagator of the dispatcher current on this thread (see the module
+/// documentation), or the default one.
+pub fn current() -> Arc<TextMapCompositePropagator> {
+    tracing::dispatcher::get_default(|dispatch| {
+        dispatch
+            .downcast_ref::<ServicePropagator>()
+            .map(|layer| layer.0.clone())
+    })
+    .unwrap_or_else(|| DEFAULT.clone())
 }
 
-/// Writes `cx` (span context and baggage) into `carrier`.
+/// Writes `cx` (span context and baggage) into `carrier` in every format of
+/// the current service's propagator.
 pub fn inject(cx: &Context, carrier: &mut dyn Injector) {
-    PROPAGATOR.inject_context(cx, carrier);
+    inject_with(&*current(), cx, carrier);
 }
 
-/// Reads a context from `carrier`. Missing or malformed headers give an empty
-/// context (a new trace starts), never an error: a bad header from a peer must
-/// not fail the request.
+/// Reads a context from `carrier` with the current service's propagator.
+/// Missing or malformed headers give an empty context (a new trace starts),
+/// never an error: a bad header from a peer must not fail the request.
 pub fn extract(carrier: &dyn Extractor) -> Context {
-    PROPAGATOR.extract(carrier)
+    extract_with(&*current(), carrier)
+}
+
+/// [`inject`] with a given propagator.
+pub fn inject_with(propagator: &dyn TextMapPropagator, cx: &Context, carrier: &mut dyn Injector) {
+    propagator.inject_context(cx, carrier);
+}
+
+/// [`extract`] with a given propagator. The result starts from an empty
+/// context, whatever is current on this thread.
+pub fn extract_with(propagator: &dyn TextMapPropagator, carrier: &dyn Extractor) -> Context {
+    propagator.extract_with_context(&Context::new(), carrier)
+}
+
+/// A service's propagator, as a `tracing` layer so that it lives in the
+/// service's dispatcher, where [`current`] finds it.
+pub(crate) struct ServicePropagator(Arc<TextMapCompositePropagator>);
+
+impl<S: tracing::Subscriber> Layer<S> for ServicePropagator {}
+
+/// The layer carrying `propagators`. Its filter turns every span and event
+/// away: left unfiltered, a layer that wants everything would switch on
+/// every callsite the other layers' filters leave off.
+pub(crate) fn service_layer<S>(propagators: &Propagators) -> impl Layer<S> + use<S>
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+{
+    ServicePropagator(Arc::new(propagators.composite())).with_filter(filter_fn(|_| false))
+}
+
+/// Runs `f` under a dispatcher whose propagators are `propagators` (an
+/// `OTEL_PROPAGATORS` value), as a service's code runs under its own.
+#[cfg(test)]
+pub(crate) fn under<R>(propagators: &str, f: impl FnOnce() -> R) -> R {
+    use tracing_subscriber::layer::SubscriberExt;
+    let propagators: Propagators = propagators.parse().unwrap();
+    let dispatch =
+        tracing::Dispatch::new(tracing_subscriber::registry().with(service_layer(&propagators)));
+    tracing::dispatcher::with_default(&dispatch, f)
+}
+
+#[cfg(test)]
+mod tests {
+    use opentelemetry::trace::TraceContextExt;
+    use tracing_subscriber::layer::SubscriberExt;
+
+    use super::*;
+
+    const TRACEPARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+
+    fn w3c_carrier() -> std::collections::HashMap<String, String> {
+        std::collections::HashMap::from([("traceparent".to_owned(), TRACEPARENT.to_owned())])
+    }
+
+    #[test]
+    fn without_a_service_dispatcher_the_default_is_w3c() {
+        assert!(extract(&w3c_carrier()).span().span_context().is_valid());
+    }
+
+    #[test]
+    fn a_service_dispatcher_brings_its_own_propagator() {
+        under("none", || {
+            assert!(!extract(&w3c_carrier()).span().span_context().is_valid());
+            let mut out = std::collections::HashMap::new();
+            let cx = extract_with(&*DEFAULT.clone(), &w3c_carrier());
+            inject(&cx, &mut out);
+            assert!(out.is_empty(), "none writes nothing: {out:?}");
+        });
+        // Outside it, the default again.
+        assert!(extract(&w3c_carrier()).span().span_context().is_valid());
+    }
+
+    #[test]
+    fn the_carrier_layer_enables_no_callsite() {
+        // Only the propagator layer: nothing may be enabled through it.
+        let dispatch = tracing::Dispatch::new(
+            tracing_subscriber::registry().with(service_layer(&Propagators::default())),
+        );
+        tracing::dispatcher::with_default(&dispatch, || {
+            assert!(!tracing::enabled!(tracing::Level::ERROR));
+            assert!(tracing::info_span!("probe").is_disabled());
+        });
+    }
 }
