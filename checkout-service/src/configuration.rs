@@ -24,8 +24,8 @@ pub struct Settings {
     /// Item prices, `id=price,…`.
     #[arg(long, env = "CATALOG", default_value = "1=100,2=250,3=399,4=1250")]
     pub catalog: Catalog,
-    /// Where the fault-injection admin endpoint (`/admin/faults`) listens.
-    #[arg(long, env = "ADMIN_ADDRESS", default_value = "0.0.0.0:8083", value_parser = parse_listen_addr)]
+    /// Where the fault-injection admin endpoint (`/admin/faults`) listens when `FAULT_ADMIN_TOKEN` is set (loopback by default).
+    #[arg(long, env = "ADMIN_ADDRESS", default_value = "127.0.0.1:8083", value_parser = parse_listen_addr)]
     pub admin_address: SocketAddr,
     /// The broker.
     #[command(flatten)]

@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 use anyhow::Context;
 use contracts::grpc::{FILE_DESCRIPTOR_SET, SERVICE_NAME, checkout_server::CheckoutServer};
 use service::{
-    faults::Faults,
+    faults::{AdminEndpoint, Faults},
     shutdown::CancellationToken,
     startup::{Listening, Service, bind},
 };
@@ -24,9 +24,7 @@ use crate::{configuration::Settings, publisher::Publisher, service::CheckoutServ
 pub struct Application {
     listener: TcpListener,
     grpc_addr: SocketAddr,
-    admin_listener: TcpListener,
-    admin_addr: SocketAddr,
-    faults: Faults,
+    admin: Option<AdminEndpoint>,
     service: CheckoutService,
     publisher: Publisher,
     publisher_stop: CancellationToken,
@@ -38,9 +36,10 @@ impl Application {
         self.grpc_addr
     }
 
-    /// The bound address of the fault-injection admin endpoint.
-    pub fn admin_addr(&self) -> SocketAddr {
-        self.admin_addr
+    /// The bound address of the fault-injection admin endpoint, when
+    /// `FAULT_ADMIN_TOKEN` turned it on.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin.as_ref().map(AdminEndpoint::addr)
     }
 }
 
@@ -49,12 +48,18 @@ impl Service for Application {
     const VERSION: &'static str = crate::VERSION;
     type Settings = Settings;
 
-    /// Binds the gRPC port and connects to the broker.
+    /// Binds the gRPC port (and the admin port, when turned on) and connects
+    /// to the broker.
     async fn build(settings: Settings) -> anyhow::Result<Self> {
         let (listener, grpc_addr) = bind(settings.grpc_address).await?;
-        let (admin_listener, admin_addr) = bind(settings.admin_address).await?;
-        let faults = Faults::new(settings.faults.into())
+        let faults = Faults::new((&settings.faults).into())
             .map_err(|reason| anyhow::anyhow!("invalid FAULT_* settings: {reason}"))?;
+        let admin = AdminEndpoint::bind(
+            settings.admin_address,
+            settings.faults.fault_admin_token.clone(),
+            &faults,
+        )
+        .await?;
         let publisher_stop = CancellationToken::new();
         let publisher = Publisher::connect(settings.amqp.clone(), publisher_stop.clone())
             .await
@@ -67,10 +72,8 @@ impl Service for Application {
         Ok(Self {
             listener,
             grpc_addr,
-            service: CheckoutService::new(settings.catalog, publisher.clone(), faults.clone()),
-            admin_listener,
-            admin_addr,
-            faults,
+            service: CheckoutService::new(settings.catalog, publisher.clone(), faults),
+            admin,
             publisher,
             publisher_stop,
         })
@@ -80,7 +83,7 @@ impl Service for Application {
     fn listening(&self) -> Listening {
         Listening {
             grpc: Some(self.grpc_addr),
-            admin: Some(self.admin_addr),
+            admin: self.admin_addr(),
             ..Listening::default()
         }
     }
@@ -100,13 +103,9 @@ impl Service for Application {
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
             .build_v1()?;
 
-        let admin = axum::serve(self.admin_listener, self.faults.admin_router())
-            .with_graceful_shutdown(shutdown.clone().cancelled_owned());
-        tokio::spawn(async move {
-            if let Err(error) = admin.await {
-                tracing::warn!(%error, "admin endpoint failed");
-            }
-        });
+        if let Some(admin) = self.admin {
+            admin.spawn(shutdown.clone());
+        }
         let served = Server::builder()
             .add_service(health_service)
             .add_service(reflection)
