@@ -5,7 +5,10 @@ use std::net::SocketAddr;
 
 use amqp::AmqpSettings;
 use clap::{Parser, Subcommand};
-use service::{configuration::parse_listen_addr, faults::FaultArgs};
+use service::{
+    configuration::{parse_listen_addr, parse_positive},
+    faults::FaultArgs,
+};
 use telemetry::TelemetryArgs;
 
 use crate::catalog::Catalog;
@@ -21,6 +24,9 @@ pub struct Settings {
     /// Where the gRPC API listens (Go-style `:8080` accepted; port 0 picks a free port).
     #[arg(long, env = "GRPC_ADDRESS", default_value = "0.0.0.0:8080", value_parser = parse_listen_addr)]
     pub grpc_address: SocketAddr,
+    /// Checkouts served at once; more are refused at once with `RESOURCE_EXHAUSTED` (503 + `Retry-After` at the gateway); a connection may open twice as many HTTP/2 streams.
+    #[arg(long, env = "MAX_CONCURRENT_CALLS", default_value = "512", value_parser = parse_positive)]
+    pub max_concurrent_calls: usize,
     /// Item prices, `id=price,…`.
     #[arg(long, env = "CATALOG", default_value = "1=100,2=250,3=399,4=1250")]
     pub catalog: Catalog,
