@@ -24,6 +24,7 @@ fn a_bad_value_stops_checkout_service_and_names_the_variable() {
         ("CATALOG", "1=free"),
         ("FAULT_FAILURE_RATE", "2"),
         ("FAULT_ADMIN_TOKEN", "short"),
+        ("AMQP_URL", "http://guest:guest@localhost:5672/"),
         ("MAX_CONCURRENT_CALLS", "0"),
         ("OTEL_EXPORTER_OTLP_PROTOCOL", "carrier-pigeon"),
     ] {
