@@ -3,7 +3,8 @@
 //! past `MAX_CONCURRENT_CALLS` are refused at once with `RESOURCE_EXHAUSTED`
 //! instead of queueing. A real tonic client calls the real service on
 //! loopback; the service connects to the local RabbitMQ at build, with an
-//! exchange of each test's own, deleted afterwards.
+//! exchange of each test's own, deleted afterwards (on a failed assertion
+//! too).
 
 #![allow(
     clippy::unwrap_used,
@@ -38,18 +39,18 @@ fn amqp_url() -> String {
 /// checkout-service running in this process on a loopback port 0.
 struct Running {
     addr: SocketAddr,
-    exchange: String,
+    exchange: Exchange,
     stop: CancellationToken,
     served: JoinHandle<anyhow::Result<()>>,
 }
 
 impl Running {
     async fn start(adjust: impl FnOnce(&mut Settings)) -> Self {
-        let exchange = format!("checkout-limits-{}", uuid::Uuid::new_v4().simple());
+        let exchange = Exchange(format!("checkout-limits-{}", uuid::Uuid::new_v4().simple()));
         let mut settings = Settings::defaults();
         settings.grpc_address = ([127, 0, 0, 1], 0).into();
         settings.amqp.url = amqp_url();
-        settings.amqp.exchange = exchange.clone();
+        settings.amqp.exchange = exchange.0.clone();
         adjust(&mut settings);
         let application = Application::build(settings)
             .await
@@ -92,7 +93,7 @@ impl Running {
         channel
             .queue_bind(
                 queue.name().clone(),
-                self.exchange.as_str().into(),
+                self.exchange.0.as_str().into(),
                 "#".into(),
                 QueueBindOptions::default(),
                 FieldTable::default(),
@@ -101,7 +102,7 @@ impl Running {
             .unwrap();
     }
 
-    /// Stops the service and deletes the exchange.
+    /// Stops the service; dropping it deletes the exchange.
     async fn stop(self) {
         self.stop.cancel();
         tokio::time::timeout(PATIENCE, self.served)
@@ -109,18 +110,33 @@ impl Running {
             .expect("checkout-service stops")
             .unwrap()
             .unwrap();
-        let connection = Connection::connect(&amqp_url(), ConnectionProperties::default())
-            .await
-            .unwrap();
-        let channel = connection.create_channel().await.unwrap();
-        channel
-            .exchange_delete(
-                self.exchange.as_str().into(),
-                ExchangeDeleteOptions::default(),
-            )
-            .await
-            .unwrap();
-        let _ = connection.close(200, "done".into()).await;
+    }
+}
+
+/// The test's exchange (the service declares it at start), deleted when
+/// dropped, whether the test passed or not.
+struct Exchange(String);
+
+impl Drop for Exchange {
+    fn drop(&mut self) {
+        let name = self.0.clone();
+        // Off the test's runtime, which may be shutting down.
+        let _ = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async {
+                let connection =
+                    Connection::connect(&amqp_url(), ConnectionProperties::default()).await?;
+                let channel = connection.create_channel().await?;
+                channel
+                    .exchange_delete(name.as_str().into(), ExchangeDeleteOptions::default())
+                    .await?;
+                connection.close(200, "done".into()).await
+            })
+        })
+        .join();
     }
 }
 
