@@ -25,11 +25,14 @@ pub struct Settings {
     /// Where the gRPC API listens (Go-style `:8080` accepted; port 0 picks a free port).
     #[arg(long, env = "GRPC_ADDRESS", default_value = "0.0.0.0:8080", value_parser = parse_listen_addr)]
     pub grpc_address: SocketAddr,
+    /// Checkouts served at once; more are refused at once with `RESOURCE_EXHAUSTED` (503 + `Retry-After` at the gateway); a connection may open twice as many HTTP/2 streams.
+    #[arg(long, env = "MAX_CONCURRENT_CALLS", default_value = "512", value_parser = parse_positive)]
+    pub max_concurrent_calls: usize,
     /// Item prices, `id=price,…`.
     #[arg(long, env = "CATALOG", default_value = "1=100,2=250,3=399,4=1250")]
     pub catalog: Catalog,
-    /// Where the fault-injection admin endpoint (`/admin/faults`) listens.
-    #[arg(long, env = "ADMIN_ADDRESS", default_value = "0.0.0.0:8083", value_parser = parse_listen_addr)]
+    /// Where the fault-injection admin endpoint (`/admin/faults`) listens when `FAULT_ADMIN_TOKEN` is set (loopback by default).
+    #[arg(long, env = "ADMIN_ADDRESS", default_value = "127.0.0.1:8083", value_parser = parse_listen_addr)]
     pub admin_address: SocketAddr,
     /// Key of the order ids derived from idempotency keys (secret, 32+ bytes); the same on every replica and across restarts, or a retry gets another order id (unset: a random one per start, with a warning).
     #[arg(long, env = "ORDER_ID_SECRET", value_parser = secret_parser(OrderIdSecret::parse))]

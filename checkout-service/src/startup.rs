@@ -4,20 +4,38 @@
 //! port, reaching the broker) so `main` reports it before serving;
 //! [`Application::run_until_stopped`] serves until the shutdown token fires.
 //! Binding port 0 lets tests run the real server in-process.
+//!
+//! What a gRPC caller can make the service hold is bounded, since callers
+//! need not come through the gateway: a message is at most
+//! [`MAX_GRPC_MESSAGE_BYTES`] either way, at most `MAX_CONCURRENT_CALLS`
+//! checkouts run at once and the next is refused at once with
+//! `RESOURCE_EXHAUSTED` rather than queued (the gateway sheds its own
+//! checkouts the same way), and one connection opens at most twice as many
+//! HTTP/2 streams. The health and reflection services stay outside the call limit,
+//! so a busy service still answers its health check.
 
-use std::net::SocketAddr;
+use std::{convert::Infallible, net::SocketAddr};
 
 use anyhow::Context;
-use contracts::grpc::{FILE_DESCRIPTOR_SET, SERVICE_NAME, checkout_server::CheckoutServer};
+use axum::{error_handling::HandleErrorLayer, http};
+use contracts::{
+    grpc::{FILE_DESCRIPTOR_SET, SERVICE_NAME, checkout_server::CheckoutServer},
+    limits::MAX_GRPC_MESSAGE_BYTES,
+};
 use service::{
-    faults::Faults,
-    http::{HttpLimits, serve},
+    faults::{AdminEndpoint, Faults},
     shutdown::CancellationToken,
     startup::{Listening, Service, bind},
 };
 use tokio::net::TcpListener;
 use tokio::sync::watch;
-use tonic::transport::{Server, server::TcpIncoming};
+use tonic::{
+    Status,
+    body::Body,
+    service::LayerExt,
+    transport::{Server, server::TcpIncoming},
+};
+use tower::{BoxError, ServiceBuilder, limit::GlobalConcurrencyLimitLayer};
 
 use crate::{
     configuration::Settings,
@@ -30,9 +48,8 @@ use crate::{
 pub struct Application {
     listener: TcpListener,
     grpc_addr: SocketAddr,
-    admin_listener: TcpListener,
-    admin_addr: SocketAddr,
-    faults: Faults,
+    admin: Option<AdminEndpoint>,
+    max_concurrent_calls: usize,
     service: CheckoutService,
     publisher: Publisher,
     publisher_stop: CancellationToken,
@@ -44,9 +61,10 @@ impl Application {
         self.grpc_addr
     }
 
-    /// The bound address of the fault-injection admin endpoint.
-    pub fn admin_addr(&self) -> SocketAddr {
-        self.admin_addr
+    /// The bound address of the fault-injection admin endpoint, when
+    /// `FAULT_ADMIN_TOKEN` turned it on.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin.as_ref().map(AdminEndpoint::addr)
     }
 }
 
@@ -55,12 +73,18 @@ impl Service for Application {
     const VERSION: &'static str = crate::VERSION;
     type Settings = Settings;
 
-    /// Binds the gRPC port and connects to the broker.
+    /// Binds the gRPC port (and the admin port, when turned on) and connects
+    /// to the broker.
     async fn build(settings: Settings) -> anyhow::Result<Self> {
         let (listener, grpc_addr) = bind(settings.grpc_address).await?;
-        let (admin_listener, admin_addr) = bind(settings.admin_address).await?;
-        let faults = Faults::new(settings.faults.into())
+        let faults = Faults::new((&settings.faults).into())
             .map_err(|reason| anyhow::anyhow!("invalid FAULT_* settings: {reason}"))?;
+        let admin = AdminEndpoint::bind(
+            settings.admin_address,
+            settings.faults.fault_admin_token.clone(),
+            &faults,
+        )
+        .await?;
         let publisher_stop = CancellationToken::new();
         let publisher = Publisher::connect(settings.amqp.clone(), publisher_stop.clone())
             .await
@@ -83,9 +107,8 @@ impl Service for Application {
             listener,
             grpc_addr,
             service,
-            admin_listener,
-            admin_addr,
-            faults,
+            admin,
+            max_concurrent_calls: settings.max_concurrent_calls,
             publisher,
             publisher_stop,
         })
@@ -95,7 +118,7 @@ impl Service for Application {
     fn listening(&self) -> Listening {
         Listening {
             grpc: Some(self.grpc_addr),
-            admin: Some(self.admin_addr),
+            admin: self.admin_addr(),
             ..Listening::default()
         }
     }
@@ -115,17 +138,20 @@ impl Service for Application {
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
             .build_v1()?;
 
-        // The admin endpoint has no settings of its own: the default bounds.
-        tokio::spawn(serve(
-            self.admin_listener,
-            self.faults.admin_router(),
-            HttpLimits::default(),
-            shutdown.clone(),
-        ));
+        if let Some(admin) = self.admin {
+            admin.spawn(shutdown.clone());
+        }
+        // Above the call limit, so that one connection (the gateway sends
+        // every call on one) can reach the limit and be shed at once instead
+        // of waiting in its HTTP/2 client for a free stream, with room for
+        // health checks; bounded, so no connection opens streams without end.
+        let streams_per_connection =
+            u32::try_from(self.max_concurrent_calls.saturating_mul(2)).unwrap_or(u32::MAX);
         let served = Server::builder()
+            .max_concurrent_streams(streams_per_connection)
             .add_service(health_service)
             .add_service(reflection)
-            .add_service(CheckoutServer::new(self.service))
+            .add_service(checkout_server(self.service, self.max_concurrent_calls))
             .serve_with_incoming_shutdown(
                 TcpIncoming::from(self.listener).with_nodelay(Some(true)),
                 shutdown.cancelled_owned(),
@@ -155,6 +181,50 @@ fn order_id_secret(configured: Option<OrderIdSecret>) -> OrderIdSecret {
         );
         OrderIdSecret::random()
     })
+}
+
+/// The `checkout.Checkout` service with its bounds: messages of at most
+/// [`MAX_GRPC_MESSAGE_BYTES`] (a bigger request is refused with
+/// `OUT_OF_RANGE` before it is buffered whole), and at most
+/// `max_concurrent_calls` calls at once, the next refused at once with
+/// `RESOURCE_EXHAUSTED`, which the gateway answers with 503 + `Retry-After`.
+/// A shed call never reaches the handler, so it has no SERVER span: the
+/// caller's CLIENT span carries the status.
+fn checkout_server(
+    service: CheckoutService,
+    max_concurrent_calls: usize,
+) -> impl tower::Service<
+    http::Request<Body>,
+    Response = axum::response::Response,
+    Error = Infallible,
+    Future = impl Send,
+> + tonic::server::NamedService
++ Clone
++ Send
++ Sync
++ 'static {
+    let server = CheckoutServer::new(service)
+        .max_decoding_message_size(MAX_GRPC_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_GRPC_MESSAGE_BYTES);
+    ServiceBuilder::new()
+        // tonic routes only services that never fail: a shed call becomes
+        // its gRPC status here.
+        .layer(HandleErrorLayer::new(|error: BoxError| async move {
+            refused(&error).into_http::<axum::body::Body>()
+        }))
+        .load_shed()
+        .layer(GlobalConcurrencyLimitLayer::new(max_concurrent_calls))
+        .named_layer(server)
+}
+
+/// The status of a call refused by the limit (the only error the layers
+/// above the server produce).
+fn refused(error: &BoxError) -> Status {
+    if error.is::<tower::load_shed::error::Overloaded>() {
+        Status::resource_exhausted("too many checkouts in flight, retry shortly")
+    } else {
+        Status::internal(error.to_string())
+    }
 }
 
 /// Keeps the standard gRPC health service (`grpc.health.v1`) in step with

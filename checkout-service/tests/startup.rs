@@ -23,6 +23,9 @@ fn a_bad_value_stops_checkout_service_and_names_the_variable() {
         ("GRPC_ADDRESS", "localhost"),
         ("CATALOG", "1=free"),
         ("FAULT_FAILURE_RATE", "2"),
+        ("FAULT_ADMIN_TOKEN", "short"),
+        ("AMQP_URL", "http://guest:guest@localhost:5672/"),
+        ("MAX_CONCURRENT_CALLS", "0"),
         ("OTEL_EXPORTER_OTLP_PROTOCOL", "carrier-pigeon"),
     ] {
         let output = checkout_service_with(variable, value);
@@ -46,4 +49,14 @@ fn a_bad_order_id_secret_stops_checkout_service_without_showing_it() {
         !stderr.contains(secret),
         "the secret is not shown: {stderr}"
     );
+}
+
+#[test]
+fn a_rejected_admin_token_is_not_repeated_in_the_error() {
+    let almost_a_secret = "fifteen-chars-x";
+    let output = checkout_service_with("FAULT_ADMIN_TOKEN", almost_a_secret);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("FAULT_ADMIN_TOKEN"), "{stderr}");
+    assert!(!stderr.contains(almost_a_secret), "{stderr}");
 }

@@ -8,6 +8,21 @@
 /// Largest HTTP request body accepted, in bytes.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
+/// Largest gRPC message checkout-service decodes or encodes, in bytes (the
+/// server's `max_decoding_message_size`; tonic's default is 4 MiB).
+///
+/// Why this bound is safe for any valid request: a `CheckoutRequest` holds
+/// at most [`MAX_LINE_ITEMS`] lines, each a few bytes of protobuf (an id
+/// alone at most 10, a line item with its quantity at most 24: tags, a
+/// length and two varints), and an idempotency key of at most
+/// [`MAX_IDEMPOTENCY_KEY_LEN`] bytes plus 3 of framing. Even with both forms
+/// full and the widest varints that is under 4 KB; a real full cart is
+/// ~1.5 KB. The HTTP body's bound leaves more than ten times that, and
+/// anything the gateway accepts fits, since the protobuf is smaller than the
+/// JSON it came from. What it refuses is what a gRPC caller could otherwise
+/// make the service buffer: 4 MiB per call, times every call in flight.
+pub const MAX_GRPC_MESSAGE_BYTES: usize = MAX_BODY_BYTES;
+
 /// The most line items one checkout may carry, and the most distinct items.
 pub const MAX_LINE_ITEMS: usize = 100;
 
@@ -60,7 +75,31 @@ pub struct InvalidClientId;
 
 #[cfg(test)]
 mod tests {
+    use prost::Message;
+
     use super::*;
+    use crate::grpc::{CheckoutRequest, LineItem};
+
+    #[test]
+    fn the_largest_valid_request_fits_the_grpc_limit_with_room() {
+        // Worst case: every line in both forms, with the widest varints
+        // (negative ids and quantities take 10 bytes each), the longest key
+        // and the longest client id.
+        let request = CheckoutRequest {
+            items_id: vec![i32::MIN; MAX_LINE_ITEMS],
+            items: vec![
+                LineItem {
+                    id: i32::MIN,
+                    quantity: i32::MIN,
+                };
+                MAX_LINE_ITEMS
+            ],
+            idempotency_key: "k".repeat(MAX_IDEMPOTENCY_KEY_LEN),
+            client_id: "c".repeat(MAX_CLIENT_ID_LEN),
+        };
+        let encoded = request.encoded_len();
+        assert!(encoded * 10 < MAX_GRPC_MESSAGE_BYTES, "{encoded} bytes");
+    }
 
     #[test]
     fn idempotency_keys_are_short_printable_ascii() {

@@ -1,7 +1,12 @@
 //! Starting each real service in-process on port 0, with a test's names and
 //! telemetry that exports quickly.
+//!
+//! checkout-service and stock-service start with their fault-injection admin
+//! endpoint on (on a loopback port 0, behind [`ADMIN_TOKEN`]), so tests can
+//! drive faults; a test that needs it off builds the settings with
+//! [`checkout_settings`] or [`stock_settings`] and clears the token.
 
-use service::configuration::Configuration;
+use service::{configuration::Configuration, faults::AdminToken};
 use std::{net::SocketAddr, time::Duration};
 
 use telemetry::TelemetryConfig;
@@ -29,6 +34,14 @@ pub type AdjustTelemetry = fn(&mut TelemetryConfig);
 /// The [`AdjustTelemetry`] that changes nothing.
 pub const DEFAULT_TELEMETRY: AdjustTelemetry = |_| {};
 
+/// The bearer token of the services' fault-injection admin endpoints.
+pub const ADMIN_TOKEN: &str = "e2e-fault-admin-token";
+
+/// [`ADMIN_TOKEN`] as the services' setting.
+pub fn admin_token() -> AdminToken {
+    AdminToken::new(ADMIN_TOKEN).expect("a valid token")
+}
+
 /// Port 0 on the loopback interface.
 pub const LOCALHOST_ANY_PORT: SocketAddr =
     SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 0);
@@ -44,7 +57,9 @@ pub async fn declare_queue(isolation: &Isolation) {
     session.close().await;
 }
 
-fn stock_settings(
+/// stock-service's settings for port 0 with the pipeline's names, its admin
+/// endpoint on a loopback port 0 behind [`ADMIN_TOKEN`].
+pub fn stock_settings(
     isolation: &Isolation,
     initial_stock: i64,
 ) -> stock_service::configuration::Settings {
@@ -55,6 +70,8 @@ fn stock_settings(
     settings.amqp.routing_key = isolation.routing_key.clone();
     settings.database_url = isolation.database_url();
     settings.http_address = LOCALHOST_ANY_PORT;
+    settings.admin_address = LOCALHOST_ANY_PORT;
+    settings.faults.fault_admin_token = Some(admin_token());
     settings.initial_stock = stock_service::configuration::InitialStock::uniform(initial_stock);
     settings
 }
@@ -78,6 +95,24 @@ pub fn start_stock_service(
 /// checkout-service still names the same order.
 pub const TEST_ORDER_ID_SECRET: &str = "e2e-order-id-secret-0123456789abcdef";
 
+/// checkout-service's settings for `addr` (port 0 for any), publishing to
+/// the pipeline's exchange, its admin endpoint on a loopback port 0 behind
+/// [`ADMIN_TOKEN`].
+pub fn checkout_settings(isolation: &Isolation, addr: SocketAddr) -> checkout_service::Settings {
+    let mut settings = checkout_service::Settings::defaults();
+    settings.grpc_address = addr;
+    settings.admin_address = LOCALHOST_ANY_PORT;
+    settings.faults.fault_admin_token = Some(admin_token());
+    settings.amqp.url = amqp_url();
+    settings.amqp.exchange = isolation.exchange.clone();
+    settings.amqp.routing_key = isolation.routing_key.clone();
+    settings.order_id_secret = Some(
+        checkout_service::idempotency::OrderIdSecret::parse(TEST_ORDER_ID_SECRET)
+            .expect("a valid secret"),
+    );
+    settings
+}
+
 /// Starts checkout-service on `addr` (port 0 for any) publishing to the
 /// pipeline's exchange.
 pub fn start_checkout_service(
@@ -86,17 +121,11 @@ pub fn start_checkout_service(
     isolation: &Isolation,
     addr: SocketAddr,
 ) -> anyhow::Result<RunningService> {
-    let mut settings = checkout_service::Settings::defaults();
-    settings.grpc_address = addr;
-    settings.admin_address = LOCALHOST_ANY_PORT;
-    settings.amqp.url = amqp_url();
-    settings.amqp.exchange = isolation.exchange.clone();
-    settings.amqp.routing_key = isolation.routing_key.clone();
-    settings.order_id_secret = Some(
-        checkout_service::idempotency::OrderIdSecret::parse(TEST_ORDER_ID_SECRET)
-            .expect("a valid secret"),
-    );
-    start::<checkout_service::Application>(settings, otlp_endpoint, telemetry)
+    start::<checkout_service::Application>(
+        checkout_settings(isolation, addr),
+        otlp_endpoint,
+        telemetry,
+    )
 }
 
 /// Gateway settings for port 0, calling checkout-service at `checkout_addr`,

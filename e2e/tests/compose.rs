@@ -173,6 +173,30 @@ fn addresses_point_at_the_right_services_and_ports() {
 }
 
 #[test]
+fn the_fault_admin_endpoints_are_on_inside_the_network_with_a_token_from_the_environment() {
+    let compose = compose();
+    let example = fs::read_to_string(Path::new(ROOT).join(".env.example")).unwrap();
+    assert!(example.contains("FAULT_ADMIN_TOKEN="), "{example}");
+    for name in ["checkout-service", "stock-service"] {
+        let service = service(&compose, name);
+        assert!(
+            env(service, "FAULT_ADMIN_TOKEN").starts_with("${FAULT_ADMIN_TOKEN"),
+            "{name}: the token comes from the environment (.env)"
+        );
+        let address = env(service, "ADMIN_ADDRESS");
+        assert!(address.starts_with("0.0.0.0:"), "{name}: {address}");
+        assert!(
+            service["expose"]
+                .as_sequence()
+                .unwrap()
+                .iter()
+                .any(|p| p.as_str() == Some(port_of(address))),
+            "{name} exposes its admin port to the network"
+        );
+    }
+}
+
+#[test]
 fn only_the_gateway_and_the_two_uis_are_published() {
     let compose = compose();
     let mut published = Vec::new();

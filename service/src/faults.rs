@@ -4,25 +4,30 @@
 //!
 //! Off by default. A service reads its starting settings from
 //! [`FaultArgs`] (`FAULT_FAILURE_RATE`, `FAULT_DELAY_MS`,
-//! `FAULT_DELAY_RATE`) and changes them at run time through
-//! `GET`/`PUT /admin/faults` with a [`FaultSettings`] body. Every injected
+//! `FAULT_DELAY_RATE`). Changing them at run time, through
+//! `GET`/`PUT /admin/faults` with a [`FaultSettings`] body, is a switch that
+//! makes a service fail on purpose, so it is off unless the operator sets
+//! `FAULT_ADMIN_TOKEN`, and then served on a port of its own (loopback by
+//! default) to callers that present that token ([`admin`]). Every injected
 //! fault is marked on the span it happens in: `fault.injected` = `failure`
 //! or `delay`, with `fault.delay_ms`.
+
+pub mod admin;
 
 use std::{
     sync::{Arc, RwLock},
     time::Duration,
 };
 
-use axum::{Json, Router, extract::State, routing::get};
-use contracts::error::ApiError;
+pub use admin::{AdminEndpoint, AdminToken};
 pub use contracts::http::FaultSettings;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use crate::configuration::parse_ratio;
 
-/// The starting fault settings, from the environment.
-#[derive(Clone, Copy, Debug, Default, clap::Args)]
+/// The starting fault settings, and the token that guards changing them,
+/// from the environment.
+#[derive(Clone, Debug, Default, clap::Args)]
 pub struct FaultArgs {
     /// Share of calls that fail, 0 to 1 (demo fault injection; checkout-service only).
     #[arg(long, env = "FAULT_FAILURE_RATE", default_value = "0", value_parser = parse_ratio)]
@@ -33,10 +38,13 @@ pub struct FaultArgs {
     /// Share of calls that are delayed, 0 to 1 (demo fault injection).
     #[arg(long, env = "FAULT_DELAY_RATE", default_value = "0", value_parser = parse_ratio)]
     pub fault_delay_rate: f64,
+    /// Bearer token of the fault-injection admin endpoint (`/admin/faults`); unset, the endpoint is not served (at least 16 visible ASCII characters; never logged).
+    #[arg(long, env = "FAULT_ADMIN_TOKEN", value_parser = admin::AdminTokenParser)]
+    pub fault_admin_token: Option<AdminToken>,
 }
 
-impl From<FaultArgs> for FaultSettings {
-    fn from(args: FaultArgs) -> Self {
+impl From<&FaultArgs> for FaultSettings {
+    fn from(args: &FaultArgs) -> Self {
         Self {
             failure_rate: args.fault_failure_rate,
             delay_ms: args.fault_delay_ms,
@@ -107,31 +115,15 @@ impl Faults {
         fail
     }
 
-    /// `GET`/`PUT /admin/faults`.
-    pub fn admin_router(&self) -> Router {
-        Router::new()
-            .route("/admin/faults", get(current).put(replace))
-            .with_state(self.clone())
+    /// `GET`/`PUT /admin/faults`, answering only callers that present
+    /// `token` (see [`admin`]).
+    pub fn admin_router(&self, token: AdminToken) -> axum::Router {
+        admin::router(self.clone(), token)
     }
 }
 
 fn chance(rate: f64) -> bool {
     rate > 0.0 && rand::random::<f64>() < rate
-}
-
-async fn current(State(faults): State<Faults>) -> Json<FaultSettings> {
-    Json(faults.settings())
-}
-
-async fn replace(
-    State(faults): State<Faults>,
-    body: Result<Json<FaultSettings>, axum::extract::rejection::JsonRejection>,
-) -> Result<Json<FaultSettings>, ApiError> {
-    let invalid = |message: String| ApiError::bad_request("invalid_faults", message);
-    let Json(settings) = body.map_err(|rejection| invalid(rejection.body_text()))?;
-    faults.set(settings).map_err(invalid)?;
-    tracing::warn!(?settings, "fault injection changed");
-    Ok(Json(settings))
 }
 
 #[cfg(test)]

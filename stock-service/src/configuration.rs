@@ -39,6 +39,9 @@ pub struct Settings {
     /// Units of items 1–4 created when the database does not have them, or a list `1=100,2=50`.
     #[arg(long, env = "INITIAL_STOCK", default_value = "1000")]
     pub initial_stock: InitialStock,
+    /// Where the fault-injection admin endpoint (`/admin/faults`) listens when `FAULT_ADMIN_TOKEN` is set (loopback by default).
+    #[arg(long, env = "ADMIN_ADDRESS", default_value = "127.0.0.1:8084", value_parser = parse_listen_addr)]
+    pub admin_address: SocketAddr,
     /// The broker, and the exchange and routing key the queue is bound with.
     #[command(flatten)]
     pub amqp: AmqpSettings,

@@ -7,6 +7,9 @@
 //!   (readiness); 503 otherwise, so an orchestrator holds traffic and alerts
 //!   instead of restarting a service that is only waiting for its broker.
 //!
+//! The fault-injection admin endpoint is not here: it has a port of its own
+//! (`ADMIN_ADDRESS`), never this public one (`service::faults::admin`).
+//!
 //! Every error is JSON, `{"error":{"code":"not_found","message":"…"}}`, so
 //! clients never have to parse text bodies.
 
@@ -21,7 +24,6 @@ use contracts::{
     error::ApiError,
     http::{OrderView, Status, StockLevel},
 };
-use service::faults::Faults;
 use uuid::Uuid;
 
 use crate::{
@@ -39,13 +41,10 @@ pub struct AppState {
     pub store: Store,
     /// Whether the consumer is subscribed.
     pub consumer: ConsumerStatus,
-    /// Demo fault injection, served at `/admin/faults`.
-    pub faults: Faults,
 }
 
 /// The API's routes.
 pub fn router(state: AppState) -> Router {
-    let admin = state.faults.admin_router();
     let traced = telemetry::spans::http::trace_layer(true);
     Router::new()
         .route("/api/stock/{item_id}", get(stock_level))
@@ -58,7 +57,6 @@ pub fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
         .fallback(|| async { ApiError::not_found("no such route") })
         .with_state(state)
-        .merge(admin)
 }
 
 async fn health() -> Json<Status> {

@@ -2,7 +2,7 @@
 //! until shutdown.
 //!
 //! [`Application::build`] does everything that can fail because of the
-//! environment (binding the port, opening and migrating the database,
+//! environment (binding the ports, opening and migrating the database,
 //! connecting to RabbitMQ and declaring the topology), so a misconfigured
 //! service fails at start with a clear error. [`Application::run_until_stopped`]
 //! then only runs. Tests build the real application with port 0 and their
@@ -13,7 +13,7 @@ use std::net::SocketAddr;
 use anyhow::Context;
 use service::{
     configuration::redact_url,
-    faults::Faults,
+    faults::{AdminEndpoint, Faults},
     http::{HttpLimits, serve},
     shutdown::CancellationToken,
     startup::{Listening, Service, bind},
@@ -36,13 +36,19 @@ pub struct Application {
     store: Store,
     consumer: Consumer,
     session: BrokerSession,
-    faults: Faults,
+    admin: Option<AdminEndpoint>,
 }
 
 impl Application {
     /// The bound HTTP address (the real port when 0 was asked for).
     pub fn http_addr(&self) -> SocketAddr {
         self.http_addr
+    }
+
+    /// The bound address of the fault-injection admin endpoint, when
+    /// `FAULT_ADMIN_TOKEN` turned it on.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin.as_ref().map(AdminEndpoint::addr)
     }
 
     /// A handle to the store (for tests). It is closed when the application
@@ -57,8 +63,8 @@ impl Service for Application {
     const VERSION: &'static str = crate::VERSION;
     type Settings = Settings;
 
-    /// Binds the HTTP listener (port 0 picks a free port), opens and
-    /// migrates the database, seeds missing stock, connects to RabbitMQ and
+    /// Binds the HTTP listener (port 0 picks a free port) and, when turned
+    /// on, the admin one, opens and migrates the database, seeds missing stock, connects to RabbitMQ and
     /// declares the topology.
     async fn build(settings: Settings) -> anyhow::Result<Self> {
         let (listener, http_addr) = bind(settings.http_address).await?;
@@ -69,8 +75,14 @@ impl Service for Application {
         store.migrate().await?;
         let seeded = store.seed(&settings.initial_stock).await?;
 
-        let faults = Faults::delays_only(settings.faults.into())
+        let faults = Faults::delays_only((&settings.faults).into())
             .map_err(|reason| anyhow::anyhow!("invalid FAULT_* settings: {reason}"))?;
+        let admin = AdminEndpoint::bind(
+            settings.admin_address,
+            settings.faults.fault_admin_token.clone(),
+            &faults,
+        )
+        .await?;
         let session = BrokerSession::open(&settings).await.with_context(|| {
             format!("cannot set up RabbitMQ at {}", settings.amqp.redacted_url())
         })?;
@@ -86,8 +98,8 @@ impl Service for Application {
             listener,
             http_addr,
             http_limits: settings.http,
-            consumer: Consumer::new(settings, store.clone(), faults.clone()),
-            faults,
+            consumer: Consumer::new(settings, store.clone(), faults),
+            admin,
             store,
             session,
         })
@@ -97,6 +109,7 @@ impl Service for Application {
     fn listening(&self) -> Listening {
         Listening {
             http: Some(self.http_addr),
+            admin: self.admin_addr(),
             ..Listening::default()
         }
     }
@@ -111,11 +124,13 @@ impl Service for Application {
         let state = AppState {
             store: self.store.clone(),
             consumer: self.consumer.status(),
-            faults: self.faults.clone(),
         };
         // A child token: if either half stops on its own, the other stops
         // too, without cancelling the caller's token.
         let stop = shutdown.child_token();
+        if let Some(admin) = self.admin {
+            admin.spawn(stop.clone());
+        }
         let http = async {
             serve(self.listener, router(state), self.http_limits, stop.clone()).await;
             stop.cancel();

@@ -13,6 +13,8 @@ fn a_bad_setting_stops_the_binary_with_the_variable_name() {
         ("INITIAL_STOCK", "1=lots"),
         ("HTTP_ADDRESS", "nowhere"),
         ("DATABASE_URL", "mysql://db/stock"),
+        ("ADMIN_ADDRESS", "nowhere"),
+        ("FAULT_ADMIN_TOKEN", "short"),
     ] {
         let output = Command::new(env!("CARGO_BIN_EXE_stock-service"))
             .env(variable, value)
