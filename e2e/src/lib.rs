@@ -40,6 +40,19 @@ pub use pipeline::{PipelineOptions, TestPipeline};
 pub use running::{RunFuture, RunningService};
 pub use services::*;
 
+/// The span of `service` with `kind` among `spans`; fails the test if there
+/// is none.
+pub fn span_of<'a>(
+    spans: &'a [checkout_cli::receiver::ReceivedSpan],
+    service: &str,
+    kind: checkout_cli::receiver::SpanKind,
+) -> &'a checkout_cli::receiver::ReceivedSpan {
+    spans
+        .iter()
+        .find(|s| s.service_name == service && s.kind == kind)
+        .unwrap_or_else(|| panic!("no {kind} span from {service} in {spans:#?}"))
+}
+
 /// Generous deadline for anything a loaded 2-core machine must eventually do.
 pub const PATIENCE: Duration = Duration::from_secs(30);
 

@@ -8,35 +8,15 @@
     reason = "tests: a failed expectation is the test failing"
 )]
 
-use checkout_cli::receiver::{ReceivedSpan, SpanKind, SpanStatus};
-use e2e::{PipelineOptions, TestPipeline};
+use checkout_cli::receiver::{SpanKind, SpanStatus};
+use checkout_cli::verify::is_complete;
+use e2e::{PipelineOptions, TestPipeline, span_of};
 use reqwest::StatusCode;
 use serde_json::json;
 
 /// A client-side trace the gateway must continue.
 const CLIENT_TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 const CLIENT_SPAN_ID: &str = "00f067aa0ba902b7";
-
-fn find<'a>(spans: &'a [ReceivedSpan], service: &str, kind: SpanKind) -> &'a ReceivedSpan {
-    spans
-        .iter()
-        .find(|s| s.service_name == service && s.kind == kind)
-        .unwrap_or_else(|| panic!("no {kind} span from {service} in {spans:#?}"))
-}
-
-fn has_complete_chain(spans: &[ReceivedSpan]) -> bool {
-    let has = |service: &str, kind: SpanKind| {
-        spans
-            .iter()
-            .any(|s| s.service_name == service && s.kind == kind)
-    };
-    has("gateway", SpanKind::Server)
-        && has("gateway", SpanKind::Client)
-        && has("checkout-service", SpanKind::Server)
-        && has("checkout-service", SpanKind::Producer)
-        && has("stock-service", SpanKind::Consumer)
-        && has("stock-service", SpanKind::Client)
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_checkout_makes_one_complete_trace_and_moves_stock_once() {
@@ -63,13 +43,11 @@ async fn one_checkout_makes_one_complete_trace_and_moves_stock_once() {
     assert_eq!(pipeline.stock(1).await, before.0 - 2);
     assert_eq!(pipeline.stock(3).await, before.1 - 1);
 
-    let spans = pipeline
-        .wait_for_trace(CLIENT_TRACE_ID, has_complete_chain)
-        .await;
+    let spans = pipeline.wait_for_trace(CLIENT_TRACE_ID, is_complete).await;
     assert!(spans.iter().all(|s| s.trace_id == CLIENT_TRACE_ID));
 
     // 1. gateway SERVER, child of the client's span.
-    let http = find(&spans, "gateway", SpanKind::Server);
+    let http = span_of(&spans, "gateway", SpanKind::Server);
     assert_eq!(http.name, "POST /api/checkout");
     assert_eq!(http.parent_span_id.as_deref(), Some(CLIENT_SPAN_ID));
     assert_eq!(http.attr_str("http.request.method"), Some("POST"));
@@ -79,7 +57,7 @@ async fn one_checkout_makes_one_complete_trace_and_moves_stock_once() {
     assert_eq!(http.status, SpanStatus::Unset);
 
     // 2. gateway CLIENT.
-    let client = find(&spans, "gateway", SpanKind::Client);
+    let client = span_of(&spans, "gateway", SpanKind::Client);
     assert_eq!(client.name, "checkout.Checkout/DoCheckout");
     assert_eq!(client.parent_span_id.as_ref(), Some(&http.span_id));
     assert_eq!(client.attr_str("rpc.system"), Some("grpc"));
@@ -89,7 +67,7 @@ async fn one_checkout_makes_one_complete_trace_and_moves_stock_once() {
     assert_eq!(client.attr_str("server.address"), Some("127.0.0.1"));
 
     // 3. checkout-service SERVER.
-    let server = find(&spans, "checkout-service", SpanKind::Server);
+    let server = span_of(&spans, "checkout-service", SpanKind::Server);
     assert_eq!(server.name, "checkout.Checkout/DoCheckout");
     assert_eq!(server.parent_span_id.as_ref(), Some(&client.span_id));
     assert_eq!(server.attr_str("rpc.system"), Some("grpc"));
@@ -97,10 +75,13 @@ async fn one_checkout_makes_one_complete_trace_and_moves_stock_once() {
 
     // 4. checkout-service PRODUCER.
     let exchange = pipeline.isolation.exchange.as_str();
-    let producer = find(&spans, "checkout-service", SpanKind::Producer);
+    let producer = span_of(&spans, "checkout-service", SpanKind::Producer);
     assert_eq!(producer.name, format!("publish {exchange}"));
     assert_eq!(producer.parent_span_id.as_ref(), Some(&server.span_id));
-    for span in [producer, find(&spans, "stock-service", SpanKind::Consumer)] {
+    for span in [
+        producer,
+        span_of(&spans, "stock-service", SpanKind::Consumer),
+    ] {
         assert_eq!(span.attr_str("messaging.system"), Some("rabbitmq"));
         assert_eq!(span.attr_str("messaging.destination.name"), Some(exchange));
         assert_eq!(
@@ -115,7 +96,7 @@ async fn one_checkout_makes_one_complete_trace_and_moves_stock_once() {
     }
 
     // 5. stock-service CONSUMER, child of the PRODUCER, with the baggage.
-    let consumer = find(&spans, "stock-service", SpanKind::Consumer);
+    let consumer = span_of(&spans, "stock-service", SpanKind::Consumer);
     assert_eq!(consumer.name, format!("process {exchange}"));
     assert_eq!(consumer.parent_span_id.as_ref(), Some(&producer.span_id));
     assert_eq!(consumer.attr_str("baggage.tenant"), Some("acme"));
@@ -152,13 +133,13 @@ async fn an_untrusted_client_context_is_linked_not_continued() {
     let trace_id = body["traceId"].as_str().unwrap().to_owned();
     assert_ne!(trace_id, CLIENT_TRACE_ID, "a new trace");
 
-    let spans = pipeline.wait_for_trace(&trace_id, has_complete_chain).await;
-    let http = find(&spans, "gateway", SpanKind::Server);
+    let spans = pipeline.wait_for_trace(&trace_id, is_complete).await;
+    let http = span_of(&spans, "gateway", SpanKind::Server);
     assert_eq!(http.parent_span_id, None, "the trace starts at the gateway");
     assert_eq!(http.links.len(), 1);
     assert_eq!(http.links[0].trace_id, CLIENT_TRACE_ID);
     assert_eq!(http.links[0].span_id, CLIENT_SPAN_ID);
-    let consumer = find(&spans, "stock-service", SpanKind::Consumer);
+    let consumer = span_of(&spans, "stock-service", SpanKind::Consumer);
     assert_eq!(
         consumer.attr_str("baggage.tenant"),
         None,

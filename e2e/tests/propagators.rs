@@ -11,33 +11,13 @@
 )]
 
 use checkout_cli::receiver::{OtlpReceiver, ReceivedSpan, SpanKind};
-use e2e::{AdjustTelemetry, PATIENCE, PipelineOptions, TestPipeline};
+use checkout_cli::verify::is_complete;
+use e2e::{AdjustTelemetry, PATIENCE, PipelineOptions, TestPipeline, span_of};
 use reqwest::StatusCode;
 use serde_json::json;
 
 const CALLER_TRACE_ID: &str = "80f198ee56343ba864fe8b2a57d3eff7";
 const CALLER_SPAN_ID: &str = "e457b5a2e4d86bd1";
-
-fn find<'a>(spans: &'a [ReceivedSpan], service: &str, kind: SpanKind) -> &'a ReceivedSpan {
-    spans
-        .iter()
-        .find(|s| s.service_name == service && s.kind == kind)
-        .unwrap_or_else(|| panic!("no {kind} span from {service} in {spans:#?}"))
-}
-
-fn has_complete_chain(spans: &[ReceivedSpan]) -> bool {
-    let has = |service: &str, kind: SpanKind| {
-        spans
-            .iter()
-            .any(|s| s.service_name == service && s.kind == kind)
-    };
-    has("gateway", SpanKind::Server)
-        && has("gateway", SpanKind::Client)
-        && has("checkout-service", SpanKind::Server)
-        && has("checkout-service", SpanKind::Producer)
-        && has("stock-service", SpanKind::Consumer)
-        && has("stock-service", SpanKind::Client)
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_b3_only_caller_is_continued_through_every_service() {
@@ -69,20 +49,18 @@ async fn a_b3_only_caller_is_continued_through_every_service() {
         "applied"
     );
 
-    let spans = pipeline
-        .wait_for_trace(CALLER_TRACE_ID, has_complete_chain)
-        .await;
+    let spans = pipeline.wait_for_trace(CALLER_TRACE_ID, is_complete).await;
     assert!(spans.iter().all(|s| s.trace_id == CALLER_TRACE_ID));
     // Each hop is the child of the one before: HTTP in, gRPC, AMQP.
-    let http = find(&spans, "gateway", SpanKind::Server);
+    let http = span_of(&spans, "gateway", SpanKind::Server);
     assert_eq!(http.parent_span_id.as_deref(), Some(CALLER_SPAN_ID));
-    let client = find(&spans, "gateway", SpanKind::Client);
+    let client = span_of(&spans, "gateway", SpanKind::Client);
     assert_eq!(client.parent_span_id.as_ref(), Some(&http.span_id));
-    let server = find(&spans, "checkout-service", SpanKind::Server);
+    let server = span_of(&spans, "checkout-service", SpanKind::Server);
     assert_eq!(server.parent_span_id.as_ref(), Some(&client.span_id));
-    let producer = find(&spans, "checkout-service", SpanKind::Producer);
+    let producer = span_of(&spans, "checkout-service", SpanKind::Producer);
     assert_eq!(producer.parent_span_id.as_ref(), Some(&server.span_id));
-    let consumer = find(&spans, "stock-service", SpanKind::Consumer);
+    let consumer = span_of(&spans, "stock-service", SpanKind::Consumer);
     assert_eq!(consumer.parent_span_id.as_ref(), Some(&producer.span_id));
 
     pipeline.shut_down().await;
