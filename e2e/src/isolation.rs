@@ -19,6 +19,9 @@ pub struct Isolation {
     pub routing_key: String,
     /// Directory holding the SQLite database.
     pub dir: PathBuf,
+    /// The broker every service of the pipeline uses ([`amqp_url`] unless
+    /// the test chose another, see [`Isolation::on_broker`]).
+    pub amqp_url: String,
 }
 
 impl Isolation {
@@ -31,6 +34,15 @@ impl Isolation {
             queue: format!("e2e-{id}"),
             routing_key: "checkout.processed".to_owned(),
             dir,
+            amqp_url: amqp_url(),
+        }
+    }
+
+    /// Fresh, unique names on the broker at `amqp_url`.
+    pub fn on_broker(amqp_url: String) -> Self {
+        Self {
+            amqp_url,
+            ..Self::new()
         }
     }
 
@@ -42,7 +54,7 @@ impl Isolation {
     /// Deletes the queues, exchanges and files (best effort).
     pub async fn clean_up(&self) {
         if let Ok(connection) =
-            Connection::connect(&amqp_url(), ConnectionProperties::default()).await
+            Connection::connect(&self.amqp_url, ConnectionProperties::default()).await
             && let Ok(channel) = connection.create_channel().await
         {
             for queue in [self.queue.clone(), dead_letter_queue(&self.queue)] {

@@ -108,8 +108,8 @@ pub fn make_order(run: &str, index: usize) -> Order {
 ///
 /// The load is open-ended on purpose. A fault test must know that the load
 /// was still running while the fault lasted; a fixed number of orders can
-/// all be done before a slow `rabbitmqctl stop_app` has taken the broker
-/// away (a fast machine did exactly that). So a test waits on [`Progress`]
+/// all be done before a slow `rabbitmqctl -n NODE stop_app` has taken the
+/// broker away (a fast machine did exactly that). So a test waits on [`Progress`]
 /// for what it needs ("60 accepted", "saw a 503", "60 more after the
 /// restart") and only then finishes the load.
 pub struct Load {

@@ -33,6 +33,8 @@ pub struct PipelineOptions {
     /// Adjusts every service's telemetry (propagators, resource), as the
     /// `OTEL_*` variables would.
     pub telemetry: AdjustTelemetry,
+    /// The broker every service uses; `None`: [`crate::amqp_url`].
+    pub amqp_url: Option<String>,
 }
 
 impl Default for PipelineOptions {
@@ -43,6 +45,7 @@ impl Default for PipelineOptions {
             otlp_endpoint: None,
             without_stock_service: false,
             telemetry: DEFAULT_TELEMETRY,
+            amqp_url: None,
         }
     }
 }
@@ -82,7 +85,10 @@ impl TestPipeline {
         let receiver = OtlpReceiver::start(([127, 0, 0, 1], 0).into(), None)
             .await
             .expect("OTLP receiver starts");
-        let isolation = Isolation::new();
+        let isolation = match options.amqp_url.clone() {
+            Some(url) => Isolation::on_broker(url),
+            None => Isolation::new(),
+        };
         std::fs::create_dir_all(&isolation.dir).expect("temp dir");
         let otlp_endpoint = options
             .otlp_endpoint

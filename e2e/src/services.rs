@@ -14,7 +14,6 @@ use telemetry::TelemetryConfig;
 use service::startup::Service;
 
 use crate::{
-    amqp_url,
     isolation::Isolation,
     running::{RunFuture, RunningService},
 };
@@ -64,7 +63,7 @@ pub fn stock_settings(
     initial_stock: i64,
 ) -> stock_service::configuration::Settings {
     let mut settings = stock_service::Settings::defaults();
-    settings.amqp.url = amqp_url();
+    settings.amqp.url = isolation.amqp_url.clone();
     settings.amqp.exchange = isolation.exchange.clone();
     settings.queue.name = isolation.queue.clone();
     settings.amqp.routing_key = isolation.routing_key.clone();
@@ -103,7 +102,7 @@ pub fn checkout_settings(isolation: &Isolation, addr: SocketAddr) -> checkout_se
     settings.grpc_address = addr;
     settings.admin_address = LOCALHOST_ANY_PORT;
     settings.faults.fault_admin_token = Some(admin_token());
-    settings.amqp.url = amqp_url();
+    settings.amqp.url = isolation.amqp_url.clone();
     settings.amqp.exchange = isolation.exchange.clone();
     settings.amqp.routing_key = isolation.routing_key.clone();
     settings.order_id_secret = Some(
