@@ -68,27 +68,26 @@ impl PrivateBroker {
             .is_ok_and(|status| status.success())
     }
 
-    /// `rabbitmqctl -n NAME@localhost ARGS`: this node only.
-    fn rabbitmqctl(&self, args: &[&str]) {
+    /// `rabbitmqctl -n NAME@localhost COMMAND`: this node only.
+    fn rabbitmqctl(&self, command: &str) {
         let node = format!("{}@localhost", self.name);
         let status = Command::new("rabbitmqctl")
-            .args(["-n", &node])
-            .args(args)
+            .args(["-n", &node, command])
             .stdout(Stdio::null())
             .status()
             .expect("rabbitmqctl runs (is rabbitmq-server installed?)");
-        assert!(status.success(), "rabbitmqctl -n {node} {args:?} failed");
+        assert!(status.success(), "rabbitmqctl -n {node} {command} failed");
     }
 
-    /// Stops the RabbitMQ application; the node's VM stays up.
-    fn stop_app(&self) {
-        self.rabbitmqctl(&["stop_app"]);
+    /// Stops this private node's RabbitMQ application; its VM stays up.
+    fn take_down(&self) {
+        self.rabbitmqctl("stop_app"); // -n NAME@localhost: never the default node
     }
 
     /// Starts the application again and waits until it has.
-    fn start_app(&self) {
-        self.rabbitmqctl(&["start_app"]);
-        self.rabbitmqctl(&["await_startup"]);
+    fn bring_back(&self) {
+        self.rabbitmqctl("start_app");
+        self.rabbitmqctl("await_startup");
     }
 }
 
@@ -125,7 +124,7 @@ async fn a_broker_restart_loses_nothing_and_applies_nothing_twice() {
     load.wait_for_more_accepted(150, PATIENCE).await;
 
     let stopping = Arc::clone(&broker);
-    tokio::task::spawn_blocking(move || stopping.stop_app())
+    tokio::task::spawn_blocking(move || stopping.take_down())
         .await
         .unwrap();
 
@@ -147,7 +146,7 @@ async fn a_broker_restart_loses_nothing_and_applies_nothing_twice() {
     load.progress().wait_for_a_refusal(PATIENCE).await;
 
     let starting = Arc::clone(&broker);
-    tokio::task::spawn_blocking(move || starting.start_app())
+    tokio::task::spawn_blocking(move || starting.bring_back())
         .await
         .unwrap();
     // The orders refused during the outage are retried and go through, and
