@@ -27,7 +27,7 @@ use contracts::{
     http::{API_KEY_HEADER, API_KEY_SCHEME},
     limits::{MAX_CLIENT_ID_LEN, check_client_id},
 };
-use service::secret::Secret;
+use service::secret::{Secret, bearer_credential};
 use subtle::{ConditionallySelectable, ConstantTimeEq};
 
 use crate::routes::AppState;
@@ -137,22 +137,11 @@ impl FromRequestParts<AppState> for Client {
         let Some(value) = parts.headers.get(API_KEY_HEADER) else {
             return Err(Unauthorized::Missing);
         };
-        let key = bearer_token(value).ok_or(Unauthorized::Invalid)?;
+        let key = bearer_credential(value.as_bytes()).ok_or(Unauthorized::Invalid)?;
         keys.client_of(key)
             .map(|client| Self::Identified(client.to_owned()))
             .ok_or(Unauthorized::Invalid)
     }
-}
-
-/// The token of `Bearer <token>` (the scheme is case-insensitive, RFC 9110).
-fn bearer_token(value: &HeaderValue) -> Option<&[u8]> {
-    let value = value.as_bytes();
-    let scheme_len = API_KEY_SCHEME.len();
-    let (scheme, rest) = (value.get(..scheme_len)?, value.get(scheme_len..)?);
-    if !scheme.eq_ignore_ascii_case(API_KEY_SCHEME.as_bytes()) || !rest.starts_with(b" ") {
-        return None;
-    }
-    Some(rest.trim_ascii())
 }
 
 /// Why a request was refused: 401 `unauthorized`, with the
@@ -230,8 +219,7 @@ mod tests {
 
     #[test]
     fn the_bearer_scheme_is_case_insensitive() {
-        let token =
-            |raw: &'static str| bearer_token(&HeaderValue::from_static(raw)).map(<[u8]>::to_vec);
+        let token = |raw: &'static str| bearer_credential(raw.as_bytes()).map(<[u8]>::to_vec);
         assert_eq!(token("Bearer abc"), Some(b"abc".to_vec()));
         assert_eq!(token("bearer  abc "), Some(b"abc".to_vec()));
         assert_eq!(token("Basic abc"), None);

@@ -39,7 +39,7 @@ pub struct FaultArgs {
     #[arg(long, env = "FAULT_DELAY_RATE", default_value = "0", value_parser = parse_ratio)]
     pub fault_delay_rate: f64,
     /// Bearer token of the fault-injection admin endpoint (`/admin/faults`); unset, the endpoint is not served (at least 16 visible ASCII characters; never logged).
-    #[arg(long, env = "FAULT_ADMIN_TOKEN", value_parser = admin::AdminTokenParser)]
+    #[arg(long, env = "FAULT_ADMIN_TOKEN", value_parser = crate::secret::secret_parser(admin::AdminToken::new))]
     pub fault_admin_token: Option<AdminToken>,
 }
 

@@ -96,6 +96,19 @@ impl<T: Clone + Send + Sync + 'static> TypedValueParser for SecretParser<T> {
     }
 }
 
+/// The credential of an `Authorization: Bearer <credential>` header value
+/// (the scheme is case-insensitive, RFC 9110 §11.1); `None` for another
+/// scheme or an empty credential. Compare what it returns in constant time.
+pub fn bearer_credential(value: &[u8]) -> Option<&[u8]> {
+    const SCHEME: &[u8] = b"bearer ";
+    let scheme = value.get(..SCHEME.len())?;
+    if !scheme.eq_ignore_ascii_case(SCHEME) {
+        return None;
+    }
+    let credential = value[SCHEME.len()..].trim_ascii();
+    (!credential.is_empty()).then_some(credential)
+}
+
 #[cfg(test)]
 mod tests {
     use clap::Parser;

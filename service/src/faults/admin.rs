@@ -18,7 +18,7 @@
 //! The token is never logged: [`AdminToken`]'s `Debug` hides it, and a
 //! rejected value is not echoed in the start-up error.
 
-use std::{ffi::OsStr, fmt, net::SocketAddr, sync::Arc};
+use std::{fmt, net::SocketAddr, sync::Arc};
 
 use axum::{
     Json, Router,
@@ -83,37 +83,6 @@ impl fmt::Debug for AdminToken {
     }
 }
 
-/// Parses `FAULT_ADMIN_TOKEN` with [`AdminToken::new`]. clap's own parsers
-/// quote the rejected value in their error, which would print a near-secret
-/// to the service's log; this one names the variable and the rule only.
-#[derive(Clone, Copy, Debug)]
-pub struct AdminTokenParser;
-
-impl clap::builder::TypedValueParser for AdminTokenParser {
-    type Value = AdminToken;
-
-    fn parse_ref(
-        &self,
-        cmd: &clap::Command,
-        arg: Option<&clap::Arg>,
-        value: &OsStr,
-    ) -> Result<AdminToken, clap::Error> {
-        let reason = match value.to_str() {
-            Some(raw) => match AdminToken::new(raw) {
-                Ok(token) => return Ok(token),
-                Err(reason) => reason,
-            },
-            None => "expected visible ASCII characters only".to_owned(),
-        };
-        let arg = arg.map_or_else(|| "FAULT_ADMIN_TOKEN".to_owned(), ToString::to_string);
-        Err(clap::Error::raw(
-            clap::error::ErrorKind::ValueValidation,
-            format!("invalid value for '{arg}': {reason}\n"),
-        )
-        .format(&mut cmd.clone()))
-    }
-}
-
 /// `GET`/`PUT /admin/faults` for `faults`, answering only requests that carry
 /// `token` as their bearer credential.
 pub fn router(faults: Faults, token: AdminToken) -> Router {
@@ -132,7 +101,7 @@ async fn require_bearer(State(token): State<AdminToken>, request: Request, next:
     let presented = request
         .headers()
         .get(header::AUTHORIZATION)
-        .and_then(|value| bearer_credential(value.as_bytes()));
+        .and_then(|value| crate::secret::bearer_credential(value.as_bytes()));
     if presented.is_some_and(|presented| token.matches(presented)) {
         return next.run(request).await;
     }
@@ -148,18 +117,6 @@ async fn require_bearer(State(token): State<AdminToken>, request: Request, next:
         .headers_mut()
         .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
     response
-}
-
-/// The credential of an `Authorization: Bearer <credential>` header value
-/// (the scheme is case-insensitive, RFC 9110 §11.1).
-fn bearer_credential(value: &[u8]) -> Option<&[u8]> {
-    const SCHEME: &[u8] = b"bearer ";
-    let scheme = value.get(..SCHEME.len())?;
-    if !scheme.eq_ignore_ascii_case(SCHEME) {
-        return None;
-    }
-    let credential = value[SCHEME.len()..].trim_ascii();
-    (!credential.is_empty()).then_some(credential)
 }
 
 async fn current(State(faults): State<Faults>) -> Json<FaultSettings> {
