@@ -19,6 +19,8 @@ use std::{
     time::Duration,
 };
 
+use tokio::time::Instant;
+
 use futures::StreamExt;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -39,6 +41,8 @@ pub struct Accepted {
     pub order: Order,
     /// The order id from the 202.
     pub order_id: String,
+    /// The trace id from the 202: the trace of the attempt that was accepted.
+    pub trace_id: String,
     /// How many requests it took.
     pub attempts: u32,
 }
@@ -48,6 +52,8 @@ pub struct Accepted {
 pub struct Progress {
     accepted: AtomicUsize,
     statuses: Mutex<BTreeMap<String, usize>>,
+    /// When the first and the last answer other than 202 came.
+    refusals: Mutex<Option<(Instant, Instant)>>,
 }
 
 impl Progress {
@@ -79,7 +85,25 @@ impl Progress {
         .await;
     }
 
+    /// When the first and the last refusal (any answer but 202) came, if
+    /// there was one.
+    pub fn refusals(&self) -> Option<(Instant, Instant)> {
+        *self.refusals.lock().expect("not poisoned")
+    }
+
+    /// The time from the first to the last refusal: how long a fault made
+    /// the pipeline refuse orders (zero for a single refusal, `None` for
+    /// none).
+    pub fn refusal_window(&self) -> Option<Duration> {
+        self.refusals().map(|(first, last)| last - first)
+    }
+
     fn count(&self, answer: String) {
+        if answer != "202" {
+            let now = Instant::now();
+            let mut refusals = self.refusals.lock().expect("not poisoned");
+            *refusals = Some(refusals.map_or((now, now), |(first, _)| (first, now)));
+        }
         *self
             .statuses
             .lock()
@@ -103,8 +127,25 @@ pub fn make_order(run: &str, index: usize) -> Order {
     }
 }
 
-/// Orders placed without pause through a gateway, 8 at a time, until
-/// [`Load::finish`] is called.
+/// How a [`Load`] places its orders.
+#[derive(Clone, Copy, Debug)]
+pub enum Pace {
+    /// This many orders in flight at all times, each started as soon as
+    /// another is accepted: as fast as the pipeline goes.
+    InFlight(usize),
+    /// A new order every `1/rate` second, however long the earlier ones
+    /// take (at most [`Pace::MAX_IN_FLIGHT`] in flight): a steady load, as
+    /// many independent customers make, that keeps arriving during a fault.
+    PerSecond(u32),
+}
+
+impl Pace {
+    /// The most orders a paced load keeps in flight (retrying) at once.
+    pub const MAX_IN_FLIGHT: usize = 4096;
+}
+
+/// Orders placed through a gateway at a [`Pace`] until [`Load::finish`] is
+/// called.
 ///
 /// The load is open-ended on purpose. A fault test must know that the load
 /// was still running while the fault lasted; a fixed number of orders can
@@ -120,20 +161,50 @@ pub struct Load {
 
 impl Load {
     /// Starts placing fresh orders through `pipeline`'s gateway in the
-    /// background; each is retried for up to `give_up_after`.
+    /// background, 8 at a time; each is retried for up to `give_up_after`.
     pub fn start(pipeline: &crate::TestPipeline, give_up_after: Duration) -> Self {
+        Self::start_at(
+            pipeline.http.clone(),
+            pipeline.gateway_url.clone(),
+            Pace::InFlight(8),
+            give_up_after,
+        )
+    }
+
+    /// Starts placing fresh orders through the gateway at `gateway_url`, at
+    /// `pace`; each is retried for up to `give_up_after`.
+    pub fn start_at(
+        http: reqwest::Client,
+        gateway_url: String,
+        pace: Pace,
+        give_up_after: Duration,
+    ) -> Self {
         let progress = Arc::new(Progress::default());
         let run = uuid::Uuid::new_v4().to_string();
-        let (http, url) = (pipeline.http.clone(), pipeline.gateway_url.clone());
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let (in_flight, ticks) = match pace {
+            Pace::InFlight(count) => (count, None),
+            Pace::PerSecond(rate) => {
+                let mut ticks = tokio::time::interval(Duration::from_secs(1) / rate.max(1));
+                ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                (Pace::MAX_IN_FLIGHT, Some(ticks))
+            }
+        };
+        // 0, 1, 2, … each after the next tick when paced.
+        let indices = futures::stream::unfold((0, ticks), |(index, mut ticks)| async move {
+            if let Some(ticks) = ticks.as_mut() {
+                ticks.tick().await;
+            }
+            Some((index, (index + 1, ticks)))
+        });
         let task = tokio::spawn({
             let progress = progress.clone();
             async move {
-                futures::stream::iter(0..)
+                indices
                     .map(|index| make_order(&run, index))
                     .take_until(stopped)
-                    .map(|order| place(&http, &url, order, give_up_after, &progress))
-                    .buffer_unordered(8)
+                    .map(|order| place(&http, &gateway_url, order, give_up_after, &progress))
+                    .buffer_unordered(in_flight)
                     .collect()
                     .await
             }
@@ -202,6 +273,7 @@ async fn place(
                 progress.accepted.fetch_add(1, Ordering::Relaxed);
                 return Accepted {
                     order_id: answer["orderId"].as_str().expect("orderId").to_owned(),
+                    trace_id: answer["traceId"].as_str().expect("traceId").to_owned(),
                     order,
                     attempts,
                 };
