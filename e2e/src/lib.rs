@@ -18,6 +18,8 @@
 //!   exactly-once accounting.
 //! - [`process`]: a service as a real child process, for the tests that
 //!   kill one with SIGKILL.
+//! - [`compose`]: the compose files, read and merged for the consistency
+//!   tests.
 
 #![allow(
     clippy::unwrap_used,
@@ -25,6 +27,7 @@
     reason = "a test harness: a failed expectation is the test failing"
 )]
 
+pub mod compose;
 pub mod isolation;
 pub mod orders;
 pub mod pipeline;

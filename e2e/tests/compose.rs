@@ -10,41 +10,13 @@
     reason = "tests: a failed expectation is the test failing"
 )]
 
-use std::{collections::BTreeSet, fs, path::Path};
+use std::{fs, path::Path};
 
+use e2e::compose::{
+    ROOT, SERVICES, base as compose, condition, env, env_keys, port_of, published_ports, service,
+    variables_read_by,
+};
 use serde_yaml_ng::Value;
-use service::configuration::variables;
-
-const ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
-
-fn compose() -> Value {
-    let text = fs::read_to_string(Path::new(ROOT).join("docker-compose.yaml")).unwrap();
-    serde_yaml_ng::from_str(&text).expect("docker-compose.yaml is valid YAML")
-}
-
-fn service<'a>(compose: &'a Value, name: &str) -> &'a Value {
-    &compose["services"][name]
-}
-
-fn env<'a>(service: &'a Value, key: &str) -> &'a str {
-    service["environment"][key]
-        .as_str()
-        .unwrap_or_else(|| panic!("{key} is not set"))
-}
-
-/// Variables a service reads: every one its `Settings` declares.
-fn variables_read_by(krate: &str) -> BTreeSet<String> {
-    let variables = match krate {
-        "gateway" => variables::<gateway::Settings>(),
-        "checkout-service" => variables::<checkout_service::Settings>(),
-        "stock-service" => variables::<stock_service::Settings>(),
-        other => panic!("no service {other}"),
-    };
-    variables
-        .into_iter()
-        .map(|variable| variable.name)
-        .collect()
-}
 
 /// `[[bin]]` names (or the package name) of a workspace crate.
 fn binaries_of(krate: &str) -> Vec<String> {
@@ -61,28 +33,14 @@ fn binaries_of(krate: &str) -> Vec<String> {
     names
 }
 
-fn port_of(address: &str) -> &str {
-    address.rsplit(':').next().unwrap().trim_end_matches('/')
-}
-
-const SERVICES: [(&str, &str); 3] = [
-    ("gateway", "gateway"),
-    ("checkout-service", "checkout-service"),
-    ("stock-service", "stock-service"),
-];
-
 #[test]
 fn every_variable_set_is_one_the_service_reads() {
     let compose = compose();
     for (name, krate) in SERVICES {
         let read = variables_read_by(krate);
-        let environment = service(&compose, name)["environment"]
-            .as_mapping()
-            .unwrap_or_else(|| panic!("{name} has an environment map"));
-        for key in environment.keys() {
-            let key = key.as_str().unwrap();
+        for key in env_keys(service(&compose, name)) {
             assert!(
-                read.contains(key),
+                read.contains(&key),
                 "{name} sets {key}, which {krate} never reads"
             );
         }
@@ -199,17 +157,7 @@ fn the_fault_admin_endpoints_are_on_inside_the_network_with_a_token_from_the_env
 #[test]
 fn only_the_gateway_and_the_two_uis_are_published() {
     let compose = compose();
-    let mut published = Vec::new();
-    for (name, service) in compose["services"].as_mapping().unwrap() {
-        for port in service["ports"].as_sequence().into_iter().flatten() {
-            published.push(format!(
-                "{}={}",
-                name.as_str().unwrap(),
-                port.as_str().unwrap()
-            ));
-        }
-    }
-    published.sort();
+    let published = published_ports(&compose);
     let gateway_port = port_of(env(service(&compose, "gateway"), "HTTP_ADDRESS"));
     assert_eq!(
         published,
@@ -224,8 +172,7 @@ fn only_the_gateway_and_the_two_uis_are_published() {
 #[test]
 fn services_start_only_when_their_dependencies_are_up() {
     let compose = compose();
-    let condition =
-        |service: &str, dependency: &str| service_condition(&compose, service, dependency);
+    let condition = |service: &str, dependency: &str| condition(&compose, service, dependency);
     assert_eq!(condition("stock-service", "rabbitmq"), "service_healthy");
     assert_eq!(condition("checkout-service", "rabbitmq"), "service_healthy");
     assert_eq!(
@@ -242,11 +189,4 @@ fn services_start_only_when_their_dependencies_are_up() {
             .unwrap()
             .starts_with("jaegertracing/jaeger:2")
     );
-}
-
-fn service_condition(compose: &Value, service_name: &str, dependency: &str) -> String {
-    service(compose, service_name)["depends_on"][dependency]["condition"]
-        .as_str()
-        .unwrap_or_else(|| panic!("{service_name} does not wait for {dependency}"))
-        .to_owned()
 }
