@@ -18,6 +18,7 @@
 //!   exactly-once accounting.
 //! - [`process`]: a service as a real child process, for the tests that
 //!   kill one with SIGKILL.
+//! - [`postgres`]: a PostgreSQL database of a test's own.
 //! - [`compose`]: the compose files, read and merged for the consistency
 //!   tests.
 
@@ -32,6 +33,7 @@ pub mod isolation;
 pub mod orders;
 pub mod pipeline;
 pub mod poll;
+pub mod postgres;
 pub mod process;
 pub mod running;
 pub mod services;

@@ -51,6 +51,7 @@ pub struct Accepted {
 #[derive(Debug, Default)]
 pub struct Progress {
     accepted: AtomicUsize,
+    in_flight: AtomicUsize,
     statuses: Mutex<BTreeMap<String, usize>>,
     /// When the first and the last answer other than 202 came.
     refusals: Mutex<Option<(Instant, Instant)>>,
@@ -60,6 +61,12 @@ impl Progress {
     /// Orders accepted so far.
     pub fn accepted(&self) -> usize {
         self.accepted.load(Ordering::Relaxed)
+    }
+
+    /// Requests sent and not answered yet: the most a fault that strikes
+    /// now can fail at once.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.load(Ordering::Relaxed)
     }
 
     /// How often each answer was seen (`202`, `503`, `transport error`, …).
@@ -259,6 +266,7 @@ async fn place(
     let mut attempts = 0;
     loop {
         attempts += 1;
+        progress.in_flight.fetch_add(1, Ordering::Relaxed);
         let sent = http
             .post(format!("{gateway_url}/api/checkout"))
             .header("idempotency-key", &order.key)
@@ -266,6 +274,7 @@ async fn place(
             .json(&body)
             .send()
             .await;
+        progress.in_flight.fetch_sub(1, Ordering::Relaxed);
         match sent {
             Ok(response) if response.status() == StatusCode::ACCEPTED => {
                 progress.count("202".into());
