@@ -131,21 +131,18 @@ impl Store {
     ) -> Result<Vec<Outcome>, StoreError> {
         let sequence = self.lock_sequence(orders);
         let mut retries = 0;
-        loop {
+        let result = loop {
             let error = match self.attempt(orders, &sequence).await {
                 Err(StoreError::Database(error)) => error,
-                other => return other,
+                other => break other,
             };
             let Some(sqlstate) = retryable(&error) else {
-                return Err(error.into());
+                break Err(error.into());
             };
             if retries + 1 >= MAX_ATTEMPTS {
-                return Err(error.into());
+                break Err(error.into());
             }
             retries += 1;
-            for (_, span) in orders {
-                span.set_attribute(RETRIES_ATTRIBUTE, i64::from(retries));
-            }
             let parent = orders
                 .first()
                 .map_or_else(Span::none, |(_, span)| (*span).clone());
@@ -158,7 +155,15 @@ impl Store {
                 "the database aborted the batch's transaction; running it again"
             );
             tokio::time::sleep(retry_pause(retries)).await;
+        };
+        // Once, with the final count: setting an attribute again would add
+        // a second value rather than replace the first.
+        if retries > 0 {
+            for (_, span) in orders {
+                span.set_attribute(RETRIES_ATTRIBUTE, i64::from(retries));
+            }
         }
+        result
     }
 
     /// The order in which the batch's orders claim their ids: ascending
