@@ -6,7 +6,7 @@
 //! so tests build one from `Settings::defaults()` with their own queue,
 //! database and port 0.
 
-use std::{collections::BTreeMap, fmt, net::SocketAddr, str::FromStr};
+use std::{collections::BTreeMap, fmt, net::SocketAddr, str::FromStr, time::Duration};
 
 use amqp::AmqpSettings;
 use clap::{Args, Parser};
@@ -48,6 +48,9 @@ pub struct Settings {
     /// The queue and how much of it is delivered ahead.
     #[command(flatten)]
     pub queue: QueueSettings,
+    /// How long processed orders are remembered, and how often older ones are deleted.
+    #[command(flatten)]
+    pub retention: RetentionSettings,
     /// Demo fault injection (delays only).
     #[command(flatten)]
     pub faults: FaultArgs,
@@ -82,6 +85,51 @@ pub struct QueueSettings {
     #[arg(long = "amqp-prefetch", env = "AMQP_PREFETCH", default_value = "128",
           value_parser = clap::value_parser!(u16).range(1..))]
     pub prefetch: u16,
+}
+
+/// How long the ids of processed orders are kept (see [`crate::retention`]).
+#[derive(Clone, Debug, Args)]
+pub struct RetentionSettings {
+    /// How long a processed order is remembered, e.g. `7d`, `36h` (at least `1d`): a redelivery or an `Idempotency-Key` retry of an order is applied only once while it is remembered, so keep this well above checkout-service's 24 h idempotency window and the longest a message may wait in the queue; older orders are deleted and their status is no longer served.
+    #[arg(long = "processed-orders-retention", env = "PROCESSED_ORDERS_RETENTION",
+          default_value = "7d", value_parser = parse_retention)]
+    pub retention: Duration,
+    /// How often processed orders older than `PROCESSED_ORDERS_RETENTION` are deleted, e.g. `10m`, `1h` (from `1s` to `1d`; also once at start).
+    #[arg(long = "processed-orders-purge-interval", env = "PROCESSED_ORDERS_PURGE_INTERVAL",
+          default_value = "10m", value_parser = parse_purge_interval)]
+    pub purge_interval: Duration,
+}
+
+/// The shortest `PROCESSED_ORDERS_RETENTION`: checkout-service's
+/// idempotency window. Less would forget orders its clients are still told
+/// they may retry.
+pub const MIN_RETENTION: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// Parses `PROCESSED_ORDERS_RETENTION`: a duration of at least a day.
+pub fn parse_retention(raw: &str) -> Result<Duration, String> {
+    let retention = parse_duration(raw)?;
+    if retention < MIN_RETENTION {
+        return Err(format!(
+            "{raw:?} is shorter than 1d: exactly-once needs orders remembered at least \
+             as long as checkout-service's 24 h idempotency window"
+        ));
+    }
+    Ok(retention)
+}
+
+/// Parses `PROCESSED_ORDERS_PURGE_INTERVAL`: from a second to a day.
+pub fn parse_purge_interval(raw: &str) -> Result<Duration, String> {
+    let interval = parse_duration(raw)?;
+    if !(Duration::from_secs(1)..=MIN_RETENTION).contains(&interval) {
+        return Err(format!("{raw:?} is not between 1s and 1d"));
+    }
+    Ok(interval)
+}
+
+/// A duration such as `7d`, `36h`, `90m` or `1h 30m` (humantime's format).
+fn parse_duration(raw: &str) -> Result<Duration, String> {
+    humantime::parse_duration(raw.trim())
+        .map_err(|error| format!("{raw:?} is not a duration ({error}; e.g. 7d, 36h, 90m)"))
 }
 
 /// Units of each catalog item to create when the database does not have it.
@@ -186,6 +234,33 @@ mod tests {
         }
         let list = "1=100,2=50".parse::<InitialStock>().unwrap();
         assert_eq!(list.to_string().parse::<InitialStock>().unwrap(), list);
+    }
+
+    #[test]
+    fn retention_and_purge_interval_are_bounded_durations() {
+        assert_eq!(
+            parse_retention("7d").unwrap(),
+            Duration::from_secs(7 * 24 * 3600)
+        );
+        assert_eq!(
+            parse_retention(" 36h ").unwrap(),
+            Duration::from_secs(36 * 3600)
+        );
+        assert_eq!(parse_retention("1d").unwrap(), MIN_RETENTION);
+        for bad in ["23h", "90m", "0s", "7", "seven days", ""] {
+            assert!(parse_retention(bad).is_err(), "{bad} must be rejected");
+        }
+        assert_eq!(
+            parse_purge_interval("10m").unwrap(),
+            Duration::from_secs(600)
+        );
+        assert_eq!(parse_purge_interval("1s").unwrap(), Duration::from_secs(1));
+        for bad in ["0s", "500ms", "2d", "often"] {
+            assert!(parse_purge_interval(bad).is_err(), "{bad} must be rejected");
+        }
+        let defaults = Settings::defaults().retention;
+        assert_eq!(defaults.retention, Duration::from_secs(7 * 24 * 3600));
+        assert_eq!(defaults.purge_interval, Duration::from_secs(600));
     }
 
     #[test]

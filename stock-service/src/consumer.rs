@@ -28,21 +28,26 @@
 //!
 //! A database error is assumed transient: the delivery is requeued after
 //! [`DB_RETRY_DELAY`], and the quorum queue's delivery limit dead-letters it
-//! if the error persists.
+//! if the error persists. (A deadlock or serialization failure is first
+//! retried inside the store, a few times within a fraction of a second; see
+//! [`Store::apply_batch`].)
 //!
 //! # One batch at a time, in order
 //!
 //! Deliveries are processed sequentially, in batches: after the next
 //! delivery arrives, whatever else is already in the prefetch window (up to
 //! [`Store::max_batch`]) joins it, and the batch is applied in one database
-//! transaction and acknowledged after its commit, with one `basic.ack` whose
-//! `multiple` flag settles the whole batch (deliveries arrive in tag order,
-//! every earlier one is already settled, and poison ones were settled on
-//! their own before). At rest a batch is one delivery, so latency does not
-//! change; under load one commit and one ack serve many orders, which is
-//! what lets stock-service keep up (see BENCHMARKS.md).
-//! SQLite gets a single writer (no lock contention), the log reads in order,
-//! and shutdown has at most one batch in flight.
+//! transaction ([`Store::apply_batch`]) and acknowledged after its commit,
+//! with one `basic.ack` whose `multiple` flag settles the whole batch
+//! (deliveries arrive in tag order, every earlier one is already settled,
+//! and poison ones were settled on their own before). At rest a batch is
+//! one delivery, so latency does not change; under load one commit and one
+//! ack serve many orders, which is what lets stock-service keep up (see
+//! BENCHMARKS.md). SQLite gets a single writer (no lock contention), the
+//! log reads in order, and shutdown has at most one batch in flight.
+//! Several replicas may consume one queue into one PostgreSQL database: the
+//! store takes each batch's locks in an order that cannot deadlock, and
+//! runs a transaction the server aborted again before giving up on it.
 //!
 //! # Reconnecting
 //!
@@ -93,7 +98,7 @@ use crate::{
     broker::{BrokerError, BrokerSession},
     configuration::Settings,
     domain::Outcome,
-    store::{Store, StoreError},
+    store::Store,
 };
 
 /// Pause before requeueing a delivery that hit a database error.
@@ -306,22 +311,18 @@ impl Consumer {
             return Ok(());
         }
 
-        let applied = async {
-            let mut batch = self.store.begin_batch().await?;
-            let mut outcomes = Vec::with_capacity(orders.len());
-            for (_, span, order) in &orders {
-                let outcome = async {
-                    self.faults.maybe_delay().await;
-                    batch.apply(order).await
-                }
-                .instrument(span.clone())
-                .await?;
-                outcomes.push(outcome);
-            }
-            batch.commit().await?;
-            Ok::<_, StoreError>(outcomes)
+        // Injected delays happen before the transaction, not inside it: on
+        // PostgreSQL a delay there would hold the batch's row locks and stall
+        // every replica that needs the same items.
+        for (_, span, _) in &orders {
+            self.faults.maybe_delay().instrument(span.clone()).await;
         }
-        .await;
+        let batch: Vec<(&CheckoutProcessed, &Span)> = orders
+            .iter()
+            .map(|(_, span, order)| (order, span))
+            .collect();
+        let applied = self.store.apply_batch(&batch).await;
+        drop(batch);
 
         match applied {
             Ok(outcomes) => {

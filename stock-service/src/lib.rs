@@ -12,12 +12,14 @@
 //! - [`domain`]: the vocabulary: [`Outcome`](domain::Outcome) of applying an
 //!   order, [`OrderRecord`](domain::OrderRecord).
 //! - [`store`]: the database (SQLite or PostgreSQL): migrations, seeding,
-//!   and [`Store::apply`](store::Store::apply), the one-transaction,
-//!   idempotent stock update.
+//!   and [`Store::apply_batch`](store::Store::apply_batch), the
+//!   one-transaction, idempotent stock update, safe with several replicas.
 //! - [`broker`]: the RabbitMQ connection, its two channels, and the
 //!   topology it consumes from.
 //! - [`consumer`]: the delivery loop: the consumer span, settling each
 //!   delivery (ack, dead-letter, requeue), reconnecting.
+//! - [`retention`]: the background task that deletes processed orders
+//!   older than the retention.
 //! - [`routes`]: the HTTP API and health probes.
 //! - [`startup`]: [`Application`]: builds all of the above and runs it until
 //!   a [`CancellationToken`](service::shutdown::CancellationToken) is cancelled.
@@ -25,15 +27,16 @@
 //! # Shutdown
 //!
 //! On SIGINT/SIGTERM the HTTP listener stops accepting, the consumer cancels
-//! its subscription and finishes the message in hand (commit, then ack),
-//! and the connection closes, so prefetched messages go back to the queue
-//! unprocessed rather than half-processed. Only then does `main` flush the
-//! remaining spans.
+//! its subscription and finishes the batch in hand (commit, then ack), and
+//! the connection closes, so prefetched messages go back to the queue
+//! unprocessed rather than half-processed; the retention purge stops
+//! between two chunks. Only then does `main` flush the remaining spans.
 
 pub mod broker;
 pub mod configuration;
 pub mod consumer;
 pub mod domain;
+pub mod retention;
 pub mod routes;
 pub mod startup;
 pub mod store;

@@ -24,6 +24,7 @@ use crate::{
     broker::BrokerSession,
     configuration::Settings,
     consumer::Consumer,
+    retention::Retention,
     routes::{AppState, router},
     store::Store,
 };
@@ -35,6 +36,7 @@ pub struct Application {
     http_limits: HttpLimits,
     store: Store,
     consumer: Consumer,
+    retention: Retention,
     session: BrokerSession,
     admin: Option<AdminEndpoint>,
 }
@@ -98,6 +100,7 @@ impl Service for Application {
             listener,
             http_addr,
             http_limits: settings.http,
+            retention: Retention::new(store.clone(), settings.retention.clone()),
             consumer: Consumer::new(settings, store.clone(), faults),
             admin,
             store,
@@ -114,12 +117,13 @@ impl Service for Application {
         }
     }
 
-    /// Serves HTTP and consumes messages until `shutdown` is cancelled, then
-    /// stops in order: the listener stops accepting and finishes open
-    /// requests; the consumer cancels its subscription, finishes (commits
-    /// and acknowledges) the delivery in hand and closes the connection,
-    /// which returns prefetched, unprocessed deliveries to the queue; last,
-    /// the database pool closes.
+    /// Serves HTTP, consumes messages and purges old processed orders until
+    /// `shutdown` is cancelled, then stops in order: the listener stops
+    /// accepting and finishes open requests; the consumer cancels its
+    /// subscription, finishes (commits and acknowledges) the delivery in hand
+    /// and closes the connection, which returns prefetched, unprocessed
+    /// deliveries to the queue; the purge stops after its current chunk;
+    /// last, the database pool closes.
     async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         let state = AppState {
             store: self.store.clone(),
@@ -139,7 +143,9 @@ impl Service for Application {
             self.consumer.run(self.session, stop.clone()).await;
             stop.cancel();
         };
-        tokio::join!(http, consume);
+        // The purge never ends on its own: it only follows the others.
+        let purge = self.retention.run(stop.clone());
+        tokio::join!(http, consume, purge);
         self.store.close().await;
         tracing::info!("stock-service stopped");
         Ok(())

@@ -20,7 +20,7 @@ use lapin::{
     message::Delivery,
     options::{
         BasicGetOptions, BasicPublishOptions, ConfirmSelectOptions, ExchangeDeleteOptions,
-        QueueDeleteOptions,
+        QueueDeclareOptions, QueueDeleteOptions,
     },
     types::{AMQPValue, FieldTable, LongString},
 };
@@ -87,6 +87,16 @@ pub async fn spawn_app() -> TestApp {
 
 /// Starts a service on a fresh database of `backend` with the given stock.
 pub async fn spawn_app_on(backend: Backend, initial_stock: InitialStock) -> TestApp {
+    spawn_app_with(backend, initial_stock, |_| {}).await
+}
+
+/// [`spawn_app_on`], with the test's settings changed by `configure` before
+/// the service starts.
+pub async fn spawn_app_with(
+    backend: Backend,
+    initial_stock: InitialStock,
+    configure: impl FnOnce(&mut Settings),
+) -> TestApp {
     finished_spans(); // installs the subscriber before the service starts
     let id = Uuid::new_v4().simple().to_string();
     let db = TestDatabase::create(backend).await;
@@ -100,6 +110,7 @@ pub async fn spawn_app_on(backend: Backend, initial_stock: InitialStock) -> Test
     settings.database_url = db.url.clone();
     settings.http_address = "127.0.0.1:0".parse().expect("address");
     settings.initial_stock = initial_stock;
+    configure(&mut settings);
     let application = Application::build(settings.clone())
         .await
         .expect("the application builds");
@@ -228,6 +239,83 @@ impl TestApp {
             .expect("HTTP request")
     }
 
+    /// Publishes every message of `orders` without waiting for each
+    /// confirm, then waits for all of them (a few thousand messages take a
+    /// second instead of a round trip each).
+    pub async fn publish_orders(&self, orders: &[&CheckoutProcessed]) {
+        let mut confirms = Vec::with_capacity(orders.len());
+        for order in orders {
+            let confirm = self
+                .publisher
+                .basic_publish(
+                    self.settings.amqp.exchange.as_str().into(),
+                    self.settings.amqp.routing_key.as_str().into(),
+                    BasicPublishOptions {
+                        mandatory: true,
+                        ..BasicPublishOptions::default()
+                    },
+                    &order.to_json(),
+                    order_properties(order, FieldTable::default()),
+                )
+                .await
+                .expect("publish");
+            confirms.push(confirm);
+        }
+        for confirm in futures::future::join_all(confirms).await {
+            match confirm.expect("publisher confirm") {
+                Confirmation::Ack(None) => {}
+                other => panic!("the broker did not queue the message: {other:?}"),
+            }
+        }
+    }
+
+    /// The service's queue as the broker sees it now: (messages ready,
+    /// consumers).
+    pub async fn queue_state(&self) -> (u32, u32) {
+        let queue = self
+            .publisher
+            .queue_declare(
+                self.settings.queue.name.as_str().into(),
+                QueueDeclareOptions {
+                    passive: true,
+                    ..QueueDeclareOptions::default()
+                },
+                FieldTable::default(),
+            )
+            .await
+            .expect("passive queue.declare");
+        (queue.message_count(), queue.consumer_count())
+    }
+
+    /// Stops the service's writes to `processed_orders` (PostgreSQL only)
+    /// until the gate is released: the consumer's transaction waits on its
+    /// first `INSERT`, and deliveries pile up in the queue and the prefetch
+    /// window meanwhile, so the next batch is a full one.
+    pub async fn hold_writes(&self) -> WriteGate {
+        let mut connection = PgConnection::connect(&self.db.url)
+            .await
+            .expect("gate connection");
+        sqlx::raw_sql("BEGIN; LOCK TABLE processed_orders IN SHARE MODE")
+            .execute(&mut connection)
+            .await
+            .expect("lock processed_orders");
+        WriteGate(connection)
+    }
+
+    /// Starts another replica of the service: its own `Application` on the
+    /// same queue and database (and a port of its own).
+    pub async fn spawn_replica(&self) -> Replica {
+        let application = Application::build(self.settings.clone())
+            .await
+            .expect("the replica builds");
+        let shutdown = CancellationToken::new();
+        let running = tokio::spawn(application.run_until_stopped(shutdown.clone()));
+        Replica {
+            shutdown,
+            running: Some(running),
+        }
+    }
+
     /// Cancels the service and checks that it stops cleanly.
     pub async fn stop(mut self) {
         self.shutdown.cancel();
@@ -238,6 +326,51 @@ impl TestApp {
                 .expect("the service task did not panic");
             stopped.expect("the service stops without error");
         }
+    }
+}
+
+/// A lock on `processed_orders` that holds the service's writes back (see
+/// [`TestApp::hold_writes`]); released when its connection ends, at the
+/// latest when dropped.
+pub struct WriteGate(PgConnection);
+
+impl WriteGate {
+    /// Lets the writes go on.
+    pub async fn release(mut self) {
+        sqlx::raw_sql("COMMIT")
+            .execute(&mut self.0)
+            .await
+            .expect("release the lock");
+        let _ = self.0.close().await;
+    }
+}
+
+/// A further replica of a [`TestApp`]'s service (see
+/// [`TestApp::spawn_replica`]). Stopped when dropped; stop it before the
+/// `TestApp`, whose drop deletes the queue.
+pub struct Replica {
+    shutdown: CancellationToken,
+    running: Option<JoinHandle<anyhow::Result<()>>>,
+}
+
+impl Replica {
+    /// Cancels the replica and checks that it stops cleanly and in time (a
+    /// consumer stuck on a delivery would not).
+    pub async fn stop(mut self) {
+        self.shutdown.cancel();
+        if let Some(running) = self.running.take() {
+            let stopped = tokio::time::timeout(DEADLINE, running)
+                .await
+                .expect("the replica stops in time")
+                .expect("the replica task did not panic");
+            stopped.expect("the replica stops without error");
+        }
+    }
+}
+
+impl Drop for Replica {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
     }
 }
 
@@ -286,18 +419,33 @@ async fn delete_topology(settings: &Settings) {
 
 /// Polls `probe` every 50 ms until it returns `Some`, failing the test after
 /// 30 s.
-pub async fn eventually<T, F, Fut>(what: &str, mut probe: F) -> T
+pub async fn eventually<T, F, Fut>(what: &str, probe: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Option<T>>,
 {
-    let deadline = Instant::now() + DEADLINE;
+    eventually_within(DEADLINE, POLL_EVERY, what, probe).await
+}
+
+/// Polls `probe` every `every` until it returns `Some`, failing the test
+/// after `deadline`.
+pub async fn eventually_within<T, F, Fut>(
+    deadline: Duration,
+    every: Duration,
+    what: &str,
+    mut probe: F,
+) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + deadline;
     loop {
         if let Some(value) = probe().await {
             return value;
         }
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(POLL_EVERY).await;
+        tokio::time::sleep(every).await;
     }
 }
 

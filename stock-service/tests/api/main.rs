@@ -16,6 +16,9 @@
 mod consuming;
 mod health_and_errors;
 mod helpers;
+mod replicas;
+mod retention;
+mod retries;
 mod startup;
 mod store;
 mod trace_context;

@@ -15,6 +15,9 @@ fn a_bad_setting_stops_the_binary_with_the_variable_name() {
         ("DATABASE_URL", "mysql://db/stock"),
         ("ADMIN_ADDRESS", "nowhere"),
         ("FAULT_ADMIN_TOKEN", "short"),
+        ("PROCESSED_ORDERS_RETENTION", "12h"),
+        ("PROCESSED_ORDERS_RETENTION", "a week"),
+        ("PROCESSED_ORDERS_PURGE_INTERVAL", "0s"),
     ] {
         let output = Command::new(env!("CARGO_BIN_EXE_stock-service"))
             .env(variable, value)

@@ -242,3 +242,83 @@ async fn rabbitmq_refuses_short_string_headers() {
     assert!(confirmed.is_err(), "{confirmed:?}");
     app.stop().await;
 }
+
+/// On PostgreSQL a batch of several orders locks the stock rows of all of
+/// them in one statement before changing any, traced under the batch's
+/// first new order (a span has one parent); every order's trace keeps its
+/// own statements.
+#[tokio::test]
+async fn a_batch_locks_its_stock_rows_in_one_statement_on_postgres() {
+    let app = spawn_app_on(Backend::Postgres, InitialStock::default()).await;
+    // Held back, the consumer finds the orders waiting in its prefetch
+    // window and applies them in one batch.
+    let gate = app.hold_writes().await;
+    let mut traces = Vec::new();
+    let mut orders = Vec::new();
+    for n in 0..6 {
+        let (trace_id, _, traceparent) = remote_parent();
+        let order = order(&[(n % 4 + 1, 1), ((n + 1) % 4 + 1, 1)], 100);
+        let headers = long_string_headers(&[("traceparent", &traceparent)]);
+        app.publish(&order.to_json(), order_properties(&order, headers))
+            .await;
+        traces.push(trace_id);
+        orders.push(order);
+    }
+    eventually("every order to be delivered to the consumer", || async {
+        (app.queue_state().await.0 == 0).then_some(())
+    })
+    .await;
+    gate.release().await;
+    for order in &orders {
+        app.wait_for_order(order.order_id).await;
+    }
+
+    let spans = eventually("every trace's spans to be exported", || async {
+        let spans: Vec<SpanData> = finished_spans()
+            .into_iter()
+            .filter(|span| traces.contains(&span.span_context.trace_id()))
+            .collect();
+        let complete = traces.iter().all(|trace| {
+            let count = |kind: SpanKind| {
+                spans
+                    .iter()
+                    .filter(|s| s.span_context.trace_id() == *trace && s.span_kind == kind)
+                    .count()
+            };
+            // The consumer span and its INSERT and two UPDATEs.
+            count(SpanKind::Consumer) == 1 && count(SpanKind::Client) >= 3
+        });
+        complete.then_some(spans)
+    })
+    .await;
+    let locks: Vec<&SpanData> = spans
+        .iter()
+        .filter(|span| {
+            attribute(span, "db.query.text").is_some_and(|query| query.contains("FOR UPDATE"))
+        })
+        .collect();
+    assert!(!locks.is_empty(), "no batch locked its rows");
+    for lock in locks {
+        assert_eq!(lock.name, "SELECT stock");
+        assert_eq!(lock.span_kind, SpanKind::Client);
+        let parent = spans
+            .iter()
+            .find(|span| span.span_context.span_id() == lock.parent_span_id)
+            .expect("the lock's parent is one of the orders' spans");
+        assert_eq!(parent.span_kind, SpanKind::Consumer);
+    }
+    for trace in &traces {
+        let mut names: Vec<&str> = spans
+            .iter()
+            .filter(|s| s.span_context.trace_id() == *trace && s.span_kind == SpanKind::Client)
+            .map(|s| s.name.as_ref())
+            .filter(|name| *name != "SELECT stock")
+            .collect();
+        names.sort_unstable();
+        assert_eq!(
+            names,
+            ["INSERT processed_orders", "UPDATE stock", "UPDATE stock"]
+        );
+    }
+    app.stop().await;
+}
