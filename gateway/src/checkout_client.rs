@@ -84,6 +84,7 @@ impl CheckoutClient {
                 .collect(),
             idempotency_key: idempotency_key.unwrap_or_default().to_owned(),
             client_id: client.grpc_id().to_owned(),
+            idempotency_key_generated: false,
         });
         request.set_timeout(self.deadline);
         let mut client = self.inner.clone();
