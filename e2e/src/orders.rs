@@ -103,8 +103,11 @@ pub fn make_order(run: &str, index: usize) -> Order {
     }
 }
 
-/// Orders placed without pause through a gateway, 8 at a time, until
-/// [`Load::finish`] is called.
+/// How many orders a [`Load`] keeps in flight.
+pub const LOAD_CONCURRENCY: usize = 8;
+
+/// Orders placed without pause through a gateway, [`LOAD_CONCURRENCY`] at a
+/// time, until [`Load::finish`] is called.
 ///
 /// The load is open-ended on purpose. A fault test must know that the load
 /// was still running while the fault lasted; a fixed number of orders can
@@ -133,7 +136,7 @@ impl Load {
                     .map(|index| make_order(&run, index))
                     .take_until(stopped)
                     .map(|order| place(&http, &url, order, give_up_after, &progress))
-                    .buffer_unordered(8)
+                    .buffer_unordered(LOAD_CONCURRENCY)
                     .collect()
                     .await
             }
