@@ -370,3 +370,100 @@ async fn resolve_forever(set: Weak<ReplicaSet>) {
         set.resolve_all().await;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::checkout_client::CheckoutTargets;
+
+    /// Quick enough for a test, with no server behind any address (port 1
+    /// and up on loopback refuse connections).
+    const REFRESH: Refresh = Refresh {
+        resolve_interval: Duration::from_secs(3600),
+        probe_interval: Duration::from_secs(3600),
+        patience: Duration::from_secs(5),
+    };
+
+    fn targets(raw: &str) -> Vec<Target> {
+        CheckoutTargets::parse(raw)
+            .unwrap()
+            .iter()
+            .cloned()
+            .collect()
+    }
+
+    fn addrs(set: &ReplicaSet) -> Vec<String> {
+        set.snapshot().iter().map(|r| r.addr.to_string()).collect()
+    }
+
+    fn addr(raw: &str) -> SocketAddr {
+        raw.parse().unwrap()
+    }
+
+    #[tokio::test]
+    async fn ip_addresses_are_replicas_at_once_and_names_are_resolved() {
+        let set =
+            ReplicaSet::start(targets("http://127.0.0.1:1,http://127.0.0.2:1"), REFRESH).await;
+        assert_eq!(addrs(&set), ["127.0.0.1:1", "127.0.0.2:1"]);
+        assert!(set.resolver.lock().unwrap().is_none(), "nothing to resolve");
+
+        let set = ReplicaSet::start(targets("http://localhost:1"), REFRESH).await;
+        let snapshot = set.snapshot();
+        assert!(
+            snapshot
+                .iter()
+                .any(|r| r.addr.ip().is_loopback() && &*r.host == "localhost"),
+            "{:?}",
+            addrs(&set)
+        );
+        assert!(
+            set.resolver.lock().unwrap().is_some(),
+            "names are resolved again"
+        );
+    }
+
+    #[tokio::test]
+    async fn new_addresses_join_gone_ones_leave_and_a_failed_resolution_keeps_the_last() {
+        let set = ReplicaSet::start(
+            targets("http://checkout.invalid:1,http://127.0.0.9:1"),
+            REFRESH,
+        )
+        .await;
+        // The name did not resolve: only the IP address is a replica.
+        assert_eq!(addrs(&set), ["127.0.0.9:1"]);
+
+        let (a, b, c) = (
+            addr("127.0.0.3:1"),
+            addr("127.0.0.4:1"),
+            addr("127.0.0.5:1"),
+        );
+        let ip = Ok(vec![addr("127.0.0.9:1")]);
+        set.update(vec![Ok(vec![a, b]), ip.clone()]);
+        assert_eq!(addrs(&set), ["127.0.0.3:1", "127.0.0.4:1", "127.0.0.9:1"]);
+        let kept = set.snapshot()[1].clone();
+        assert_eq!(&*kept.host, "checkout.invalid");
+
+        set.update(vec![Ok(vec![b, c]), ip.clone()]);
+        assert_eq!(addrs(&set), ["127.0.0.4:1", "127.0.0.5:1", "127.0.0.9:1"]);
+        // A replica that stays is the same replica (its channel, its state).
+        assert!(Arc::ptr_eq(&kept, &set.snapshot()[0]));
+
+        set.update(vec![Err("SERVFAIL".to_owned()), ip]);
+        assert_eq!(addrs(&set), ["127.0.0.4:1", "127.0.0.5:1", "127.0.0.9:1"]);
+    }
+
+    #[tokio::test]
+    async fn a_replica_that_refuses_connections_is_down_and_marked_down_at_once() {
+        // No probe of its own runs: this test alone changes its state.
+        let target = &targets("http://127.0.0.1:1")[0];
+        let replica = Replica::new(addr("127.0.0.1:1"), target, REFRESH.patience).unwrap();
+        let answer = replica.probe_and_record(REFRESH.patience).await;
+        assert!(answer.is_err_and(|reason| reason.contains("unreachable")));
+        assert!(!replica.is_up());
+
+        replica.set(SERVING, "SERVING");
+        assert!(replica.is_up());
+        replica.mark_down("connection reset");
+        assert!(!replica.is_up());
+    }
+}
