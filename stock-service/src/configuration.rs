@@ -8,7 +8,7 @@
 
 use std::{collections::BTreeMap, fmt, net::SocketAddr, str::FromStr};
 
-use amqp::AmqpSettings;
+use amqp::{AmqpSettings, topology::QuorumSize};
 use clap::{Args, Parser};
 use contracts::amqp::{DEFAULT_QUEUE, dead_letter_exchange, dead_letter_queue};
 use service::{
@@ -82,6 +82,14 @@ pub struct QueueSettings {
     #[arg(long = "amqp-prefetch", env = "AMQP_PREFETCH", default_value = "128",
           value_parser = clap::value_parser!(u16).range(1..))]
     pub prefetch: u16,
+    /// Nodes a new queue (and its dead-letter queue) is replicated on, or `none` for RabbitMQ's default; on fewer nodes, all of them. Fixed when the queue is created: an existing queue must have been declared with the same value (`none` for queues created before this setting).
+    ///
+    /// A setting of the consumer's queue, beside `AMQP_QUEUE`: only
+    /// stock-service declares queues (checkout-service declares the exchange
+    /// alone), so only its `--help` lists it.
+    #[arg(long = "amqp-quorum-size", env = "AMQP_QUORUM_SIZE", default_value = "3",
+          value_parser = QuorumSize::parse)]
+    pub quorum_size: QuorumSize,
 }
 
 /// Units of each catalog item to create when the database does not have it.
