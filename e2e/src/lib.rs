@@ -18,6 +18,8 @@
 //!   exactly-once accounting.
 //! - [`process`]: a service as a real child process, for the tests that
 //!   kill one with SIGKILL.
+//! - [`broker`]: private RabbitMQ nodes and clusters, for the tests that
+//!   stop or crash a broker node.
 
 #![allow(
     clippy::unwrap_used,
@@ -25,6 +27,7 @@
     reason = "a test harness: a failed expectation is the test failing"
 )]
 
+pub mod broker;
 pub mod isolation;
 pub mod orders;
 pub mod pipeline;
