@@ -82,7 +82,7 @@ pub struct QueueSettings {
     #[arg(long = "amqp-prefetch", env = "AMQP_PREFETCH", default_value = "128",
           value_parser = clap::value_parser!(u16).range(1..))]
     pub prefetch: u16,
-    /// Nodes a new queue (and its dead-letter queue) is replicated on, or `none` for RabbitMQ's default; on fewer nodes, all of them. Fixed when the queue is created: an existing queue must have been declared with the same value (`none` for queues created before this setting).
+    /// Nodes each new queue (the work queue and its dead-letter queue) is replicated on (every node if the cluster has fewer), or `none` for RabbitMQ's default; fixed when a queue is created, so it must match what an existing queue was declared with (`none` for queues created before this setting).
     ///
     /// A setting of the consumer's queue, beside `AMQP_QUEUE`: only
     /// stock-service declares queues (checkout-service declares the exchange
