@@ -189,6 +189,10 @@ async fn orders_keep_flowing_when_a_cluster_node_dies() {
     );
     load.wait_for_more_accepted(100, PATIENCE).await;
 
+    // What the orders in flight at each kill got: a 503 or 504 (retried
+    // with the same key), never a 202 for a publish the broker did not
+    // confirm (the accounting below would miss its units).
+    eprintln!("the load's answers: {:?}", load.progress().answers());
     let mut accepted = load.finish().await;
     accepted.extend(probes);
     // stock-service, wherever it is connected now, applies every one.
