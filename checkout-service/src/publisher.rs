@@ -23,10 +23,22 @@
 //! deadline must not wait forever on a confirm that a dying connection never
 //! resolves. The failure is ambiguous, as every publish failure is, and the
 //! `Idempotency-Key` is what makes the client's retry safe.
+//!
+//! A nack makes the supervisor replace the channel (at most once per
+//! [`CHANNEL_RENEWAL_INTERVAL`]). RabbitMQ 3.10 sets up a new channel's
+//! quorum-queue client with the leader its queue record names; a channel
+//! opened while the cluster elects a new leader (exactly when a publisher
+//! that lost its node reconnects) can keep the dead leader and nack every
+//! publish for as long as it lives (fixed in 3.11.x/3.12.x:
+//! rabbitmq-server PR 9241). The cluster test caught a minute of nacks; a
+//! fresh channel a moment later has the new leader.
 
 use std::{
-    sync::{Arc, RwLock},
-    time::{Duration, SystemTime, UNIX_EPOCH},
+    sync::{
+        Arc, RwLock,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
 use amqp::{AmqpSettings, connection::Backoff, settings::Node, topology};
@@ -76,6 +88,12 @@ pub enum PublishError {
     ConfirmTimeout(Duration),
 }
 
+/// The least time between two channel replacements after nacks (see the
+/// module docs): a queue that refuses messages for another reason
+/// (`x-overflow` = `reject-publish`) costs a channel a second, not one per
+/// publish.
+pub const CHANNEL_RENEWAL_INTERVAL: Duration = Duration::from_secs(1);
+
 /// How long a publish waits for the broker's confirm. A healthy broker
 /// confirms a persistent message in milliseconds, even under load.
 pub const CONFIRM_TIMEOUT: Duration = Duration::from_secs(10);
@@ -92,6 +110,8 @@ struct Shared {
     link: RwLock<Option<Link>>,
     /// Raised by a failed publish to make the supervisor check the connection.
     connection_suspect: Notify,
+    /// Set with `connection_suspect` by a nack: replace the channel.
+    nacked: AtomicBool,
     /// Whether a channel is open, for health reporting.
     connected: watch::Sender<bool>,
 }
@@ -126,6 +146,7 @@ impl Publisher {
             connected: watch::Sender::new(link.is_some()),
             link: RwLock::new(link),
             connection_suspect: Notify::new(),
+            nacked: AtomicBool::new(false),
         });
         tokio::spawn(supervise(shared.clone(), connection, shutdown));
         Ok(Self { shared })
@@ -172,11 +193,15 @@ impl Publisher {
             .await;
         if let Err(error) = &result {
             spans::record_error(&span, error.kind(), &error.to_string());
+            if matches!(error, PublishError::Nacked) {
+                shared.nacked.store(true, Ordering::Relaxed);
+            }
             if matches!(
                 error,
                 PublishError::Broker(_)
                     | PublishError::Unavailable
                     | PublishError::ConfirmTimeout(_)
+                    | PublishError::Nacked
             ) {
                 shared.connection_suspect.notify_one();
             }
@@ -272,6 +297,7 @@ async fn supervise(
     shutdown: CancellationToken,
 ) {
     let mut backoff = Backoff::new();
+    let mut renewed = Instant::now();
     let mut connection = match connection {
         Some(connection) => connection,
         None => match reconnect(&shared, &mut backoff, &shutdown).await {
@@ -307,6 +333,17 @@ async fn supervise(
                         amqp::connection::close(&connection, "reconnecting").await;
                         break;
                     }
+                    if shared.nacked.load(Ordering::Relaxed)
+                        && renewed.elapsed() >= CHANNEL_RENEWAL_INTERVAL
+                    {
+                        shared.nacked.store(false, Ordering::Relaxed);
+                        renewed = Instant::now();
+                        if let Err(error) = renew_channel(&shared, &connection).await {
+                            tracing::warn!(%error, "cannot replace the channel");
+                            amqp::connection::close(&connection, "reconnecting").await;
+                            break;
+                        }
+                    }
                 }
             }
         }
@@ -319,6 +356,32 @@ async fn supervise(
             None => return,
         };
     }
+}
+
+/// Replaces the confirming channel with a new one on `connection` (after a
+/// nack: see the module docs). The old one is closed once every publish
+/// still in flight on it has had its answer or timed out.
+async fn renew_channel(shared: &Shared, connection: &Connection) -> Result<(), PublishError> {
+    let channel = connection.create_channel().await?;
+    channel
+        .confirm_select(ConfirmSelectOptions::default())
+        .await?;
+    let old = shared
+        .link
+        .write()
+        .unwrap_or_else(|p| p.into_inner())
+        .as_mut()
+        .map(|link| std::mem::replace(&mut link.channel, channel));
+    if let Some(old) = old {
+        tokio::spawn(async move {
+            tokio::time::sleep(CONFIRM_TIMEOUT).await;
+            if let Err(error) = old.close(200, "replaced".into()).await {
+                tracing::debug!(%error, "closing a replaced channel");
+            }
+        });
+    }
+    tracing::info!("the broker nacked a message: publishing on a new channel");
+    Ok(())
 }
 
 /// Opens a connection to any node, waiting as `backoff` says before each

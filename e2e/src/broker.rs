@@ -197,6 +197,11 @@ impl PrivateCluster {
         self.ports.iter().map(|(amqp, _)| node_url(*amqp)).collect()
     }
 
+    /// Node `index`'s AMQP port (the `server.port` of spans through it).
+    pub fn amqp_port(&self, index: usize) -> u16 {
+        self.ports[index].0
+    }
+
     /// How many nodes the cluster has (running or not).
     pub fn len(&self) -> usize {
         self.ports.len()
@@ -275,17 +280,29 @@ impl PrivateCluster {
 
     /// The nodes quorum queue `queue` (in vhost `/`) is replicated on.
     pub fn members_of(&self, queue: &str) -> Vec<usize> {
-        let queues = self.ask(&["list_queues", "name", "members"]);
-        let mut members: Vec<usize> = queues
+        self.queue_nodes(queue, "members")
+    }
+
+    /// The nodes whose member of quorum queue `queue` (in vhost `/`) is
+    /// running: a node that was killed and started again counts once its
+    /// member has recovered.
+    pub fn online_members_of(&self, queue: &str) -> Vec<usize> {
+        self.queue_nodes(queue, "online")
+    }
+
+    /// The nodes in `list_queues` column `column` of `queue`.
+    fn queue_nodes(&self, queue: &str, column: &str) -> Vec<usize> {
+        let queues = self.ask(&["list_queues", "name", column]);
+        let mut nodes: Vec<usize> = queues
             .as_array()
             .into_iter()
             .flatten()
             .filter(|q| q["name"] == queue)
-            .flat_map(|q| q["members"].as_array().cloned().unwrap_or_default())
+            .flat_map(|q| q[column].as_array().cloned().unwrap_or_default())
             .filter_map(|node| self.index_of(node.as_str()?))
             .collect();
-        members.sort_unstable();
-        members
+        nodes.sort_unstable();
+        nodes
     }
 
     /// The nodes the open connections named `connection_name` (the name a
@@ -309,8 +326,28 @@ impl PrivateCluster {
 }
 
 impl Drop for PrivateCluster {
-    /// Never panics: it may run while a failed assertion unwinds.
+    /// Never panics: it may run while a failed assertion unwinds. When it
+    /// does, the nodes' logs are kept first, in `/tmp/rabbitmq-private-logs`.
     fn drop(&mut self) {
+        if std::thread::panicking() {
+            let kept = format!("/tmp/rabbitmq-private-logs/{}", self.prefix);
+            let copied = std::fs::create_dir_all(&kept).is_ok()
+                && (0..self.len()).all(|i| {
+                    let name = self.node_name(i);
+                    Command::new("cp")
+                        .args([
+                            "-r",
+                            &format!("/tmp/rabbitmq-private/{name}/log"),
+                            &format!("{kept}/{name}"),
+                        ])
+                        .status()
+                        .is_ok_and(|status| status.success())
+                });
+            eprintln!(
+                "the cluster's logs{} in {kept}",
+                if copied { "" } else { " (some)" }
+            );
+        }
         let count = self.len().to_string();
         if run_script("rabbitmq-cluster", &["stop", &self.prefix, &count]).is_none() {
             eprintln!(

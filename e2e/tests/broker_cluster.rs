@@ -6,8 +6,9 @@
 //! services reconnect to another node on their own and orders keep
 //! flowing; in the end every accepted order was applied exactly once. The
 //! quorum queues have the three members `AMQP_QUORUM_SIZE` (3 by default)
-//! asks for. The time from each kill to the first 202 of an order sent
-//! after it is printed, never asserted.
+//! asks for, and the spans name the node each message went through. The
+//! time from each kill to the first 202 of an order sent after it is
+//! printed, never asserted.
 //!
 //! The cluster is private ([`e2e::broker::PrivateCluster`],
 //! `scripts/rabbitmq-cluster`), on free ports, and stopped and removed
@@ -25,11 +26,13 @@ use std::{
     time::{Duration, Instant},
 };
 
+use checkout_cli::receiver::SpanKind;
 use contracts::amqp::{PUBLISHER_APP_ID, dead_letter_queue};
 use e2e::{
     PATIENCE, PipelineOptions, TestPipeline,
     broker::PrivateCluster,
     orders::{Accepted, Load, make_order},
+    span_of,
 };
 use reqwest::StatusCode;
 use serde_json::json;
@@ -52,12 +55,12 @@ async fn on_cluster<T: Send + 'static>(
 /// `Idempotency-Key`, as a client must: a 503 or 504 may come after the
 /// broker took it); returns it and the time from `since` to its 202. It is
 /// first sent after `since`, so the 202 is of a publish confirmed after the
-/// fault.
+/// fault. Also returns the order's trace id.
 async fn first_acceptance(
     pipeline: &TestPipeline,
     run: &str,
     since: Instant,
-) -> (Duration, Accepted) {
+) -> (Duration, Accepted, String) {
     let order = make_order(run, 0);
     let items: Vec<_> = order
         .lines
@@ -76,6 +79,7 @@ async fn first_acceptance(
         if status == StatusCode::ACCEPTED {
             let gap = since.elapsed();
             let order_id = body["orderId"].as_str().expect("orderId").to_owned();
+            let trace_id = body["traceId"].as_str().expect("traceId").to_owned();
             return (
                 gap,
                 Accepted {
@@ -83,6 +87,7 @@ async fn first_acceptance(
                     order_id,
                     attempts,
                 },
+                trace_id,
             );
         }
         assert!(
@@ -94,7 +99,7 @@ async fn first_acceptance(
         );
         assert!(
             since.elapsed() < PATIENCE * 2,
-            "no order accepted {:?} after the kill",
+            "no order accepted {:?} after the kill; the last answer: {status} {body}",
             since.elapsed()
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -151,7 +156,7 @@ async fn orders_keep_flowing_when_a_cluster_node_dies() {
     .await;
     on_cluster(&cluster, move |c| c.kill(publisher_node)).await;
     let killed = Instant::now();
-    let (gap, probe) = first_acceptance(&pipeline, &format!("{run}-1"), killed).await;
+    let (gap, probe, trace_id) = first_acceptance(&pipeline, &format!("{run}-1"), killed).await;
     probes.push(probe);
     eprintln!(
         "SIGKILL of node {publisher_node} (checkout-service's; stock-service on {consumer_node}, \
@@ -160,14 +165,47 @@ async fn orders_keep_flowing_when_a_cluster_node_dies() {
     load.wait_for_more_accepted(100, PATIENCE).await;
     let publisher_now = node_of(&cluster, PUBLISHER_APP_ID).await;
     assert_ne!(publisher_now, publisher_node, "checkout-service moved");
+    // The spans of the order sent after the kill name the nodes it went
+    // through: checkout-service's new one, and one stock-service is on
+    // now (the killed one is no longer anyone's).
+    let spans = pipeline
+        .wait_for_trace(&trace_id, |spans| {
+            spans.iter().any(|span| span.kind == SpanKind::Consumer)
+        })
+        .await;
+    let producer = span_of(&spans, "checkout-service", SpanKind::Producer);
+    assert_eq!(producer.attr_str("server.address"), Some("127.0.0.1"));
+    assert_eq!(
+        producer.attr_i64("server.port"),
+        Some(i64::from(cluster.amqp_port(publisher_now)))
+    );
+    let consumer = span_of(&spans, "stock-service", SpanKind::Consumer);
+    let consumer_port = consumer.attr_i64("server.port").expect("server.port");
+    assert!(
+        (0..NODES)
+            .filter(|&node| node != publisher_node)
+            .any(|node| i64::from(cluster.amqp_port(node)) == consumer_port),
+        "the consumer span names a live node: {consumer_port}"
+    );
 
-    // Back with three nodes, so that losing another keeps a majority.
+    // Back with three nodes, and the queues with three members online, so
+    // that losing another node keeps a majority of each.
     on_cluster(&cluster, move |c| c.restart(publisher_node)).await;
     e2e::poll::until("all nodes running again", PATIENCE * 2, || async {
         let running = on_cluster(&cluster, |c| c.running_nodes()).await;
         (running.len() == NODES).then_some(())
     })
     .await;
+    for name in [queue.clone(), dead_letter_queue(&queue)] {
+        e2e::poll::until(format!("{name}'s members online"), PATIENCE * 2, || {
+            let name = name.clone();
+            async {
+                let online = on_cluster(&cluster, move |c| c.online_members_of(&name)).await;
+                (online.len() == NODES).then_some(())
+            }
+        })
+        .await;
+    }
     load.wait_for_more_accepted(50, PATIENCE).await;
 
     // 2. The node holding the queue's leader dies.
@@ -179,9 +217,13 @@ async fn orders_keep_flowing_when_a_cluster_node_dies() {
     .expect("the queue has a leader");
     let consumer_node = node_of(&cluster, stock_service::NAME).await;
     let publisher_node = node_of(&cluster, PUBLISHER_APP_ID).await;
+    eprintln!(
+        "killing node {leader} (the queue's leader; checkout-service on {publisher_node}, \
+         stock-service on {consumer_node})"
+    );
     on_cluster(&cluster, move |c| c.kill(leader)).await;
     let killed = Instant::now();
-    let (gap, probe) = first_acceptance(&pipeline, &format!("{run}-2"), killed).await;
+    let (gap, probe, _) = first_acceptance(&pipeline, &format!("{run}-2"), killed).await;
     probes.push(probe);
     eprintln!(
         "SIGKILL of node {leader} (the queue's leader; checkout-service on {publisher_node}, \
