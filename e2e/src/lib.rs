@@ -20,6 +20,8 @@
 //!   kill one with SIGKILL.
 //! - [`broker`]: private RabbitMQ nodes and clusters, for the tests that
 //!   stop or crash a broker node.
+//! - [`scaled`]: the pipeline scaled out (three broker nodes, PostgreSQL,
+//!   two replicas of each service), for the cluster fault tests.
 //! - [`postgres`]: a PostgreSQL database of a test's own.
 //! - [`compose`]: the compose files, read and merged for the consistency
 //!   tests.
@@ -39,6 +41,7 @@ pub mod poll;
 pub mod postgres;
 pub mod process;
 pub mod running;
+pub mod scaled;
 pub mod services;
 
 use std::time::Duration;

@@ -85,6 +85,7 @@ async fn first_acceptance(
                 Accepted {
                     order,
                     order_id,
+                    trace_id: trace_id.clone(),
                     attempts,
                 },
                 trace_id,
