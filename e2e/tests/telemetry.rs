@@ -97,8 +97,9 @@ fn config_from_flags(
 
 /// Under `telemetry`'s dispatcher, on a thread without a runtime: a counter through
 /// `telemetry::metrics::meter` (the way service code finds its meter), a duration
-/// histogram through `Telemetry::meter`, and an INFO event inside a span; then a
-/// flush. The counter gets 2 + 3, the histogram 0.003 s and 0.004 s.
+/// histogram through `Telemetry::meter`, an INFO event inside a span and one given
+/// its span explicitly, written outside it; then a flush. The counter gets 2 + 3,
+/// the histogram 0.003 s and 0.004 s.
 fn record_everything(telemetry: Telemetry) {
     std::thread::spawn(move || {
         tracing::dispatcher::with_default(telemetry.dispatch(), || {
@@ -117,6 +118,10 @@ fn record_everything(telemetry: Telemetry) {
             tracing::info_span!("probe-span").in_scope(|| {
                 tracing::info!(order_items = 2, "probe order received");
             });
+            // Given its span explicitly, outside it (as stock-service reports
+            // each order of a batch after the commit).
+            let decided = tracing::info_span!("probe-decided");
+            tracing::info!(parent: &decided, "probe order decided");
         });
         telemetry.force_flush();
     })
@@ -173,23 +178,38 @@ async fn metrics_and_logs_arrive_over(protocol: &str) {
     let spans = receiver
         .store()
         .wait_for(WAIT, |spans| {
-            spans.iter().any(|s| s.service_name == service)
+            spans.iter().filter(|s| s.service_name == service).count() >= 2
         })
         .await
-        .unwrap_or_else(|spans| panic!("no span over {protocol}: {spans:?}"));
+        .unwrap_or_else(|spans| panic!("no two spans over {protocol}: {spans:?}"));
     let span = spans
         .iter()
-        .find(|s| s.service_name == service)
+        .find(|s| s.service_name == service && s.name == "probe-span")
         .expect("found above");
     let logs = receiver
         .logs()
-        .wait_for(WAIT, |logs| logs.iter().any(|l| l.service_name == service))
+        .wait_for(WAIT, |logs| {
+            logs.iter().filter(|l| l.service_name == service).count() >= 2
+        })
         .await
-        .unwrap_or_else(|logs| panic!("no log record over {protocol}: {logs:?}"));
+        .unwrap_or_else(|logs| panic!("no two log records over {protocol}: {logs:?}"));
     let record = logs
         .iter()
-        .find(|l| l.service_name == service)
-        .expect("found above");
+        .find(|l| l.service_name == service && l.message() == "probe order received")
+        .expect("the record written in the span");
+    let decided_span = spans
+        .iter()
+        .find(|s| s.service_name == service && s.name == "probe-decided")
+        .expect("the explicit parent's span");
+    let decided = logs
+        .iter()
+        .find(|l| l.service_name == service && l.message() == "probe order decided")
+        .expect("the record given its span");
+    assert_eq!(
+        decided.span_id.as_deref(),
+        Some(decided_span.span_id.as_str()),
+        "an explicit parent gives the record its ids"
+    );
     assert_eq!(record.message(), "probe order received");
     assert_eq!(record.severity_text, "INFO");
     assert_eq!(record.trace_id.as_deref(), Some(span.trace_id.as_str()));
@@ -202,8 +222,8 @@ async fn metrics_and_logs_arrive_over(protocol: &str) {
         Some(2)
     );
     assert_eq!(
-        receiver.logs().logs_of_trace(&span.trace_id).len(),
-        1,
+        receiver.logs().logs_of_trace(&span.trace_id),
+        std::slice::from_ref(record),
         "the record is found by its trace"
     );
     assert!(

@@ -121,6 +121,12 @@ impl Telemetry {
     where
         W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
     {
+        // `RUST_LOG` filters the logs only (the JSON lines and the OTLP log
+        // records alike): which spans are traced must not depend on how
+        // verbose the logs are (RUST_LOG=warn keeps its traces). Parsed first,
+        // so a bad value starts no exporter.
+        let json_filter = EnvFilter::builder().parse(&config.log_filter)?;
+        let otlp_filter = EnvFilter::builder().parse(&config.log_filter)?;
         let Pipelines {
             tracer,
             meter,
@@ -128,15 +134,16 @@ impl Telemetry {
             runtime: export_runtime,
             tally,
         } = export::pipelines(config)?;
-        // `RUST_LOG` filters the logs only: which spans are traced must not
-        // depend on how verbose the logs are (RUST_LOG=warn keeps its traces).
-        let log_filter = || EnvFilter::builder().parse(&config.log_filter);
         let own_dispatch = Arc::new(OnceLock::<WeakDispatch>::new());
         let logs_open = Arc::new(AtomicBool::new(true));
-        let otlp_logs = match &logger {
-            Some(provider) => Some(otlp_logs(provider, log_filter()?, logs_open.clone())),
-            None => None,
-        };
+        let otlp_logs = logger.as_ref().map(|provider| {
+            otlp_logs(
+                provider,
+                otlp_filter,
+                logs_open.clone(),
+                own_dispatch.clone(),
+            )
+        });
         let spans = tracer.as_ref().map(|provider| {
             tracing_opentelemetry::layer()
                 .with_tracer(provider.tracer(config.service_name.clone()))
@@ -154,7 +161,7 @@ impl Telemetry {
                 }))
         });
         let subscriber = tracing_subscriber::registry()
-            .with(json_logs(writer, own_dispatch.clone()).with_filter(log_filter()?))
+            .with(json_logs(writer, own_dispatch.clone()).with_filter(json_filter))
             .with(otlp_logs)
             // The carriers find the service's propagator, and service code
             // its meter, in its dispatcher (see `propagation`, `metrics`);
@@ -284,8 +291,8 @@ fn warn_failures<const N: usize>(what: &str, results: [(&str, Option<OTelSdkResu
 
 /// A service binary's `main`: telemetry from `args` as the process default,
 /// then `S` built from `settings`, its start-up line logged, and served
-/// until SIGINT/SIGTERM; last, the spans still queued are exported (those of
-/// a failed start included).
+/// until SIGINT/SIGTERM; last, the spans and log records still queued and
+/// the metrics' final values are exported (those of a failed start included).
 pub async fn run<S: Service>(settings: S::Settings, args: TelemetryArgs) -> anyhow::Result<()> {
     let config = args
         .into_config(S::NAME, S::VERSION)

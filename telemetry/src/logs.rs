@@ -70,6 +70,7 @@ pub(crate) fn otlp_logs<S>(
     provider: &SdkLoggerProvider,
     log_filter: EnvFilter,
     open: Arc<AtomicBool>,
+    own_dispatch: Arc<OnceLock<WeakDispatch>>,
 ) -> impl Layer<S> + use<S>
 where
     S: tracing::Subscriber + for<'a> LookupSpan<'a>,
@@ -78,14 +79,54 @@ where
     OtlpLogs {
         bridge: OpenTelemetryTracingBridge::new(provider),
         open,
+        own_dispatch,
     }
     .with_filter(log_filter.and(not_machinery))
 }
 
 /// The `opentelemetry-appender-tracing` bridge behind an on/off switch.
+///
+/// The bridge takes a record's trace and span ids from the OpenTelemetry
+/// context current on the thread, which is the entered span's. An event
+/// given its span explicitly (`info!(parent: &span, …)`, as stock-service
+/// does for each order of a batch after the batch's commit) is written
+/// outside that span, so for those the span's own context is made current
+/// while the record is made — the JSON layer finds it the same way.
 struct OtlpLogs {
     bridge: OpenTelemetryTracingBridge<SdkLoggerProvider, SdkLogger>,
     open: Arc<AtomicBool>,
+    own_dispatch: Arc<OnceLock<WeakDispatch>>,
+}
+
+impl OtlpLogs {
+    /// The OpenTelemetry context of the event's explicit parent, or of the
+    /// nearest traced span above it; an empty one for an explicit root.
+    fn explicit_context<S>(
+        &self,
+        event: &tracing::Event<'_>,
+        ctx: &Context<'_, S>,
+    ) -> opentelemetry::Context
+    where
+        S: tracing::Subscriber + for<'a> LookupSpan<'a>,
+    {
+        let Some(dispatch) = self.own_dispatch.get().and_then(WeakDispatch::upgrade) else {
+            return opentelemetry::Context::new();
+        };
+        let traced = |id: &tracing::span::Id| {
+            tracing_opentelemetry::get_otel_context(id, &dispatch)
+                .filter(|cx| cx.span().span_context().is_valid())
+        };
+        event
+            .parent()
+            .and_then(traced)
+            .or_else(|| {
+                ctx.event_scope(event)
+                    .into_iter()
+                    .flatten()
+                    .find_map(|span| traced(&span.id()))
+            })
+            .unwrap_or_default()
+    }
 }
 
 impl<S> Layer<S> for OtlpLogs
@@ -93,8 +134,11 @@ where
     S: tracing::Subscriber + for<'a> LookupSpan<'a>,
 {
     fn on_event(&self, event: &tracing::Event<'_>, ctx: Context<'_, S>) {
-        if self.open.load(Ordering::Acquire) {
-            self.bridge.on_event(event, ctx);
+        if !self.open.load(Ordering::Acquire) {
+            return;
         }
+        let _explicit =
+            (!event.is_contextual()).then(|| self.explicit_context(event, &ctx).attach());
+        self.bridge.on_event(event, ctx);
     }
 }
