@@ -115,7 +115,11 @@ pub fn render(view: &TopView, dropped_points: u64) -> String {
         && view.orders.is_empty()
         && view.stock.is_empty()
     {
-        out.push_str("\nwaiting for metrics…\n");
+        out.push_str(if view.series_received == 0 {
+            "\nwaiting for metrics…\n"
+        } else {
+            "\nno metric this view shows has arrived yet\n"
+        });
     }
     operations(&mut out, "OPERATIONS", &view.operations);
     operations(&mut out, "QUEUE LAG", &view.queue_lag);
@@ -149,6 +153,7 @@ pub fn render(view: &TopView, dropped_points: u64) -> String {
             );
         }
     }
+    let _ = writeln!(out, "\n{} series received", view.series_received);
     if dropped_points > 0 {
         let _ = writeln!(
             out,

@@ -33,9 +33,10 @@ mod traces;
 
 use tally::ExportTally;
 
-/// The crates that carry spans to the collector. Their own (debug-level)
-/// spans must never become OpenTelemetry spans: exporting them would create
-/// more spans to export, without end, whenever `RUST_LOG` lets them through.
+/// The crates that carry telemetry to the collector. Their own (debug-level)
+/// spans must never become OpenTelemetry spans, nor their events OTLP log
+/// records: exporting them would create more to export, without end,
+/// whenever `RUST_LOG` lets them through.
 pub(crate) fn is_export_machinery(target: &str) -> bool {
     const CRATES: [&str; 7] = [
         "h2",
@@ -51,7 +52,7 @@ pub(crate) fn is_export_machinery(target: &str) -> bool {
 }
 
 /// A single-threaded Tokio runtime, on a thread of its own, for the OTLP/gRPC
-/// exporter's channel.
+/// exporters' channels (one per signal).
 ///
 /// tonic spawns a channel's tasks (its request buffer and the HTTP/2
 /// connection, which encodes every export) on the runtime it is built in.

@@ -37,6 +37,8 @@ pub struct TopView {
     pub orders: Vec<OutcomeRow>,
     /// Units in stock, per service and item.
     pub stock: Vec<StockRow>,
+    /// Series received in all, those shown and those of other metrics.
+    pub series_received: usize,
 }
 
 /// One operation's figures over the last interval.
@@ -138,6 +140,7 @@ pub fn view(series: &[MetricSeries]) -> TopView {
         queue_lag: lag.into_values().map(Group::row).collect(),
         orders,
         stock,
+        series_received: series.len(),
     }
 }
 
