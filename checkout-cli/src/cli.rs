@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
-use crate::{jaeger, load, send, traces};
+use crate::{jaeger, load, send, top, traces};
 
 /// Send checkouts, generate load, and read traces without Jaeger.
 ///
@@ -36,6 +36,16 @@ pub enum Command {
     /// delay, 1 s by default). Spans arriving later are printed as a partial trace of
     /// their own. Ctrl-C prints the traces still settling, then exits.
     Traces(traces::TracesArgs),
+    /// Receive metrics over OTLP and show rate, errors and p50/p99 per service and operation, live
+    ///
+    /// Point the services' OTEL_EXPORTER_OTLP_ENDPOINT here. Every --interval the table
+    /// is redrawn from the latest metric points: per service and operation the rate, the
+    /// share of errors and the p50/p99 latency over the services' last export interval,
+    /// then the order lag, the orders by outcome and the stock per item. The services
+    /// export every OTEL_METRIC_EXPORT_INTERVAL (60 s by default): start them with
+    /// OTEL_METRIC_EXPORT_INTERVAL=1000 for a live view. --json prints one JSON
+    /// document per refresh. Spans and log records received are dropped.
+    Top(top::TopArgs),
     /// Fetch one trace from Jaeger's HTTP API and print it as a waterfall
     Trace(jaeger::TraceArgs),
     /// Generate load (open or closed loop) and report throughput, latency and errors
@@ -57,6 +67,8 @@ const EXAMPLES: &str = "\
 Examples:
   checkout send --item 1:2 --item 3 --baggage tenant=acme
   checkout traces --settle 3s
+  checkout traces --logs
+  checkout top --interval 2s
   checkout trace 4bf92f3577b34da6a3ce929d0e0e4736 --jaeger http://localhost:16686
   checkout load --rate 50 --duration 30s --warmup 5s --items 1:2,3:1
   checkout load --concurrency 8 --requests 1000 --verify-traces";
@@ -66,6 +78,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Send(args) => send::run(args).await,
         Command::Traces(args) => traces::run(args).await,
+        Command::Top(args) => top::run(args).await,
         Command::Trace(args) => jaeger::run(args).await,
         Command::Load(args) => load::run(args).await,
     }

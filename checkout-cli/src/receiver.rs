@@ -1,11 +1,18 @@
-//! An in-process OTLP trace receiver: a tiny stand-in for an OpenTelemetry collector.
+//! An in-process OTLP receiver: a tiny stand-in for an OpenTelemetry collector.
 //!
 //! Integration tests point the services' OTLP exporters at an [`OtlpReceiver`] and then
-//! assert on the spans collected in its [`SpanStore`], so tracing is tested end to end
-//! without Jaeger or a collector container. The same receiver backs `checkout traces`.
+//! assert on the spans collected in its [`SpanStore`], the metric points in its
+//! [`MetricStore`] and the log records in its [`LogStore`], so telemetry is tested end
+//! to end without Jaeger or a collector container. The same receiver backs
+//! `checkout traces` and `checkout top`.
 //!
-//! Protocols: OTLP/gRPC (`TraceService/Export`, gzip accepted) and, optionally,
-//! OTLP/HTTP with protobuf bodies (`POST /v1/traces`).
+//! Protocols: OTLP/gRPC (`TraceService`, `MetricsService` and `LogsService` `Export`,
+//! gzip accepted) and, optionally, OTLP/HTTP with protobuf bodies (`POST /v1/traces`,
+//! `/v1/metrics`, `/v1/logs`).
+//!
+//! Metrics and logs are kept in bounded stores (the latest points of each series, the
+//! newest log records); spans are kept all, unless the receiver is told not to keep
+//! them ([`ReceiverOptions::keep_spans`], for `checkout top`, which may run for hours).
 //!
 //! Besides waiting on conditions, the store can be followed: [`SpanStore::subscribe`]
 //! hands out each span once, and [`SpanStore::completed_traces`] groups them into
@@ -33,7 +40,11 @@
 //! # Ok(()) }
 //! ```
 
+mod grpc;
 mod http;
+mod log;
+mod metric;
+mod metric_store;
 mod settle;
 mod span;
 mod store;
@@ -43,12 +54,10 @@ use std::io;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
-    TraceService, TraceServiceServer,
-};
-use opentelemetry_proto::tonic::collector::trace::v1::{
-    ExportTraceServiceRequest, ExportTraceServiceResponse,
-};
+use opentelemetry_proto::tonic::collector::logs::v1::logs_service_server::LogsServiceServer;
+use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::MetricsServiceServer;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::TraceServiceServer;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -56,6 +65,9 @@ use tonic::codec::CompressionEncoding;
 use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
 
+pub use log::{DEFAULT_LOG_LIMIT, LogStore, ReceivedLog};
+pub use metric::{HistogramPoint, MetricPoint, PointValue};
+pub use metric_store::{DEFAULT_SERIES_LIMIT, MetricSeries, MetricStore};
 pub use settle::{CompletedTraces, TraceSettler};
 pub use span::{
     AttributeValue, ReceivedSpan, SpanEvent, SpanKind, SpanLink, SpanStatus, service_name,
@@ -74,7 +86,7 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 /// (gracefully, in the background), without panicking.
 #[derive(Debug)]
 pub struct OtlpReceiver {
-    store: SpanStore,
+    stores: Stores,
     grpc_addr: SocketAddr,
     http_addr: Option<SocketAddr>,
     /// Dropping or setting this signals both servers to stop.
@@ -84,11 +96,21 @@ pub struct OtlpReceiver {
 
 impl OtlpReceiver {
     /// Binds OTLP/gRPC on `grpc_addr` and, if given, OTLP/HTTP on `http_addr`, then
-    /// serves both in background tasks. Port 0 picks a free port; see
+    /// serves both in background tasks, keeping everything received (metrics and logs
+    /// within the default bounds). Port 0 picks a free port; see
     /// [`grpc_addr`](Self::grpc_addr) for the one bound. Must be called within a tokio runtime.
     pub async fn start(
         grpc_addr: SocketAddr,
         http_addr: Option<SocketAddr>,
+    ) -> Result<Self, BindError> {
+        Self::start_with(grpc_addr, http_addr, ReceiverOptions::default()).await
+    }
+
+    /// [`start`](Self::start), keeping what `options` says.
+    pub async fn start_with(
+        grpc_addr: SocketAddr,
+        http_addr: Option<SocketAddr>,
+        options: ReceiverOptions,
     ) -> Result<Self, BindError> {
         // Bind everything first so a bind error leaves nothing running.
         let (grpc_listener, grpc_bound) = bind(Protocol::Grpc, grpc_addr).await?;
@@ -99,23 +121,35 @@ impl OtlpReceiver {
         let http_bound = http.as_ref().map(|(_, bound)| *bound);
         let http_listener = http.map(|(listener, _)| listener);
 
-        let store = SpanStore::new();
+        let stores = Stores {
+            spans: SpanStore::new(),
+            keep_spans: options.keep_spans,
+            metrics: MetricStore::with_limit(options.metric_series_limit),
+            logs: LogStore::with_limit(options.log_limit),
+        };
         let (stop, _) = watch::channel(false);
         let mut receiver = Self {
-            store: store.clone(),
+            stores: stores.clone(),
             grpc_addr: grpc_bound,
             http_addr: http_bound,
             stop,
             tasks: Vec::new(),
         };
 
-        let service = TraceServiceServer::new(GrpcService {
-            store: store.clone(),
-        })
-        .accept_compressed(CompressionEncoding::Gzip)
-        .max_decoding_message_size(MAX_MESSAGE_BYTES);
+        let collector = grpc::Collector(stores.clone());
+        let traces = TraceServiceServer::new(collector.clone())
+            .accept_compressed(CompressionEncoding::Gzip)
+            .max_decoding_message_size(MAX_MESSAGE_BYTES);
+        let metrics = MetricsServiceServer::new(collector.clone())
+            .accept_compressed(CompressionEncoding::Gzip)
+            .max_decoding_message_size(MAX_MESSAGE_BYTES);
+        let logs = LogsServiceServer::new(collector)
+            .accept_compressed(CompressionEncoding::Gzip)
+            .max_decoding_message_size(MAX_MESSAGE_BYTES);
         let grpc = Server::builder()
-            .add_service(service)
+            .add_service(traces)
+            .add_service(metrics)
+            .add_service(logs)
             .serve_with_incoming_shutdown(TcpIncoming::from(grpc_listener), receiver.stopped());
         receiver.tasks.push(tokio::spawn(async move {
             if let Err(e) = grpc.await {
@@ -124,7 +158,7 @@ impl OtlpReceiver {
         }));
 
         if let Some(listener) = http_listener {
-            let http = axum::serve(listener, http::router(store))
+            let http = axum::serve(listener, http::router(stores))
                 .with_graceful_shutdown(receiver.stopped());
             receiver.tasks.push(tokio::spawn(async move {
                 if let Err(e) = http.await {
@@ -158,7 +192,17 @@ impl OtlpReceiver {
 
     /// A handle to the spans received (shared; it keeps filling while the receiver runs).
     pub fn store(&self) -> SpanStore {
-        self.store.clone()
+        self.stores.spans.clone()
+    }
+
+    /// A handle to the metric series received (shared, bounded).
+    pub fn metrics(&self) -> MetricStore {
+        self.stores.metrics.clone()
+    }
+
+    /// A handle to the log records received (shared, bounded).
+    pub fn logs(&self) -> LogStore {
+        self.stores.logs.clone()
     }
 
     /// Stops both servers: stops accepting, lets in-flight exports finish (up to a few
@@ -270,18 +314,40 @@ impl From<BindError> for io::Error {
     }
 }
 
-/// The gRPC `TraceService` implementation: every export goes straight into the store.
-struct GrpcService {
-    store: SpanStore,
+/// What a receiver keeps.
+#[derive(Debug, Clone)]
+pub struct ReceiverOptions {
+    /// Keep every span (the default); `false` accepts and drops them.
+    pub keep_spans: bool,
+    /// Metric series kept (see [`MetricStore`]).
+    pub metric_series_limit: usize,
+    /// Log records kept, the newest (see [`LogStore`]).
+    pub log_limit: usize,
 }
 
-#[tonic::async_trait]
-impl TraceService for GrpcService {
-    async fn export(
-        &self,
-        request: tonic::Request<ExportTraceServiceRequest>,
-    ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
-        self.store.insert(request.into_inner());
-        Ok(tonic::Response::new(ExportTraceServiceResponse::default()))
+impl Default for ReceiverOptions {
+    fn default() -> Self {
+        Self {
+            keep_spans: true,
+            metric_series_limit: DEFAULT_SERIES_LIMIT,
+            log_limit: DEFAULT_LOG_LIMIT,
+        }
+    }
+}
+
+/// The three stores, shared by both servers.
+#[derive(Debug, Clone)]
+pub(crate) struct Stores {
+    spans: SpanStore,
+    keep_spans: bool,
+    metrics: MetricStore,
+    logs: LogStore,
+}
+
+impl Stores {
+    fn insert_spans(&self, request: ExportTraceServiceRequest) {
+        if self.keep_spans {
+            self.spans.insert(request);
+        }
     }
 }

@@ -11,8 +11,15 @@
 //! arrives later is printed as a separate, partial trace with the same id. On Ctrl-C,
 //! traces still settling are printed before exiting.
 //!
+//! With `--logs`, each trace's log records (the services' log events exported over
+//! OTLP, each carrying the trace and span id it was written in) follow its waterfall,
+//! in time order. They are looked up when the trace is printed: the services export
+//! log records on their own timer (`OTEL_BLRP_SCHEDULE_DELAY`, 1 s), which the settle
+//! time covers; a record arriving after its trace was printed is not shown.
+//!
 //! The receiver keeps every span in memory: this is a tool for interactive sessions,
-//! not for following a production load for hours.
+//! not for following a production load for hours. (Log records are kept within a
+//! bound, the newest first.)
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -46,6 +53,9 @@ pub struct TracesArgs {
     /// Width of the timeline bars, in characters
     #[arg(long, default_value_t = 40, value_name = "CHARS")]
     pub width: usize,
+    /// Also print each trace's log records under it, in time order (with --json: a `logs` array)
+    #[arg(long)]
+    pub logs: bool,
 }
 
 /// Runs `checkout traces` until Ctrl-C, `--count` traces, or a closed stdout.
@@ -68,11 +78,20 @@ pub async fn run(args: TracesArgs) -> anyhow::Result<ExitCode> {
         humantime::format_duration(args.settle),
     );
 
+    let log_store = receiver.logs();
     let print = |trace: &[ReceivedSpan]| {
-        let text = if args.json {
-            waterfall::render_json(trace) + "\n"
-        } else {
-            waterfall::render_waterfall(trace, args.width) + "\n"
+        let logs = match (args.logs, trace.first()) {
+            (true, Some(span)) => log_store.logs_of_trace(&span.trace_id),
+            _ => Vec::new(),
+        };
+        let text = match (args.json, args.logs) {
+            (true, true) => waterfall::render_json_with_logs(trace, &logs) + "\n",
+            (true, false) => waterfall::render_json(trace) + "\n",
+            (false, _) => {
+                waterfall::render_waterfall(trace, args.width)
+                    + &waterfall::render_logs(trace, &logs)
+                    + "\n"
+            }
         };
         let mut stdout = std::io::stdout().lock();
         stdout

@@ -8,11 +8,17 @@
 //!
 //! Spans whose parent is not in the trace (the caller's span from `traceparent`, or a
 //! parent whose export was lost) are shown as roots rather than hidden.
+//!
+//! A trace's log records can follow its waterfall ([`render_logs`], in `logs`).
+
+mod logs;
 
 use std::collections::{HashMap, HashSet};
 use std::fmt::Write;
 
 use serde::Serialize;
+
+pub use logs::{TraceWithLogsJson, render_json_with_logs, render_logs};
 
 use crate::receiver::{ReceivedSpan, SpanStatus};
 

@@ -1,5 +1,6 @@
 //! Following a store: span subscriptions and settled traces, the machinery behind
-//! `checkout traces` and load-test verification.
+//! `checkout traces` and load-test verification; and the command itself, with the
+//! trace's log records under its waterfall (`--logs`).
 
 #![allow(
     clippy::unwrap_used,
@@ -12,8 +13,12 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use checkout_cli::receiver::{CompletedTraces, ReceivedSpan, SpanStore};
+use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+use opentelemetry_proto::tonic::collector::logs::v1::logs_service_client::LogsServiceClient;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
+use opentelemetry_proto::tonic::common::v1::{AnyValue, any_value};
+use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
 
 /// Generous: only reached when something is broken.
@@ -113,8 +118,9 @@ impl Drop for KillOnDrop {
     }
 }
 
-#[tokio::test]
-async fn the_traces_command_prints_a_trace_once_it_settles() {
+/// Starts `checkout traces` on free ports with `extra` arguments; returns it and its
+/// OTLP/gRPC address, read from its banner.
+async fn start_traces(extra: &[&str]) -> (KillOnDrop, String) {
     let mut child = KillOnDrop(
         Command::new(env!("CARGO_BIN_EXE_checkout"))
             .args([
@@ -124,7 +130,7 @@ async fn the_traces_command_prints_a_trace_once_it_settles() {
                 "--listen-http",
                 "127.0.0.1:0",
             ])
-            .args(["--settle", "100ms", "--count", "1", "--width", "10"])
+            .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -145,17 +151,13 @@ async fn the_traces_command_prints_a_trace_once_it_settles() {
         .split_whitespace()
         .skip_while(|word| *word != "OTLP/gRPC")
         .nth(1)
-        .expect("the gRPC address in the banner");
+        .expect("the gRPC address in the banner")
+        .to_owned();
+    (child, addr)
+}
 
-    let mut client = TraceServiceClient::connect(format!("http://{addr}"))
-        .await
-        .expect("connects");
-    client
-        .export(export(&[([7; 16], 1, 1_000_000), ([7; 16], 2, 2_000_000)]))
-        .await
-        .expect("exported");
-
-    // `--count 1`: the command exits on its own once it has printed the trace.
+/// Waits for the command to exit (it does after `--count` traces) and returns its stdout.
+async fn output_of(mut child: KillOnDrop) -> String {
     let deadline = tokio::time::Instant::now() + PATIENCE;
     while child.0.try_wait().expect("status").is_none() {
         assert!(
@@ -172,6 +174,22 @@ async fn the_traces_command_prints_a_trace_once_it_settles() {
         .expect("stdout")
         .read_to_string(&mut stdout)
         .expect("read");
+    stdout
+}
+
+#[tokio::test]
+async fn the_traces_command_prints_a_trace_once_it_settles() {
+    let (child, addr) = start_traces(&["--settle", "100ms", "--count", "1", "--width", "10"]).await;
+    let mut client = TraceServiceClient::connect(format!("http://{addr}"))
+        .await
+        .expect("connects");
+    client
+        .export(export(&[([7; 16], 1, 1_000_000), ([7; 16], 2, 2_000_000)]))
+        .await
+        .expect("exported");
+
+    // `--count 1`: the command exits on its own once it has printed the trace.
+    let stdout = output_of(child).await;
     let lines: Vec<&str> = stdout.lines().collect();
     assert_eq!(
         lines[0],
@@ -182,4 +200,73 @@ async fn the_traces_command_prints_a_trace_once_it_settles() {
         2 + 2 + 1,
         "header, column titles, two spans, blank line:\n{stdout}"
     );
+}
+
+/// A log record of trace `trace`, written in span `span` at `time` (ns).
+fn log_export(trace: [u8; 16], span: u8, time: u64, message: &str) -> ExportLogsServiceRequest {
+    ExportLogsServiceRequest {
+        resource_logs: vec![ResourceLogs {
+            scope_logs: vec![ScopeLogs {
+                log_records: vec![LogRecord {
+                    trace_id: trace.to_vec(),
+                    span_id: vec![span; 8],
+                    time_unix_nano: time,
+                    severity_number: 13,
+                    severity_text: "WARN".into(),
+                    body: Some(AnyValue {
+                        value: Some(any_value::Value::StringValue(message.into())),
+                    }),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    }
+}
+
+#[tokio::test]
+async fn with_logs_the_trace_s_log_records_follow_its_waterfall() {
+    let (child, addr) = start_traces(&[
+        "--settle", "300ms", "--count", "1", "--width", "10", "--logs",
+    ])
+    .await;
+    let channel = format!("http://{addr}");
+    let mut logs = LogsServiceClient::connect(channel.clone())
+        .await
+        .expect("connects");
+    // Records of this trace (out of time order) and one of another trace.
+    logs.export(log_export([8; 16], 2, 2_500_000, "second, in span 2"))
+        .await
+        .expect("exported");
+    logs.export(log_export([8; 16], 1, 1_500_000, "first, in span 1"))
+        .await
+        .expect("exported");
+    logs.export(log_export([9; 16], 1, 1_600_000, "another trace's"))
+        .await
+        .expect("exported");
+    let mut spans = TraceServiceClient::connect(channel)
+        .await
+        .expect("connects");
+    spans
+        .export(export(&[([8; 16], 1, 1_000_000), ([8; 16], 2, 2_000_000)]))
+        .await
+        .expect("exported");
+
+    let stdout = output_of(child).await;
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(
+        lines.len(),
+        2 + 2 + 3 + 1,
+        "waterfall, LOGS and two records, blank:\n{stdout}"
+    );
+    assert_eq!(lines[4], "LOGS (2)", "{stdout}");
+    assert!(
+        lines[5].contains("+0.50 ms")
+            && lines[5].contains("WARN")
+            && lines[5].contains("span 1  first, in span 1"),
+        "{stdout}"
+    );
+    assert!(lines[6].ends_with("span 2  second, in span 2"), "{stdout}");
+    assert!(!stdout.contains("another trace's"), "{stdout}");
 }

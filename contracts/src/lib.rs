@@ -22,9 +22,12 @@
 //!   of the exchanges and queues it travels through.
 //! - [`limits`]: the bounds the gateway enforces at the edge and every hop
 //!   behind it enforces again with the same constants.
+//! - [`metrics`]: the names of the metrics the services export over OTLP and
+//!   `checkout top` reads.
 
 pub mod amqp;
 pub mod error;
 pub mod grpc;
 pub mod http;
 pub mod limits;
+pub mod metrics;

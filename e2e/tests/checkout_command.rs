@@ -1,5 +1,6 @@
 //! The `checkout` tool's library against the real pipeline: `send` one checkout and
-//! follow it to stock-service and into a complete trace; `run_load` with trace
+//! follow it to stock-service and into a complete trace, with the services' log
+//! records of that trace; `run_load` with trace
 //! verification on the pipeline's own OTLP receiver, where every accepted request
 //! must leave the six spans every order has; and `run_load` past the stock, where
 //! every request gets a 202 and the report tells which stock-service rejected.
@@ -14,9 +15,10 @@ use std::time::Duration;
 
 use checkout_cli::checkout::{CheckoutResponse, Item};
 use checkout_cli::load::{CheckOrders, LoadConfig, LoadMode, LoadReport, VerifyTraces, run_load};
+use checkout_cli::receiver::{ReceivedLog, SpanKind};
 use checkout_cli::send::{SendOptions, send};
 use checkout_cli::verify::{is_complete, missing_spans};
-use checkout_cli::waterfall::render_waterfall;
+use checkout_cli::waterfall::{render_logs, render_waterfall};
 use e2e::{PATIENCE, PipelineOptions, TestPipeline};
 
 /// The report, then the waterfalls of up to three incomplete traces: what to look at
@@ -81,6 +83,56 @@ async fn send_checks_out_in_a_trace_of_its_own() {
         "{waterfall}"
     );
     assert_eq!(waterfall.lines().count(), 2 + spans.len(), "{waterfall}");
+
+    // The services' log events in this trace arrive as OTLP log records carrying
+    // its ids: what `checkout traces --logs` prints under the waterfall.
+    pipeline.flush_telemetry().await;
+    let of_trace = |logs: &[ReceivedLog]| -> Vec<ReceivedLog> {
+        logs.iter()
+            .filter(|log| log.trace_id.as_deref() == Some(outcome.trace_id.as_str()))
+            .cloned()
+            .collect()
+    };
+    let has = |logs: &[ReceivedLog], service: &str, message: &str| {
+        logs.iter()
+            .any(|log| log.service_name == service && log.message() == message)
+    };
+    let logs = pipeline
+        .receiver
+        .logs()
+        .wait_for(PATIENCE, |logs| {
+            let mine = of_trace(logs);
+            has(&mine, "checkout-service", "order accepted")
+                && has(&mine, "stock-service", "order processed")
+        })
+        .await
+        .map(|logs| of_trace(&logs))
+        .unwrap_or_else(|logs| {
+            panic!(
+                "the trace's log records did not arrive: {:?}",
+                of_trace(&logs)
+            )
+        });
+    let consumer = spans
+        .iter()
+        .find(|span| span.kind == SpanKind::Consumer)
+        .expect("the consumer span");
+    let processed = logs
+        .iter()
+        .find(|log| log.message() == "order processed")
+        .expect("found above");
+    assert_eq!(
+        processed.span_id.as_deref(),
+        Some(consumer.span_id.as_str())
+    );
+    let rendered = render_logs(
+        &spans,
+        &pipeline.receiver.logs().logs_of_trace(&outcome.trace_id),
+    );
+    assert!(
+        rendered.contains("checkout-service") && rendered.contains("order accepted"),
+        "{rendered}"
+    );
 
     pipeline.shut_down().await;
 }

@@ -1,6 +1,9 @@
 //! What telemetry is configured with: the standard OpenTelemetry
 //! environment variables and `RUST_LOG`.
 //!
+//! The spans' settings are here; those of metrics and OTLP logs, which share
+//! the spans' endpoint, protocol and timeout, are in [`signals`].
+//!
 //! [`TelemetryArgs`] is flattened into every service's settings, so the
 //! variables appear in each `--help` and README table with their defaults;
 //! [`TelemetryArgs::into_config`] turns them into a [`TelemetryConfig`],
@@ -13,6 +16,10 @@ use percent_encoding::percent_decode_str;
 use service::configuration::{parse_bool, parse_endpoint_url, parse_millis, parse_ratio};
 
 use crate::propagation::Propagators;
+
+pub mod signals;
+
+pub use signals::{LogsConfig, MetricsConfig, SignalArgs, SignalExporter};
 
 /// How spans are sent to the collector.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -201,7 +208,7 @@ pub struct TelemetryArgs {
     /// `service.name` of every span (default: the service's own name).
     #[arg(long, env = "OTEL_SERVICE_NAME")]
     pub otel_service_name: Option<String>,
-    /// `true` turns tracing off (logs stay on).
+    /// `true` exports no traces, metrics or logs (the JSON log lines stay on).
     #[arg(long, env = "OTEL_SDK_DISABLED", default_value = "false",
           value_parser = parse_bool, action = clap::ArgAction::Set)]
     pub otel_sdk_disabled: bool,
@@ -234,6 +241,9 @@ pub struct TelemetryArgs {
     /// Spans per export (the specification's default is 512).
     #[arg(long, env = "OTEL_BSP_MAX_EXPORT_BATCH_SIZE", default_value_t = DEFAULT_MAX_EXPORT_BATCH_SIZE)]
     pub otel_bsp_max_export_batch_size: usize,
+    /// Metrics and OTLP logs.
+    #[command(flatten)]
+    pub signals: SignalArgs,
     /// Trace-context formats read and written on every protocol: a comma list of tracecontext, baggage, b3, b3multi, jaeger, or none.
     #[arg(long, env = "OTEL_PROPAGATORS", default_value = "tracecontext,baggage")]
     pub otel_propagators: Propagators,
@@ -256,6 +266,7 @@ impl TelemetryArgs {
     ) -> Result<TelemetryConfig, String> {
         let protocol = self.otel_exporter_otlp_protocol;
         let resource_attributes = self.otel_resource_attributes.unwrap_or_default();
+        let (metrics, logs) = self.signals.into_configs(!self.otel_sdk_disabled);
         Ok(TelemetryConfig {
             service_name: self
                 .otel_service_name
@@ -278,6 +289,8 @@ impl TelemetryArgs {
                 max_export_batch_size: self.otel_bsp_max_export_batch_size,
             },
             export_timeout: self.otel_exporter_otlp_timeout,
+            metrics,
+            logs,
             log_filter: self.rust_log,
             service_version: service_version.to_owned(),
             resource_attributes,
@@ -293,7 +306,8 @@ pub struct TelemetryConfig {
     /// `resource_attributes` ([`TelemetryArgs::into_config`] puts that one
     /// here unless `OTEL_SERVICE_NAME` is set).
     pub service_name: String,
-    /// False when `OTEL_SDK_DISABLED=true`: no spans are exported; logs still are.
+    /// False when `OTEL_SDK_DISABLED=true`: no spans are exported (and
+    /// `metrics` and `logs` are off too); the JSON logs are still written.
     pub traces_enabled: bool,
     /// Collector endpoint (`OTEL_EXPORTER_OTLP_ENDPOINT`).
     pub endpoint: String,
@@ -303,8 +317,13 @@ pub struct TelemetryConfig {
     pub sampler: SamplerSetting,
     /// Batch processor bounds.
     pub batch: BatchSettings,
-    /// Per-export time limit (`OTEL_EXPORTER_OTLP_TIMEOUT`, milliseconds).
+    /// Per-export time limit (`OTEL_EXPORTER_OTLP_TIMEOUT`, milliseconds),
+    /// of every signal.
     pub export_timeout: Duration,
+    /// Metrics: on or off, export interval and timeout.
+    pub metrics: MetricsConfig,
+    /// OTLP logs: on or off, and the batch processor's bounds.
+    pub logs: LogsConfig,
     /// `RUST_LOG` directives (default `info`).
     pub log_filter: String,
     /// `service.version` of every span: the service's crate version, unless
@@ -327,6 +346,8 @@ impl TelemetryConfig {
             sampler: SamplerSetting::ParentBasedAlwaysOn,
             batch: BatchSettings::default(),
             export_timeout: Duration::from_secs(10),
+            metrics: MetricsConfig::default(),
+            logs: LogsConfig::default(),
             log_filter: "info".to_owned(),
             service_version: env!("CARGO_PKG_VERSION").to_owned(),
             resource_attributes: ResourceAttributes::default(),

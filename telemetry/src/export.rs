@@ -1,27 +1,42 @@
-//! The OTLP span pipeline: exporter, batch processor and tracer provider.
+//! The OTLP pipelines of the three signals: for each, an exporter, the SDK
+//! component that batches for it, and its provider; all with one resource.
 //!
-//! The batch span processor exports on its own thread with a bounded queue,
-//! so a slow or absent collector never blocks a request: when the queue is
-//! full, spans are dropped (and counted by the SDK) rather than queued
-//! without limit. The gRPC exporter's channel runs on a runtime of its own
-//! ([`ExportRuntime`]).
+//! - traces (`traces`): a batch span processor;
+//! - metrics (`metrics`): a periodic reader, cumulative temporality;
+//! - logs (`logs`): a batch log processor, fed by the `tracing` bridge in
+//!   [`crate::logs`].
+//!
+//! Every batch goes out from an SDK thread of its own with a bounded queue,
+//! so a slow or absent collector never blocks a request: when a queue is
+//! full, spans or log records are dropped (the SDK logs the first drop and
+//! the total at shutdown) rather than queued without limit, and each export
+//! gives up after its timeout. Every exporter is counted (`tally`: what was
+//! delivered and what was lost, as `otel.sdk.exporter.*` metrics). The
+//! gRPC exporters' channels run on one runtime of their own
+//! ([`ExportRuntime`]). A signal that is off builds no exporter at all.
 
 use std::sync::Arc;
 
 use opentelemetry::KeyValue;
-use opentelemetry_otlp::{SpanExporter, WithExportConfig};
 use opentelemetry_sdk::{
-    Resource,
-    resource::TelemetryResourceDetector,
-    trace::{BatchConfigBuilder, BatchSpanProcessor, SdkTracerProvider},
+    Resource, logs::SdkLoggerProvider, metrics::SdkMeterProvider,
+    resource::TelemetryResourceDetector, trace::SdkTracerProvider,
 };
 use opentelemetry_semantic_conventions::resource::{SERVICE_INSTANCE_ID, SERVICE_VERSION};
 
 use crate::{OtlpProtocol, TelemetryConfig, TelemetryError};
 
-/// The crates that carry spans to the collector. Their own (debug-level)
-/// spans must never become OpenTelemetry spans: exporting them would create
-/// more spans to export, without end, whenever `RUST_LOG` lets them through.
+mod logs;
+mod metrics;
+pub(crate) mod tally;
+mod traces;
+
+use tally::ExportTally;
+
+/// The crates that carry telemetry to the collector. Their own (debug-level)
+/// spans must never become OpenTelemetry spans, nor their events OTLP log
+/// records: exporting them would create more to export, without end,
+/// whenever `RUST_LOG` lets them through.
 pub(crate) fn is_export_machinery(target: &str) -> bool {
     const CRATES: [&str; 7] = [
         "h2",
@@ -37,7 +52,7 @@ pub(crate) fn is_export_machinery(target: &str) -> bool {
 }
 
 /// A single-threaded Tokio runtime, on a thread of its own, for the OTLP/gRPC
-/// exporter's channel.
+/// exporters' channels (one per signal).
 ///
 /// tonic spawns a channel's tasks (its request buffer and the HTTP/2
 /// connection, which encodes every export) on the runtime it is built in.
@@ -90,65 +105,92 @@ impl Drop for ExportRuntime {
     }
 }
 
-/// The tracer provider, and the runtime its gRPC exporter runs on (none for
-/// OTLP/HTTP, whose blocking client needs none).
-pub(crate) fn tracer_provider(
-    config: &TelemetryConfig,
-) -> Result<(SdkTracerProvider, Option<Arc<ExportRuntime>>), TelemetryError> {
-    let (exporter, export_runtime) = match config.protocol {
-        OtlpProtocol::Grpc => {
-            let runtime = ExportRuntime::start()?;
-            // The channel's tasks go to the runtime entered here.
-            let exporter = {
-                let _entered = runtime.handle.enter();
-                SpanExporter::builder()
-                    .with_tonic()
-                    .with_endpoint(config.endpoint.clone())
-                    .with_timeout(config.export_timeout)
-                    .build()?
-            };
-            (exporter, Some(Arc::new(runtime)))
-        }
-        OtlpProtocol::HttpProtobuf => {
-            let exporter = SpanExporter::builder()
-                .with_http()
-                .with_endpoint(format!(
-                    "{}/v1/traces",
-                    config.endpoint.trim_end_matches('/')
-                ))
-                .with_timeout(config.export_timeout)
-                .build()?;
-            (exporter, None)
-        }
-    };
-    let batch = BatchConfigBuilder::default()
-        .with_max_queue_size(config.batch.max_queue_size)
-        .with_scheduled_delay(config.batch.scheduled_delay)
-        .with_max_export_batch_size(config.batch.max_export_batch_size)
-        .build();
-    let processor = BatchSpanProcessor::builder(exporter)
-        .with_batch_config(batch)
-        .build();
-    let provider = SdkTracerProvider::builder()
-        .with_span_processor(processor)
-        .with_sampler(config.sampler.to_sampler())
-        .with_resource(resource(config))
-        .build();
-    Ok((provider, export_runtime))
+/// The providers of the signals that are on, and what they need kept alive.
+pub(crate) struct Pipelines {
+    pub(crate) tracer: Option<SdkTracerProvider>,
+    pub(crate) meter: Option<SdkMeterProvider>,
+    pub(crate) logger: Option<SdkLoggerProvider>,
+    /// Where the gRPC exporters' channels run; `None` without one.
+    pub(crate) runtime: Option<Arc<ExportRuntime>>,
+    /// What the exporters delivered and lost.
+    pub(crate) tally: Arc<ExportTally>,
 }
 
-/// The resource of every span, each source overriding the ones before it:
-/// the SDK's `telemetry.sdk.*`, the service's own `service.version` and a
-/// `service.instance.id`, `OTEL_RESOURCE_ATTRIBUTES`, then `service.name`
-/// (`OTEL_SERVICE_NAME`, else the one `OTEL_RESOURCE_ATTRIBUTES` gave, else
-/// the service's own: see [`crate::TelemetryArgs::into_config`]).
+/// Builds the pipelines `config` turns on, all with the same resource.
+pub(crate) fn pipelines(config: &TelemetryConfig) -> Result<Pipelines, TelemetryError> {
+    let any = config.traces_enabled || config.metrics.enabled || config.logs.enabled;
+    let runtime = match config.protocol {
+        OtlpProtocol::Grpc if any => Some(Arc::new(ExportRuntime::start()?)),
+        _ => None,
+    };
+    let transport = Transport {
+        config,
+        runtime: runtime.as_deref(),
+    };
+    let resource = resource(config);
+    let tally = Arc::new(ExportTally::default());
+    let tracer = config
+        .traces_enabled
+        .then(|| traces::tracer_provider(&transport, resource.clone(), &tally))
+        .transpose()?;
+    let meter = config
+        .metrics
+        .enabled
+        .then(|| metrics::meter_provider(&transport, resource.clone(), &tally))
+        .transpose()?;
+    let logger = config
+        .logs
+        .enabled
+        .then(|| logs::logger_provider(&transport, resource, &tally))
+        .transpose()?;
+    Ok(Pipelines {
+        tracer,
+        meter,
+        logger,
+        runtime,
+        tally,
+    })
+}
+
+/// Where and how every signal is sent: the collector's endpoint, protocol
+/// and time limit, and the runtime the gRPC channels run on.
+pub(crate) struct Transport<'a> {
+    pub(crate) config: &'a TelemetryConfig,
+    runtime: Option<&'a ExportRuntime>,
+}
+
+impl Transport<'_> {
+    /// Builds a gRPC exporter with `build`, its channel's tasks spawned on
+    /// the export runtime.
+    pub(crate) fn in_runtime<T>(
+        &self,
+        build: impl FnOnce() -> Result<T, opentelemetry_otlp::ExporterBuildError>,
+    ) -> Result<T, TelemetryError> {
+        let _entered = self.runtime.map(|runtime| runtime.handle.enter());
+        Ok(build()?)
+    }
+
+    /// The OTLP/HTTP URL of `signal` (`traces`, `metrics`, `logs`): the
+    /// specification's `/v1/{signal}` under the endpoint.
+    pub(crate) fn http_url(&self, signal: &str) -> String {
+        format!("{}/v1/{signal}", self.config.endpoint.trim_end_matches('/'))
+    }
+}
+
+/// The resource of every span, metric and log record, each source
+/// overriding the ones before it: the SDK's `telemetry.sdk.*`, the service's
+/// own `service.version` and a `service.instance.id`,
+/// `OTEL_RESOURCE_ATTRIBUTES`, then `service.name` (`OTEL_SERVICE_NAME`, else
+/// the one `OTEL_RESOURCE_ATTRIBUTES` gave, else the service's own: see
+/// [`crate::TelemetryArgs::into_config`]).
 ///
-/// The instance id is a random UUID made here, once per tracer provider,
-/// which is once per process in a binary (and once per service when tests
-/// run several in one process), as the resource conventions suggest when
-/// nothing better names the instance: it tells replicas of one service
-/// apart (two checkout-service replicas behind one gateway, say), and an
-/// instance id given in `OTEL_RESOURCE_ATTRIBUTES` (a pod name, say) wins.
+/// The instance id is a random UUID made here, once per service's telemetry
+/// ([`pipelines`] builds the resource once and gives the three signals the
+/// same one), which is once per process in a binary (and once per service
+/// when tests run several in one process), as the resource conventions
+/// suggest when nothing better names the instance: it tells replicas of one
+/// service apart (two checkout-service replicas behind one gateway, say), and
+/// an instance id given in `OTEL_RESOURCE_ATTRIBUTES` (a pod name, say) wins.
 ///
 /// Built from the configuration alone (not `Resource::builder()`, whose
 /// detectors read `OTEL_RESOURCE_ATTRIBUTES` and `OTEL_SERVICE_NAME` from the

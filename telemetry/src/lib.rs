@@ -1,24 +1,34 @@
-//! Telemetry for the checkout services: OpenTelemetry traces over OTLP, JSON
-//! logs that carry the trace and span ids, one builder per span kind, and
-//! trace-context propagation for each protocol.
+//! Telemetry for the checkout services: OpenTelemetry traces, metrics and
+//! logs over OTLP, JSON logs that carry the trace and span ids, one builder
+//! per span kind, and trace-context propagation for each protocol.
 //!
 //! Every service reads [`TelemetryArgs`] (the standard `OTEL_*` variables
 //! and `RUST_LOG`) with its other settings and calls [`Telemetry::build`]
 //! once at start. Spans are written with the `tracing` macros, each kind by
 //! one function in [`spans`]; the `tracing-opentelemetry` layer turns them
-//! into OpenTelemetry spans, exported in batches on their own thread.
+//! into OpenTelemetry spans, exported in batches on their own thread. Log
+//! events become JSON lines and, through `opentelemetry-appender-tracing`,
+//! OTLP log records with the trace and span ids of the span they happen in.
+//! Measurements go through the service's meter ([`metrics::meter`]), named
+//! as [`metric_names`] says, exported periodically. All three signals carry
+//! the same resource (`service.name`, `service.version`, …).
 //!
 //! [`Telemetry`] is a value, not hidden global state: a binary installs it as
 //! the process default ([`Telemetry::install_global`]), while tests that run
 //! several services in one process give each its own (see
-//! [`Telemetry::dispatch`]) so each keeps its own `service.name`.
+//! [`Telemetry::dispatch`]) so each keeps its own `service.name`, its own
+//! propagator and its own meter provider.
 //!
 //! # Layout
 //!
-//! - [`config`]: the settings ([`TelemetryArgs`], [`TelemetryConfig`]).
-//! - `export`: exporter, batch processor, tracer provider, and the exporter's
-//!   own runtime.
-//! - `logs`: the JSON log layer.
+//! - [`config`]: the settings ([`TelemetryArgs`], [`TelemetryConfig`]), those
+//!   of metrics and logs in [`config::signals`].
+//! - `export`: one pipeline per signal (exporter, batching, provider), the
+//!   exporters' own runtime, and the count of what they delivered and lost.
+//! - `logs`: the JSON log layer and the OTLP log layer.
+//! - [`metrics`]: how service code gets its service's meter.
+//! - [`metric_names`]: the metric names the services record and
+//!   `checkout top` reads.
 //! - [`spans`]: one builder per span kind — HTTP server, gRPC client and
 //!   server, messaging producer and consumer, database client — with the
 //!   semantic conventions' attribute names, and [`spans::record_error`], the
@@ -31,14 +41,23 @@
 pub mod config;
 mod export;
 mod logs;
+pub mod metric_names;
+pub mod metrics;
 pub mod propagation;
 pub mod spans;
 
-use std::sync::{Arc, OnceLock};
+use std::sync::{
+    Arc, OnceLock,
+    atomic::{AtomicBool, Ordering},
+};
 
 use anyhow::Context as _;
+use opentelemetry::metrics::Meter;
 use opentelemetry::trace::TracerProvider as _;
-use opentelemetry_sdk::trace::SdkTracerProvider;
+use opentelemetry_sdk::{
+    error::OTelSdkResult, logs::SdkLoggerProvider, metrics::SdkMeterProvider,
+    trace::SdkTracerProvider,
+};
 use service::{shutdown, startup::Service};
 use tracing::{Dispatch, dispatcher::WeakDispatch};
 use tracing_subscriber::{
@@ -48,17 +67,18 @@ use tracing_subscriber::{
 };
 
 pub use config::{
-    BatchSettings, OtlpProtocol, ResourceAttributes, SamplerSetting, TelemetryArgs, TelemetryConfig,
+    BatchSettings, LogsConfig, MetricsConfig, OtlpProtocol, ResourceAttributes, SamplerSetting,
+    SignalArgs, SignalExporter, TelemetryArgs, TelemetryConfig,
 };
-use export::{ExportRuntime, is_export_machinery, tracer_provider};
-use logs::json_logs;
+use export::{ExportRuntime, Pipelines, is_export_machinery, tally::ExportTally};
+use logs::{json_logs, otlp_logs};
 pub use propagation::{PropagatorName, Propagators};
 
 /// Telemetry could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum TelemetryError {
-    /// The OTLP exporter could not be built.
-    #[error("cannot build the OTLP span exporter: {0}")]
+    /// An OTLP exporter could not be built.
+    #[error("cannot build an OTLP exporter: {0}")]
     Exporter(#[from] opentelemetry_otlp::ExporterBuildError),
     /// `RUST_LOG` does not parse.
     #[error("invalid RUST_LOG: {0}")]
@@ -71,18 +91,26 @@ pub enum TelemetryError {
     AlreadyInstalled,
 }
 
-/// A service's tracer provider and `tracing` dispatcher. Cloning shares them.
+/// A service's tracer, meter and logger providers (each `None` when its
+/// signal is off) and its `tracing` dispatcher. Cloning shares them.
 #[derive(Clone)]
 pub struct Telemetry {
-    provider: Option<SdkTracerProvider>,
+    tracer: Option<SdkTracerProvider>,
+    meter: Option<SdkMeterProvider>,
+    logger: Option<SdkLoggerProvider>,
+    /// Cleared when the logger provider shuts down: the OTLP log layer then
+    /// stops handing it records.
+    logs_open: Arc<AtomicBool>,
+    /// What the exporters delivered and lost, reported at shutdown.
+    tally: Arc<ExportTally>,
     dispatch: Dispatch,
-    /// Where the OTLP/gRPC exporter's channel runs; `None` without one.
+    /// Where the OTLP/gRPC exporters' channels run; `None` without one.
     export_runtime: Option<Arc<ExportRuntime>>,
 }
 
 impl Telemetry {
-    /// Builds the exporter, provider and subscriber. The gRPC exporter's
-    /// channel runs on a runtime of its own (see `ExportRuntime`), so this
+    /// Builds the exporters, providers and subscriber. The gRPC exporters'
+    /// channels run on a runtime of their own (see `ExportRuntime`), so this
     /// needs no Tokio context.
     pub fn build(config: &TelemetryConfig) -> Result<Self, TelemetryError> {
         Self::build_with_writer(config, std::io::stdout)
@@ -93,48 +121,72 @@ impl Telemetry {
     where
         W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
     {
-        let (provider, export_runtime) = if config.traces_enabled {
-            let (provider, export_runtime) = tracer_provider(config)?;
-            (Some(provider), export_runtime)
-        } else {
-            (None, None)
-        };
-        // `RUST_LOG` filters the logs only: which spans are traced must not
-        // depend on how verbose the logs are (RUST_LOG=warn keeps its traces).
-        let log_filter = EnvFilter::builder().parse(&config.log_filter)?;
+        // `RUST_LOG` filters the logs only (the JSON lines and the OTLP log
+        // records alike): which spans are traced must not depend on how
+        // verbose the logs are (RUST_LOG=warn keeps its traces). Parsed first,
+        // so a bad value starts no exporter.
+        let json_filter = EnvFilter::builder().parse(&config.log_filter)?;
+        let otlp_filter = EnvFilter::builder().parse(&config.log_filter)?;
+        let Pipelines {
+            tracer,
+            meter,
+            logger,
+            runtime: export_runtime,
+            tally,
+        } = export::pipelines(config)?;
         let own_dispatch = Arc::new(OnceLock::<WeakDispatch>::new());
-        let registry = tracing_subscriber::registry()
-            .with(json_logs(writer, own_dispatch.clone()).with_filter(log_filter))
-            // The carriers find the service's propagator in its dispatcher
-            // (see `propagation`); it is built here, once.
-            .with(propagation::service_layer(&config.propagators));
-        let dispatch = match &provider {
-            Some(provider) => {
-                let tracer = provider.tracer(config.service_name.clone());
-                let spans = tracing_opentelemetry::layer()
-                    .with_tracer(tracer)
-                    // No `busy_ns`/`idle_ns` (not OpenTelemetry conventions,
-                    // and timing every poll of every instrumented future costs
-                    // two clock reads) and no `thread.id`/`thread.name` (a
-                    // tokio worker says nothing about a request): both cost
-                    // CPU on the hot path and bytes in every exported span.
-                    .with_tracked_inactivity(false)
-                    .with_threads(false)
-                    .with_filter(filter_fn(|metadata| {
-                        metadata.is_span()
-                            && *metadata.level() <= tracing::Level::INFO
-                            && !is_export_machinery(metadata.target())
-                    }));
-                Dispatch::new(registry.with(spans))
-            }
-            None => Dispatch::new(registry),
-        };
+        let logs_open = Arc::new(AtomicBool::new(true));
+        let otlp_logs = logger.as_ref().map(|provider| {
+            otlp_logs(
+                provider,
+                otlp_filter,
+                logs_open.clone(),
+                own_dispatch.clone(),
+            )
+        });
+        let spans = tracer.as_ref().map(|provider| {
+            tracing_opentelemetry::layer()
+                .with_tracer(provider.tracer(config.service_name.clone()))
+                // No `busy_ns`/`idle_ns` (not OpenTelemetry conventions,
+                // and timing every poll of every instrumented future costs
+                // two clock reads) and no `thread.id`/`thread.name` (a
+                // tokio worker says nothing about a request): both cost
+                // CPU on the hot path and bytes in every exported span.
+                .with_tracked_inactivity(false)
+                .with_threads(false)
+                .with_filter(filter_fn(|metadata| {
+                    metadata.is_span()
+                        && *metadata.level() <= tracing::Level::INFO
+                        && !is_export_machinery(metadata.target())
+                }))
+        });
+        let subscriber = tracing_subscriber::registry()
+            .with(json_logs(writer, own_dispatch.clone()).with_filter(json_filter))
+            .with(otlp_logs)
+            // The carriers find the service's propagator, and service code
+            // its meter, in its dispatcher (see `propagation`, `metrics`);
+            // both are built here, once.
+            .with(propagation::service_layer(&config.propagators))
+            .with(metrics::service_layer(meter.clone()))
+            .with(spans);
+        let dispatch = Dispatch::new(subscriber);
         let _ = own_dispatch.set(dispatch.downgrade());
         Ok(Self {
-            provider,
+            tracer,
+            meter,
+            logger,
+            logs_open,
+            tally,
             dispatch,
             export_runtime,
         })
+    }
+
+    /// A meter of this service (`name` is the instrumentation scope, e.g. the
+    /// crate's name); a no-op one with metrics off. Code running under this
+    /// service's dispatcher can use [`metrics::meter`] instead.
+    pub fn meter(&self, name: &'static str) -> Meter {
+        metrics::meter_of(self.meter.as_ref(), name)
     }
 
     /// The dispatcher to run this service's code under. A binary makes it
@@ -150,34 +202,97 @@ impl Telemetry {
             .map_err(|_| TelemetryError::AlreadyInstalled)
     }
 
-    /// Exports every finished span now (tests call this before asserting).
+    /// Exports every finished span, the current metric values and every log
+    /// record queued, now (tests call this before asserting).
     pub fn force_flush(&self) {
-        if let Some(provider) = &self.provider
-            && let Err(error) = provider.force_flush()
-        {
-            tracing::warn!(%error, "span flush failed");
+        let results = [
+            (
+                "spans",
+                self.tracer.as_ref().map(SdkTracerProvider::force_flush),
+            ),
+            (
+                "metrics",
+                self.meter.as_ref().map(SdkMeterProvider::force_flush),
+            ),
+            (
+                "logs",
+                self.logger.as_ref().map(SdkLoggerProvider::force_flush),
+            ),
+        ];
+        warn_failures("flush failed", results);
+    }
+
+    /// Flushes what is queued and stops the exporters: spans first, then
+    /// metrics (whose last export still counts the spans' export), then
+    /// logs; last, one log line with what each exporter delivered and lost
+    /// (the SDK logs queue-full drops itself). Blocking work runs off the
+    /// async threads, under this service's dispatcher, so the SDK's own
+    /// warnings land in this service's logs.
+    pub async fn shutdown(&self) {
+        let (tracer, meter, logger) =
+            (self.tracer.clone(), self.meter.clone(), self.logger.clone());
+        let (dispatch, logs_open) = (self.dispatch.clone(), self.logs_open.clone());
+        let _ = tokio::task::spawn_blocking(move || {
+            tracing::dispatcher::with_default(&dispatch, || {
+                let spans = tracer.as_ref().map(SdkTracerProvider::shutdown);
+                let metrics = meter.as_ref().map(SdkMeterProvider::shutdown);
+                logs_open.store(false, Ordering::Release);
+                let logs = logger.as_ref().map(SdkLoggerProvider::shutdown);
+                warn_failures(
+                    "telemetry shutdown incomplete",
+                    [("spans", spans), ("metrics", metrics), ("logs", logs)],
+                );
+            });
+        })
+        .await;
+        tracing::dispatcher::with_default(&self.dispatch, || self.log_totals());
+        if let Some(export_runtime) = &self.export_runtime {
+            export_runtime.stop();
         }
     }
 
-    /// Flushes what is queued and stops the exporter. Blocking work runs off
-    /// the async threads.
-    pub async fn shutdown(&self) {
-        if let Some(provider) = self.provider.clone() {
-            let result = tokio::task::spawn_blocking(move || provider.shutdown()).await;
-            if let Ok(Err(error)) = result {
-                tracing::warn!(%error, "telemetry shutdown incomplete");
-            }
+    /// One line: what the exporters delivered and lost (a warning if any
+    /// was lost), for the signals that are on.
+    fn log_totals(&self) {
+        if self.tracer.is_none() && self.meter.is_none() && self.logger.is_none() {
+            return;
         }
-        if let Some(export_runtime) = &self.export_runtime {
-            export_runtime.stop();
+        let tally = &self.tally;
+        let lost = tally.spans.lost() + tally.logs.lost() + tally.metric_points.lost();
+        macro_rules! totals {
+            ($level:ident) => {
+                tracing::$level!(
+                    spans_exported = tally.spans.exported(),
+                    spans_lost = tally.spans.lost(),
+                    log_records_exported = tally.logs.exported(),
+                    log_records_lost = tally.logs.lost(),
+                    metric_points_exported = tally.metric_points.exported(),
+                    metric_points_lost = tally.metric_points.lost(),
+                    "telemetry export totals (lost: in exports that failed; queue-full drops are logged by the SDK)"
+                )
+            };
+        }
+        if lost > 0 {
+            totals!(warn);
+        } else {
+            totals!(info);
+        }
+    }
+}
+
+/// Logs `what` with each signal's error, if any.
+fn warn_failures<const N: usize>(what: &str, results: [(&str, Option<OTelSdkResult>); N]) {
+    for (signal, result) in results {
+        if let Some(Err(error)) = result {
+            tracing::warn!(%error, signal, "{what}");
         }
     }
 }
 
 /// A service binary's `main`: telemetry from `args` as the process default,
 /// then `S` built from `settings`, its start-up line logged, and served
-/// until SIGINT/SIGTERM; last, the spans still queued are exported (those of
-/// a failed start included).
+/// until SIGINT/SIGTERM; last, the spans and log records still queued and
+/// the metrics' final values are exported (those of a failed start included).
 pub async fn run<S: Service>(settings: S::Settings, args: TelemetryArgs) -> anyhow::Result<()> {
     let config = args
         .into_config(S::NAME, S::VERSION)

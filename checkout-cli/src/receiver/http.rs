@@ -1,9 +1,10 @@
-//! OTLP/HTTP with protobuf encoding: `POST /v1/traces`.
+//! OTLP/HTTP with protobuf encoding: `POST /v1/traces`, `/v1/metrics`, `/v1/logs`.
 //!
 //! Some exporters (and `curl`-based debugging) speak OTLP over plain HTTP instead of
-//! gRPC. The body is a protobuf `ExportTraceServiceRequest`, optionally gzip-compressed
-//! (`Content-Encoding: gzip`); the reply is a protobuf `ExportTraceServiceResponse`.
-//! Errors follow the OTLP/HTTP spec: a 4xx status with a protobuf `google.rpc.Status` body.
+//! gRPC. The body is a protobuf `Export{Trace,Metrics,Logs}ServiceRequest`, optionally
+//! gzip-compressed (`Content-Encoding: gzip`); the reply is the matching protobuf
+//! response. Errors follow the OTLP/HTTP spec: a 4xx status with a protobuf
+//! `google.rpc.Status` body.
 
 use std::io::Read;
 
@@ -14,24 +15,59 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use flate2::read::GzDecoder;
+use opentelemetry_proto::tonic::collector::logs::v1::{
+    ExportLogsServiceRequest, ExportLogsServiceResponse,
+};
+use opentelemetry_proto::tonic::collector::metrics::v1::{
+    ExportMetricsServiceRequest, ExportMetricsServiceResponse,
+};
 use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
 use prost::Message;
 
-use super::{MAX_MESSAGE_BYTES, SpanStore};
+use super::{MAX_MESSAGE_BYTES, Stores};
 
 const PROTOBUF: &str = "application/x-protobuf";
 
-/// The router serving `POST /v1/traces` into `store`.
-pub(crate) fn router(store: SpanStore) -> Router {
+/// The router serving the three signals' `POST /v1/{signal}` into `stores`.
+pub(crate) fn router(stores: Stores) -> Router {
     Router::new()
-        .route("/v1/traces", post(export))
+        .route("/v1/traces", post(traces))
+        .route("/v1/metrics", post(metrics))
+        .route("/v1/logs", post(logs))
         .layer(DefaultBodyLimit::max(MAX_MESSAGE_BYTES))
-        .with_state(store)
+        .with_state(stores)
 }
 
-async fn export(State(store): State<SpanStore>, headers: HeaderMap, body: Bytes) -> Response {
+async fn traces(State(stores): State<Stores>, headers: HeaderMap, body: Bytes) -> Response {
+    export(&headers, body, |request: ExportTraceServiceRequest| {
+        stores.insert_spans(request);
+        ExportTraceServiceResponse::default()
+    })
+}
+
+async fn metrics(State(stores): State<Stores>, headers: HeaderMap, body: Bytes) -> Response {
+    export(&headers, body, |request: ExportMetricsServiceRequest| {
+        stores.metrics.insert(request);
+        ExportMetricsServiceResponse::default()
+    })
+}
+
+async fn logs(State(stores): State<Stores>, headers: HeaderMap, body: Bytes) -> Response {
+    export(&headers, body, |request: ExportLogsServiceRequest| {
+        stores.logs.insert(request);
+        ExportLogsServiceResponse::default()
+    })
+}
+
+/// Decodes the (possibly gzipped) protobuf request `R`, hands it to `store`,
+/// and answers with the response it returns.
+fn export<R: Message + Default, P: Message>(
+    headers: &HeaderMap,
+    body: Bytes,
+    store: impl FnOnce(R) -> P,
+) -> Response {
     let header_str = |name| headers.get(name).and_then(|v| v.to_str().ok());
     if header_str(header::CONTENT_TYPE).is_some_and(|ct| !ct.starts_with(PROTOBUF)) {
         return error(
@@ -52,17 +88,11 @@ async fn export(State(store): State<SpanStore>, headers: HeaderMap, body: Bytes)
             );
         }
     };
-    match ExportTraceServiceRequest::decode(body) {
-        Ok(request) => {
-            store.insert(request);
-            protobuf(
-                StatusCode::OK,
-                ExportTraceServiceResponse::default().encode_to_vec(),
-            )
-        }
+    match R::decode(body) {
+        Ok(request) => protobuf(StatusCode::OK, store(request).encode_to_vec()),
         Err(e) => error(
             StatusCode::BAD_REQUEST,
-            &format!("invalid ExportTraceServiceRequest: {e}"),
+            &format!("invalid export request: {e}"),
         ),
     }
 }

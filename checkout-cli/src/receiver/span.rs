@@ -212,7 +212,7 @@ impl AttributeValue {
     }
 
     /// Converts an OTLP value; `None` for an absent value (or the profiles-only string index).
-    fn from_proto(value: &AnyValue) -> Option<Self> {
+    pub(crate) fn from_proto(value: &AnyValue) -> Option<Self> {
         use any_value::Value;
         Some(match value.value.as_ref()? {
             Value::StringValue(s) => Self::String(s.clone()),
@@ -360,7 +360,7 @@ fn received_span(span: Span, service_name: &str) -> ReceivedSpan {
     }
 }
 
-fn attributes(kvs: &[KeyValue]) -> BTreeMap<String, AttributeValue> {
+pub(crate) fn attributes(kvs: &[KeyValue]) -> BTreeMap<String, AttributeValue> {
     kvs.iter()
         .filter_map(|kv| {
             Some((
@@ -372,7 +372,7 @@ fn attributes(kvs: &[KeyValue]) -> BTreeMap<String, AttributeValue> {
 }
 
 /// Lowercase hex of arbitrary bytes (ids of the wrong length are rendered, not rejected).
-fn hex(bytes: &[u8]) -> String {
+pub(crate) fn hex(bytes: &[u8]) -> String {
     use fmt::Write;
     bytes
         .iter()
