@@ -24,7 +24,7 @@
     reason = "tests: a failed expectation is the test failing"
 )]
 
-use std::{sync::Mutex, time::Duration};
+use std::time::Duration;
 
 use e2e::{
     PATIENCE,
@@ -39,7 +39,7 @@ const SECONDS: usize = 20;
 const SECONDS_BEFORE_FAULT: usize = 5;
 
 /// One cluster at a time: four at once would not fit a 2-core machine.
-static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 #[derive(Clone, Copy, Debug)]
 enum Fault {
@@ -50,9 +50,7 @@ enum Fault {
 }
 
 async fn under_load(fault: Fault) {
-    let _turn = ONE_AT_A_TIME
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let _turn = ONE_AT_A_TIME.lock().await;
     let mut pipeline = ScaledPipeline::start().await;
     let load = Load::start_at(
         pipeline.http.clone(),
