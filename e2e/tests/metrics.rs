@@ -214,3 +214,68 @@ async fn checkouts_are_measured_in_every_service() {
     }
     pipeline.shut_down().await;
 }
+
+/// The text `service` serves on `/metrics`.
+async fn scrape(pipeline: &TestPipeline, name: &str) -> String {
+    let service = pipeline
+        .services
+        .iter()
+        .find(|service| service.name == name)
+        .unwrap_or_else(|| panic!("no {name}"));
+    let address = service.metrics_address().expect("METRICS_ADDRESS is set");
+    let response = pipeline
+        .http
+        .get(format!("http://{address}/metrics"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    response.text().await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_service_serves_its_own_metrics_for_prometheus() {
+    let pipeline = TestPipeline::start_with(PipelineOptions {
+        initial_stock: INITIAL_STOCK,
+        telemetry: |config| {
+            config.metrics.prometheus_address = Some(([127, 0, 0, 1], 0).into());
+        },
+        ..PipelineOptions::default()
+    })
+    .await;
+    let (status, body) = pipeline.checkout(&json!({"itemsID": [1]}), &[]).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    pipeline
+        .wait_for_order(body["orderId"].as_str().unwrap())
+        .await;
+
+    // Read at each scrape: the values are there at once, no export to wait for.
+    let gateway = scrape(&pipeline, "gateway").await;
+    let served = gateway
+        .lines()
+        .find(|line| {
+            line.starts_with("http_server_request_duration_seconds_count{")
+                && line.contains(r#"http_route="/api/checkout""#)
+                && line.contains(r#"http_response_status_code="202""#)
+        })
+        .unwrap_or_else(|| panic!("no checkout request in:\n{gateway}"));
+    assert!(served.ends_with(" 1"), "{served}");
+    // A registry per service: the gateway shows none of the others' metrics.
+    assert!(!gateway.contains("checkout_orders"), "{gateway}");
+
+    let checkout = scrape(&pipeline, "checkout-service").await;
+    assert!(
+        checkout.contains("rpc_server_call_duration_seconds_count{"),
+        "{checkout}"
+    );
+    let stock = scrape(&pipeline, "stock-service").await;
+    let applied = stock
+        .lines()
+        .find(|line| {
+            line.starts_with("checkout_orders_total{")
+                && line.contains(r#"checkout_order_outcome="applied""#)
+        })
+        .unwrap_or_else(|| panic!("no applied orders in:\n{stock}"));
+    assert!(applied.ends_with(" 1"), "{applied}");
+    pipeline.shut_down().await;
+}
