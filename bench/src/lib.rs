@@ -40,6 +40,7 @@
 //! benchmark stops early.
 
 pub mod broker;
+pub mod discard;
 pub mod machine;
 pub mod pipeline;
 pub mod procfs;
@@ -70,6 +71,8 @@ pub enum RunKind {
     Untraced,
     /// The pipeline with `OTEL_TRACES_SAMPLER=always_on`.
     Traced,
+    /// Traced, and exporting metrics and OTLP log records too.
+    Full,
 }
 
 /// The benchmark's command line.
@@ -161,7 +164,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     anyhow::ensure!(!cli.duration.is_zero(), "--duration must be positive");
     anyhow::ensure!(cli.repeat > 0, "--repeat must be at least 1");
     let wants = |kind| cli.runs.contains(&kind);
-    let binaries = if wants(RunKind::Untraced) || wants(RunKind::Traced) {
+    let binaries = if wants(RunKind::Untraced) || wants(RunKind::Traced) || wants(RunKind::Full) {
         Some(services::binary_dir(cli.bin_dir.clone())?)
     } else {
         None
@@ -291,6 +294,7 @@ async fn measure_all(
         for (kind, tracing) in [
             (RunKind::Untraced, Tracing::Off),
             (RunKind::Traced, Tracing::On),
+            (RunKind::Full, Tracing::Full),
         ] {
             if !cli.runs.contains(&kind) {
                 continue;
@@ -309,6 +313,7 @@ async fn measure_all(
                     match tracing {
                         Tracing::Off => results.untraced.push(run),
                         Tracing::On => results.traced.push(run),
+                        Tracing::Full => results.full.push(run),
                     }
                 }
                 Err(error) => {

@@ -274,8 +274,12 @@ impl SpanTally {
             .spawn(move || {
                 let served = runtime.block_on(async move {
                     let listener = TcpListener::from_std(listener)?;
+                    // Metrics and logs (the "full" runs) are counted and dropped.
+                    let others = Arc::new(crate::discard::Received::default());
                     tonic::transport::Server::builder()
                         .add_service(service)
+                        .add_service(crate::discard::MetricsSink(others.clone()))
+                        .add_service(crate::discard::LogsSink(others))
                         .serve_with_incoming_shutdown(TcpIncoming::from(listener), async move {
                             let _ = stop_requested.wait_for(|stop| *stop).await;
                         })

@@ -42,17 +42,20 @@ use std::{
 };
 
 use amqp::{AmqpSettings, connection::Backoff, settings::Node, topology};
-use contracts::amqp::{CONTENT_TYPE, CheckoutProcessed, PUBLISHER_APP_ID};
+use contracts::amqp::{CONTENT_TYPE, CheckoutProcessed, PUBLISHED_AT_HEADER, PUBLISHER_APP_ID};
 use futures::{StreamExt, TryFutureExt};
 use lapin::{
     BasicProperties, Channel, Confirmation, Connection, Event,
     options::{BasicPublishOptions, ConfirmSelectOptions},
-    types::{FieldTable, ShortString},
+    types::{AMQPValue, FieldTable, ShortString},
 };
 use service::shutdown::CancellationToken;
 use telemetry::{
     propagation,
-    spans::{self, messaging::Message},
+    spans::{
+        self,
+        messaging::{Message, PublishMetrics},
+    },
 };
 use tokio::sync::{Notify, watch};
 use tracing::Instrument;
@@ -102,6 +105,9 @@ pub const CONFIRM_TIMEOUT: Duration = Duration::from_secs(10);
 #[derive(Clone)]
 pub struct Publisher {
     shared: Arc<Shared>,
+    /// `checkout.broker.connected`, read from `shared.connected`; held so
+    /// that it lives as long as the publisher.
+    _connected_gauge: telemetry::metrics::GaugeHandle,
 }
 
 struct Shared {
@@ -114,6 +120,8 @@ struct Shared {
     nacked: AtomicBool,
     /// Whether a channel is open, for health reporting.
     connected: watch::Sender<bool>,
+    /// The PRODUCER span's measurements.
+    metrics: PublishMetrics,
 }
 
 /// The open confirming channel and the node its connection is on.
@@ -141,7 +149,9 @@ impl Publisher {
             }
             Err(error) => return Err(error),
         };
+        let metrics = PublishMetrics::new(&settings.exchange);
         let shared = Arc::new(Shared {
+            metrics,
             settings,
             connected: watch::Sender::new(link.is_some()),
             link: RwLock::new(link),
@@ -149,7 +159,16 @@ impl Publisher {
             nacked: AtomicBool::new(false),
         });
         tokio::spawn(supervise(shared.clone(), connection, shutdown));
-        Ok(Self { shared })
+        let state = Arc::downgrade(&shared);
+        let connected_gauge = telemetry::metrics::broker_connected(move || {
+            state
+                .upgrade()
+                .is_some_and(|shared| *shared.connected.borrow())
+        });
+        Ok(Self {
+            shared,
+            _connected_gauge: connected_gauge,
+        })
     }
 
     /// True while a channel is open.
@@ -183,6 +202,7 @@ impl Publisher {
             id: Some(&order_id),
             body_size: body.len(),
         });
+        let started = Instant::now();
         let link = self.current_link();
         if let Some(link) = &link {
             spans::messaging::record_server(&span, link.node.host(), link.node.port());
@@ -191,6 +211,9 @@ impl Publisher {
             .publish_confirmed(link, order, &body)
             .instrument(span.clone())
             .await;
+        shared
+            .metrics
+            .record(started, result.as_ref().err().map(PublishError::kind));
         if let Err(error) = &result {
             spans::record_error(&span, error.kind(), &error.to_string());
             if matches!(error, PublishError::Nacked) {
@@ -223,9 +246,14 @@ impl Publisher {
 
         let mut headers = FieldTable::default();
         propagation::amqp::inject(&tracing::Span::current().context(), &mut headers);
-        let timestamp = SystemTime::now()
+        let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
-            .map_or(0, |elapsed| elapsed.as_secs());
+            .unwrap_or_default();
+        headers.insert(
+            PUBLISHED_AT_HEADER.into(),
+            AMQPValue::LongLongInt(i64::try_from(now.as_millis()).unwrap_or(i64::MAX)),
+        );
+        let timestamp = now.as_secs();
         let properties = BasicProperties::default()
             .with_content_type(CONTENT_TYPE.into())
             .with_delivery_mode(2) // persistent

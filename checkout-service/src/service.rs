@@ -31,7 +31,7 @@ use contracts::{
     limits::{check_client_id, check_idempotency_key},
 };
 use service::faults::Faults;
-use telemetry::spans;
+use telemetry::{metrics::OrderOutcomes, spans};
 use tonic::{Code, Request, Response, Status};
 use tracing::{Instrument, Span};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
@@ -54,6 +54,10 @@ pub struct CheckoutService {
     order_ids: OrderIdSecret,
     /// (client, idempotency key) → the cart it was first used with.
     recent_keys: RecentKeys,
+    /// `rpc.server.call.duration`.
+    call_durations: spans::grpc::CallDurations,
+    /// Orders accepted (published and confirmed).
+    orders: OrderOutcomes,
 }
 
 impl CheckoutService {
@@ -73,6 +77,8 @@ impl CheckoutService {
             faults,
             order_ids,
             recent_keys,
+            call_durations: spans::grpc::CallDurations::server(),
+            orders: OrderOutcomes::new(),
         }
     }
 
@@ -132,6 +138,7 @@ impl CheckoutService {
                 tracing::warn!(%error, %order_id, "order not published");
                 Status::unavailable(error.to_string())
             })?;
+        self.orders.add("accepted", 1);
         tracing::info!(%order_id, total = order.total, "order accepted");
 
         Ok(CheckoutResponse {
@@ -147,12 +154,13 @@ impl Checkout for CheckoutService {
         &self,
         request: Request<CheckoutRequest>,
     ) -> Result<Response<CheckoutResponse>, Status> {
+        let call = spans::grpc::Call::start(SERVICE_NAME, DO_CHECKOUT);
         let span = spans::grpc::server(request.metadata(), SERVICE_NAME, DO_CHECKOUT);
         let result = self
             .checkout(request.into_inner())
             .instrument(span.clone())
             .await;
-        spans::grpc::record_server_status(&span, &result);
+        spans::grpc::record_server_status(&span, &self.call_durations, call, &result);
         result.map(Response::new)
     }
 }

@@ -36,6 +36,11 @@ pub const DEFAULT_QUEUE: &str = "stock-queue";
 pub const DELIVERY_LIMIT: i32 = 5;
 /// The header a dead letter carries its reason in.
 pub const DEATH_REASON_HEADER: &str = "x-death-reason";
+/// The header holding the publish time, in milliseconds since the Unix
+/// epoch (a signed 64-bit integer): the start of the order's end-to-end lag.
+/// The AMQP `timestamp` property says the same in whole seconds, too coarse
+/// for a lag of a few milliseconds.
+pub const PUBLISHED_AT_HEADER: &str = "x-published-at-ms";
 /// The AMQP `app_id` property checkout-service publishes with.
 pub const PUBLISHER_APP_ID: &str = "checkout-service";
 /// `content_type` property of every message.

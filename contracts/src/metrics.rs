@@ -40,18 +40,44 @@ pub const OPERATION_DURATIONS: [&str; 6] = [
     DB_CLIENT_OPERATION_DURATION,
 ];
 
-/// Time from an order's publish to stock-service taking it up, in seconds (a
-/// histogram): how far the consumer is behind.
+/// Messages published and confirmed or refused (checkout-service): a
+/// counter (`{message}`), `error.type` on the ones that failed.
+pub const MESSAGING_CLIENT_SENT_MESSAGES: &str = "messaging.client.sent.messages";
+/// Messages delivered to the consumer (stock-service): a counter
+/// (`{message}`), `error.type` on the ones it could not process.
+pub const MESSAGING_CLIENT_CONSUMED_MESSAGES: &str = "messaging.client.consumed.messages";
+
+/// Time from an order's publish (the publisher's clock, in the
+/// [`crate::amqp::PUBLISHED_AT_HEADER`] header) to stock-service committing
+/// its outcome (stock-service's clock), in seconds (a histogram): how far
+/// behind the pipeline is, end to end. The two clocks are those of two
+/// machines in production; the lag is as good as their synchronisation.
 pub const ORDER_LAG: &str = "checkout.order.lag";
-/// Orders stock-service decided: a counter, one series per [`ORDER_OUTCOME`].
-pub const ORDERS_PROCESSED: &str = "checkout.orders.processed";
+/// Orders, one series per [`ORDER_OUTCOME`], across the services: a counter
+/// (`{order}`). checkout-service counts `accepted` (published and
+/// confirmed); stock-service counts `applied`, `duplicate`, `rejected` and
+/// `dead_lettered`. One counter rather than one per service, so that a
+/// single query compares what was accepted with what was applied.
+pub const ORDERS_PROCESSED: &str = "checkout.orders";
 /// Units in stock: a gauge, one series per item ([`ITEM_ID`]).
 pub const STOCK_AVAILABLE: &str = "checkout.stock.available";
+/// Whether the service's connection to the broker is up (1) or not (0): a
+/// gauge, in checkout-service (its publishing channel) and stock-service
+/// (its subscription).
+pub const BROKER_CONNECTED: &str = "checkout.broker.connected";
 
 /// The attribute naming the item of a [`STOCK_AVAILABLE`] point.
 pub const ITEM_ID: &str = "checkout.item.id";
-/// The attribute holding an order's outcome (`applied`, `rejected`,
-/// `duplicate`), as on stock-service's consumer span.
-pub const ORDER_OUTCOME: &str = "stock.outcome";
+/// The attribute holding an order's outcome on [`ORDERS_PROCESSED`]; the
+/// values are [`ORDER_OUTCOMES`].
+pub const ORDER_OUTCOME: &str = "checkout.order.outcome";
+/// Every value of [`ORDER_OUTCOME`], in the order an order meets them.
+pub const ORDER_OUTCOMES: [&str; 5] = [
+    "accepted",
+    "applied",
+    "duplicate",
+    "rejected",
+    "dead_lettered",
+];
 /// The attribute a failed operation carries (the conventions' `error.type`).
 pub const ERROR_TYPE: &str = "error.type";

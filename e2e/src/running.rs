@@ -29,6 +29,12 @@ pub struct RunningService {
 }
 
 impl RunningService {
+    /// Where the service serves `/metrics`, if its telemetry was given a
+    /// `METRICS_ADDRESS`.
+    pub fn metrics_address(&self) -> Option<SocketAddr> {
+        self.telemetry.metrics_address()
+    }
+
     /// Starts `build` on a new thread under its own telemetry; `build`
     /// returns the bound addresses and the future that serves until the token
     /// is cancelled.

@@ -1,8 +1,10 @@
 //! No Docker engine runs here, so `docker-compose.yaml` is checked against
 //! the code instead: every variable it sets is one the service reads (a typo
 //! would be silently ignored), every address points at a real service and
-//! port, every binary exists, and only the gateway and the two UIs are
-//! published.
+//! port, every binary exists, and only the gateway and the three UIs are
+//! published. The Jaeger and Prometheus configurations under `deploy/` are
+//! checked the same way: they parse, and the ports and names in them match
+//! what the services send and what the other side reads.
 
 #![allow(
     clippy::unwrap_used,
@@ -155,7 +157,7 @@ fn the_fault_admin_endpoints_are_on_inside_the_network_with_a_token_from_the_env
 }
 
 #[test]
-fn only_the_gateway_and_the_two_uis_are_published() {
+fn only_the_gateway_and_the_three_uis_are_published() {
     let compose = compose();
     let published = published_ports(&compose);
     let gateway_port = port_of(env(service(&compose, "gateway"), "HTTP_ADDRESS"));
@@ -164,6 +166,7 @@ fn only_the_gateway_and_the_two_uis_are_published() {
         [
             format!("gateway={gateway_port}:{gateway_port}"),
             "jaeger=16686:16686".to_owned(),
+            "prometheus=9090:9090".to_owned(),
             "rabbitmq=15672:15672".to_owned(),
         ]
     );
@@ -180,7 +183,7 @@ fn services_start_only_when_their_dependencies_are_up() {
         "service_healthy"
     );
     assert_eq!(condition("gateway", "checkout-service"), "service_healthy");
-    for name in ["jaeger", "rabbitmq"] {
+    for name in ["jaeger", "prometheus", "rabbitmq"] {
         assert!(service(&compose, name)["image"].as_str().is_some());
     }
     assert!(
@@ -189,4 +192,185 @@ fn services_start_only_when_their_dependencies_are_up() {
             .unwrap()
             .starts_with("jaegertracing/jaeger:2")
     );
+}
+
+/// The file under `deploy/` that `service` mounts at `target`, parsed.
+fn mounted(compose: &Value, service_name: &str, target: &str) -> Value {
+    let volumes = service(compose, service_name)["volumes"]
+        .as_sequence()
+        .unwrap_or_else(|| panic!("{service_name} mounts nothing"));
+    let source = volumes
+        .iter()
+        .filter_map(Value::as_str)
+        .find_map(|volume| {
+            let mut parts = volume.split(':');
+            let source = parts.next()?;
+            (parts.next()? == target).then_some(source)
+        })
+        .unwrap_or_else(|| panic!("{service_name} mounts nothing at {target}: {volumes:?}"));
+    let file = source.strip_prefix("./").unwrap_or(source);
+    assert!(file.starts_with("deploy/"), "{file}");
+    e2e::compose::load(file)
+}
+
+fn jaeger_config(compose: &Value) -> Value {
+    let command: Vec<&str> = service(compose, "jaeger")["command"]
+        .as_sequence()
+        .expect("jaeger runs with a command")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    let at = command.iter().position(|arg| *arg == "--config").unwrap();
+    mounted(compose, "jaeger", command[at + 1])
+}
+
+fn names(value: &Value) -> Vec<&str> {
+    value
+        .as_sequence()
+        .unwrap_or_else(|| panic!("not a list: {value:?}"))
+        .iter()
+        .filter_map(Value::as_str)
+        .collect()
+}
+
+fn exposed(compose: &Value, service_name: &str, port: &str) -> bool {
+    service(compose, service_name)["expose"]
+        .as_sequence()
+        .is_some_and(|ports| ports.iter().any(|p| p.as_str() == Some(port)))
+}
+
+#[test]
+fn jaeger_receives_every_signal_the_services_send_and_keeps_traces_and_metrics() {
+    let compose = compose();
+    let config = jaeger_config(&compose);
+    let pipelines = &config["service"]["pipelines"];
+
+    // The services' OTLP endpoint is the receiver's gRPC port, exposed.
+    let grpc = config["receivers"]["otlp"]["protocols"]["grpc"]["endpoint"]
+        .as_str()
+        .unwrap();
+    for (name, _) in SERVICES {
+        let service = service(&compose, name);
+        let endpoint = env(service, "OTEL_EXPORTER_OTLP_ENDPOINT");
+        assert_eq!(
+            endpoint,
+            format!("http://jaeger:{}", port_of(grpc)),
+            "{name}"
+        );
+        assert!(exposed(&compose, "jaeger", port_of(grpc)));
+        assert_eq!(env(service, "OTEL_METRICS_EXPORTER"), "otlp", "{name}");
+        // No logs pipeline: a log export would be refused.
+        assert_eq!(env(service, "OTEL_LOGS_EXPORTER"), "none", "{name}");
+    }
+    assert!(pipelines["logs"].is_null());
+
+    // Traces: stored, and turned into span metrics.
+    assert_eq!(names(&pipelines["traces"]["receivers"]), ["otlp"]);
+    let traces_to = names(&pipelines["traces"]["exporters"]);
+    assert!(
+        traces_to.contains(&"jaeger_storage_exporter"),
+        "{traces_to:?}"
+    );
+    assert!(traces_to.contains(&"spanmetrics"), "{traces_to:?}");
+    // Span metrics and the services' metrics both reach the Prometheus exporter.
+    assert_eq!(
+        names(&pipelines["metrics/spanmetrics"]["receivers"]),
+        ["spanmetrics"]
+    );
+    assert_eq!(
+        names(&pipelines["metrics/spanmetrics"]["exporters"]),
+        ["prometheus"]
+    );
+    assert_eq!(names(&pipelines["metrics"]["receivers"]), ["otlp"]);
+    assert_eq!(names(&pipelines["metrics"]["exporters"]), ["prometheus"]);
+
+    // Every component a pipeline names is defined (the collector refuses to
+    // start otherwise).
+    for (_, pipeline) in pipelines.as_mapping().unwrap() {
+        for (role, sections) in [
+            ("receivers", &["receivers", "connectors"][..]),
+            ("processors", &["processors"][..]),
+            ("exporters", &["exporters", "connectors"][..]),
+        ] {
+            if pipeline[role].is_null() {
+                continue;
+            }
+            for component in names(&pipeline[role]) {
+                assert!(
+                    sections
+                        .iter()
+                        .any(|section| config[*section].get(component).is_some()),
+                    "{component} ({role}) is not defined"
+                );
+            }
+        }
+    }
+    let extensions = names(&config["service"]["extensions"]);
+    for extension in &extensions {
+        assert!(
+            config["extensions"].get(*extension).is_some(),
+            "{extension}"
+        );
+    }
+    // The stored traces are the ones the UI reads.
+    let trace_storage = config["exporters"]["jaeger_storage_exporter"]["trace_storage"]
+        .as_str()
+        .unwrap();
+    assert_eq!(
+        config["extensions"]["jaeger_query"]["storage"]["traces"].as_str(),
+        Some(trace_storage)
+    );
+    assert!(
+        config["extensions"]["jaeger_storage"]["backends"]
+            .get(trace_storage)
+            .is_some()
+    );
+}
+
+#[test]
+fn prometheus_scrapes_jaegers_metrics_endpoint_and_the_monitor_tab_reads_prometheus() {
+    let compose = compose();
+    let jaeger = jaeger_config(&compose);
+    let prometheus = mounted(&compose, "prometheus", "/etc/prometheus/prometheus.yml");
+    assert!(
+        service(&compose, "prometheus")["image"]
+            .as_str()
+            .unwrap()
+            .starts_with("prom/prometheus:v3")
+    );
+
+    // Prometheus scrapes the port Jaeger's Prometheus exporter listens on.
+    let exporter_port = port_of(
+        jaeger["exporters"]["prometheus"]["endpoint"]
+            .as_str()
+            .unwrap(),
+    );
+    assert!(exposed(&compose, "jaeger", exporter_port));
+    let targets: Vec<&str> = prometheus["scrape_configs"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .flat_map(|job| job["static_configs"].as_sequence().unwrap())
+        .flat_map(|config| names(&config["targets"]))
+        .collect();
+    assert!(
+        targets.contains(&format!("jaeger:{exporter_port}").as_str()),
+        "{targets:?}"
+    );
+
+    // The Monitor tab's metrics backend is that Prometheus, on its port.
+    let backend = jaeger["extensions"]["jaeger_query"]["storage"]["metrics"]
+        .as_str()
+        .expect("the query extension has a metrics storage");
+    let endpoint = jaeger["extensions"]["jaeger_storage"]["metric_backends"][backend]["prometheus"]
+        ["endpoint"]
+        .as_str()
+        .expect("a Prometheus metrics backend");
+    let published = published_ports(&compose);
+    let prometheus_port = published
+        .iter()
+        .find_map(|port| port.strip_prefix("prometheus="))
+        .and_then(|ports| ports.split(':').nth(1))
+        .expect("Prometheus listens on a published port");
+    assert_eq!(endpoint, format!("http://prometheus:{prometheus_port}"));
 }

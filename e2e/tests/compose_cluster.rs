@@ -165,6 +165,7 @@ fn each_gateway_replica_gets_its_own_published_port_and_nothing_else_is_added() 
         [
             format!("gateway={port}-{next}:{port}"),
             "jaeger=16686:16686".to_owned(),
+            "prometheus=9090:9090".to_owned(),
             "rabbitmq=15672:15672".to_owned(),
         ]
     );

@@ -68,7 +68,7 @@ async fn checkout_service_stopped_mid_load_gives_fast_503s_then_recovers() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_unreachable_otlp_endpoint_affects_no_checkout() {
+async fn an_unreachable_otlp_endpoint_for_every_signal_affects_no_checkout() {
     // A port nothing listens on.
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let endpoint = format!("http://{}", closed.local_addr().unwrap());
@@ -76,6 +76,12 @@ async fn an_unreachable_otlp_endpoint_affects_no_checkout() {
     let pipeline = TestPipeline::start_with(PipelineOptions {
         initial_stock: INITIAL_STOCK,
         otlp_endpoint: Some(endpoint),
+        // Every signal tries the closed port all along: spans and log
+        // records in batches, metrics every 100 ms.
+        telemetry: |config| {
+            config.metrics.interval = Duration::from_millis(100);
+            assert!(config.metrics.enabled && config.logs.enabled);
+        },
         ..PipelineOptions::default()
     })
     .await;

@@ -72,7 +72,7 @@ use std::{
         Arc,
         atomic::{AtomicBool, Ordering},
     },
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use amqp::connection::Backoff;
@@ -99,6 +99,7 @@ use crate::{
     broker::{BrokerError, BrokerSession},
     configuration::Settings,
     domain::Outcome,
+    instruments::{ConsumerMetrics, StockLevels, published_at_ms},
     store::Store,
 };
 
@@ -131,18 +132,29 @@ pub struct Consumer {
     store: Store,
     status: ConsumerStatus,
     faults: Faults,
+    metrics: ConsumerMetrics,
 }
 
 impl Consumer {
     /// A consumer for the broker and queue in `settings`, writing to
     /// `store`, slowed down by `faults` when a demonstration asks for it.
+    /// Build it under the service's dispatcher: it makes its instruments.
     pub fn new(settings: Settings, store: Store, faults: Faults) -> Self {
+        let status = ConsumerStatus::default();
+        let metrics = ConsumerMetrics::new(&settings.amqp.exchange, &settings.queue.name, &status);
         Self {
             settings,
             store,
-            status: ConsumerStatus::default(),
+            status,
             faults,
+            metrics,
         }
+    }
+
+    /// The cached stock levels behind the stock gauge; run their refresh
+    /// ([`crate::instruments::StockLevels::run`]) beside the consumer.
+    pub fn stock_levels(&self) -> Arc<StockLevels> {
+        self.metrics.stock.clone()
     }
 
     /// The subscription flag, for the readiness probe.
@@ -293,6 +305,7 @@ impl Consumer {
         deliveries: Vec<Delivery>,
         session: &BrokerSession,
     ) -> Result<(), BrokerError> {
+        let started = Instant::now();
         let mut orders = Vec::with_capacity(deliveries.len());
         for delivery in deliveries {
             let span = consumer_span(&delivery, &self.settings.queue.name);
@@ -313,6 +326,10 @@ impl Consumer {
                     }
                     .instrument(span)
                     .await?;
+                    self.metrics.order("dead_lettered");
+                    self.metrics
+                        .process
+                        .record(started, Some(decode_error_type(&error)));
                 }
             }
         }
@@ -336,6 +353,7 @@ impl Consumer {
         match applied {
             Ok(outcomes) => {
                 let mut spans = Vec::with_capacity(orders.len());
+                let mut settled = Vec::with_capacity(orders.len());
                 let mut last = None;
                 for ((delivery, span, order), outcome) in orders.into_iter().zip(outcomes) {
                     span.set_attribute("stock.outcome", outcome.as_str());
@@ -346,11 +364,20 @@ impl Consumer {
                         info!(parent: &span, order_id = %order.order_id, outcome = outcome.as_str(), "order processed");
                     }
                     spans.push(span);
+                    settled.push((outcome.as_str(), published_at_ms(&delivery.properties)));
                     last = Some(delivery);
                 }
-                if let Some(last) = last {
+                if let Some(last) = &last {
                     settle(last.acker.ack(BasicAckOptions { multiple: true })).await?;
                 }
+                for (outcome, published_ms) in settled {
+                    self.metrics.order(outcome);
+                    if outcome != "duplicate" {
+                        self.metrics.committed(published_ms);
+                    }
+                    self.metrics.process.record(started, None);
+                }
+                self.metrics.stock.changed();
                 drop(spans);
             }
             Err(error) => {
@@ -366,6 +393,9 @@ impl Consumer {
                         requeue: true,
                     };
                     settle(last.acker.nack(requeue_all)).await?;
+                }
+                for _ in &orders {
+                    self.metrics.process.record(started, Some("database_error"));
                 }
             }
         }

@@ -36,6 +36,7 @@ pub mod broker;
 pub mod configuration;
 pub mod consumer;
 pub mod domain;
+pub mod instruments;
 pub mod retention;
 pub mod routes;
 pub mod startup;

@@ -155,13 +155,17 @@ impl Service for Application {
             serve(self.listener, router(state), self.http_limits, stop.clone()).await;
             stop.cancel();
         };
+        let stock_levels = self
+            .consumer
+            .stock_levels()
+            .run(self.store.clone(), stop.clone());
         let consume = async {
             self.consumer.run(self.session, stop.clone()).await;
             stop.cancel();
         };
         // The purge never ends on its own: it only follows the others.
         let purge = self.retention.run(stop.clone());
-        tokio::join!(http, consume, purge);
+        tokio::join!(http, consume, purge, stock_levels);
         self.store.close().await;
         tracing::info!("stock-service stopped");
         Ok(())

@@ -46,7 +46,6 @@
 
 use std::{
     str::FromStr,
-    sync::Arc,
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
@@ -57,8 +56,7 @@ use sqlx::{
     postgres::PgConnectOptions,
     sqlite::SqliteConnectOptions,
 };
-use telemetry::spans::db::{self, Statement};
-use tracing::{Instrument, Span};
+use telemetry::spans::db::{Database, Statement, Traced as _};
 use uuid::Uuid;
 
 use crate::{
@@ -129,8 +127,9 @@ const MAX_BATCH_POSTGRES: usize = 32;
 pub struct Store {
     pool: AnyPool,
     system: DatabaseSystem,
-    /// `db.namespace`: the SQLite file name or the PostgreSQL database name.
-    namespace: Arc<str>,
+    /// Runs each statement in its CLIENT span and measures it; its
+    /// `db.namespace` is the SQLite file name or the PostgreSQL database name.
+    db: Database,
 }
 
 const SELECT_STOCK: Statement = Statement {
@@ -138,6 +137,7 @@ const SELECT_STOCK: Statement = Statement {
     table: "stock",
     sql: "SELECT available FROM stock WHERE item_id = $1",
 };
+const SELECT_ALL_STOCK: &str = "SELECT item_id, available FROM stock ORDER BY item_id";
 const SEED_STOCK: Statement = Statement {
     operation: "INSERT",
     table: "stock",
@@ -194,7 +194,7 @@ impl Store {
         Ok(Self {
             pool,
             system,
-            namespace: namespace.into(),
+            db: Database::new(system.as_str(), &namespace),
         })
     }
 
@@ -215,7 +215,7 @@ impl Store {
                 .bind(item_id)
                 .bind(units)
                 .execute(&mut *tx)
-                .instrument(self.span(&SEED_STOCK))
+                .traced(&self.db, SEED_STOCK)
                 .await?
                 .rows_affected();
         }
@@ -241,12 +241,21 @@ impl Store {
         self.available(&mut conn, item_id).await
     }
 
+    /// Every item's units on hand, in item order (for the stock gauge; not
+    /// traced, like [`Store::ping`]: it runs on a timer, not for an order).
+    pub async fn stock_levels(&self) -> Result<Vec<(i64, i64)>, StoreError> {
+        let rows = sqlx::query(SELECT_ALL_STOCK).fetch_all(&self.pool).await?;
+        rows.iter()
+            .map(|row| Ok((row.try_get("item_id")?, row.try_get("available")?)))
+            .collect()
+    }
+
     /// What was decided for `order_id`, or `None` if it was never processed.
     pub async fn order_status(&self, order_id: Uuid) -> Result<Option<OrderRecord>, StoreError> {
         let row = sqlx::query(SELECT_ORDER.sql)
             .bind(order_id.to_string())
             .fetch_optional(&self.pool)
-            .instrument(self.span(&SELECT_ORDER))
+            .traced(&self.db, SELECT_ORDER)
             .await?;
         row.map(|row| order_record(order_id, &row)).transpose()
     }
@@ -272,17 +281,9 @@ impl Store {
         let row = sqlx::query(SELECT_STOCK.sql)
             .bind(item_id)
             .fetch_optional(conn)
-            .instrument(self.span(&SELECT_STOCK))
+            .traced(&self.db, SELECT_STOCK)
             .await?;
         Ok(row.map(|row| row.try_get("available")).transpose()?)
-    }
-
-    /// The CLIENT span of one statement ([`db::client`]). It has no
-    /// `tracing` parent because sqlx's SQLite driver runs statements on a
-    /// worker thread that holds a clone of the current span and may drop it
-    /// last, on that thread (see [`db::client`]).
-    fn span(&self, statement: &Statement) -> Span {
-        db::client(self.system.as_str(), &self.namespace, *statement)
     }
 }
 

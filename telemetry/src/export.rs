@@ -28,6 +28,7 @@ use crate::{OtlpProtocol, TelemetryConfig, TelemetryError};
 
 mod logs;
 mod metrics;
+pub(crate) mod prometheus;
 pub(crate) mod tally;
 mod traces;
 
@@ -114,6 +115,8 @@ pub(crate) struct Pipelines {
     pub(crate) runtime: Option<Arc<ExportRuntime>>,
     /// What the exporters delivered and lost.
     pub(crate) tally: Arc<ExportTally>,
+    /// The `/metrics` listener, with `METRICS_ADDRESS`.
+    pub(crate) prometheus: Option<prometheus::PrometheusEndpoint>,
 }
 
 /// Builds the pipelines `config` turns on, all with the same resource.
@@ -133,10 +136,15 @@ pub(crate) fn pipelines(config: &TelemetryConfig) -> Result<Pipelines, Telemetry
         .traces_enabled
         .then(|| traces::tracer_provider(&transport, resource.clone(), &tally))
         .transpose()?;
-    let meter = config
-        .metrics
-        .enabled
-        .then(|| metrics::meter_provider(&transport, resource.clone(), &tally))
+    let (prometheus_reader, prometheus) = match config.metrics.prometheus_address {
+        Some(address) => {
+            let (reader, endpoint) = prometheus::endpoint(address)?;
+            (Some(reader), Some(endpoint))
+        }
+        None => (None, None),
+    };
+    let meter = (config.metrics.enabled || prometheus_reader.is_some())
+        .then(|| metrics::meter_provider(&transport, resource.clone(), &tally, prometheus_reader))
         .transpose()?;
     let logger = config
         .logs
@@ -149,6 +157,7 @@ pub(crate) fn pipelines(config: &TelemetryConfig) -> Result<Pipelines, Telemetry
         logger,
         runtime,
         tally,
+        prometheus,
     })
 }
 

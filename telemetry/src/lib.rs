@@ -83,6 +83,9 @@ pub enum TelemetryError {
     /// `RUST_LOG` does not parse.
     #[error("invalid RUST_LOG: {0}")]
     LogFilter(#[from] tracing_subscriber::filter::ParseError),
+    /// The `/metrics` listener could not be bound or started.
+    #[error("cannot serve the metrics on METRICS_ADDRESS: {0}")]
+    MetricsEndpoint(String),
     /// The exporter's runtime or its thread could not be created.
     #[error("cannot start the OTLP exporter's runtime: {0}")]
     ExportRuntime(std::io::Error),
@@ -106,6 +109,8 @@ pub struct Telemetry {
     dispatch: Dispatch,
     /// Where the OTLP/gRPC exporters' channels run; `None` without one.
     export_runtime: Option<Arc<ExportRuntime>>,
+    /// The `/metrics` listener (`METRICS_ADDRESS`), if any.
+    prometheus: Option<Arc<export::prometheus::PrometheusEndpoint>>,
 }
 
 impl Telemetry {
@@ -133,6 +138,7 @@ impl Telemetry {
             logger,
             runtime: export_runtime,
             tally,
+            prometheus,
         } = export::pipelines(config)?;
         let own_dispatch = Arc::new(OnceLock::<WeakDispatch>::new());
         let logs_open = Arc::new(AtomicBool::new(true));
@@ -179,7 +185,14 @@ impl Telemetry {
             tally,
             dispatch,
             export_runtime,
+            prometheus: prometheus.map(Arc::new),
         })
+    }
+
+    /// Where `/metrics` is served (`METRICS_ADDRESS`, with the real port if
+    /// 0 was asked for); `None` without the listener.
+    pub fn metrics_address(&self) -> Option<std::net::SocketAddr> {
+        self.prometheus.as_ref().map(|endpoint| endpoint.address())
     }
 
     /// A meter of this service (`name` is the instrumentation scope, e.g. the

@@ -25,11 +25,14 @@
 //! [`crate::metric_names::DURATION_BOUNDARIES`]; [`duration_histogram`]
 //! builds one so.
 
-use opentelemetry::metrics::{Histogram, Meter, MeterProvider as _, NoopMeterProvider};
+use opentelemetry::{
+    KeyValue,
+    metrics::{Counter, Histogram, Meter, MeterProvider as _, NoopMeterProvider, ObservableGauge},
+};
 use opentelemetry_sdk::metrics::SdkMeterProvider;
 use tracing_subscriber::{Layer, filter::filter_fn};
 
-use crate::metric_names::DURATION_BOUNDARIES;
+use crate::metric_names::{BROKER_CONNECTED, DURATION_BOUNDARIES, ORDER_OUTCOME, ORDERS_PROCESSED};
 
 /// The meter `name` (the instrumentation scope, e.g. the crate's name) of the
 /// service whose dispatcher is current on this thread; a no-op meter outside
@@ -56,6 +59,65 @@ pub fn duration_histogram(
         .with_description(description)
         .with_boundaries(DURATION_BOUNDARIES.to_vec())
         .build()
+}
+
+/// The orders counter ([`ORDERS_PROCESSED`]), shared by the services that
+/// decide an order's fate, one series per [`ORDER_OUTCOME`]. Clones share
+/// the counter.
+#[derive(Clone, Debug)]
+pub struct OrderOutcomes(Counter<u64>);
+
+impl OrderOutcomes {
+    /// The counter on the meter of the service current on this thread.
+    pub fn new() -> Self {
+        Self(
+            meter(env!("CARGO_PKG_NAME"))
+                .u64_counter(ORDERS_PROCESSED)
+                .with_unit("{order}")
+                .with_description(
+                    "Orders by outcome: accepted, applied, duplicate, rejected, dead_lettered",
+                )
+                .build(),
+        )
+    }
+
+    /// Counts `orders` orders with `outcome` (one of
+    /// [`crate::metric_names::ORDER_OUTCOMES`]).
+    pub fn add(&self, outcome: &'static str, orders: u64) {
+        self.0.add(orders, &[KeyValue::new(ORDER_OUTCOME, outcome)]);
+    }
+}
+
+impl Default for OrderOutcomes {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// The [`BROKER_CONNECTED`] gauge on the meter of the service current on
+/// this thread: 1 while `connected` says so, else 0, read at each export.
+/// `connected` must be quick (an atomic or a watch channel, never I/O): it
+/// runs on the SDK's reader thread. Keep the returned handle as long as the
+/// service runs.
+pub fn broker_connected(connected: impl Fn() -> bool + Send + Sync + 'static) -> GaugeHandle {
+    GaugeHandle(
+        meter(env!("CARGO_PKG_NAME"))
+            .i64_observable_gauge(BROKER_CONNECTED)
+            .with_unit("1")
+            .with_description("Whether the connection to the broker is up (1) or not (0)")
+            .with_callback(move |observer| observer.observe(i64::from(connected()), &[]))
+            .build(),
+    )
+}
+
+/// An observable gauge's registration, kept by whoever provides its values.
+#[derive(Clone, Debug)]
+pub struct GaugeHandle(#[allow(dead_code)] ObservableGauge<i64>);
+
+impl From<ObservableGauge<i64>> for GaugeHandle {
+    fn from(gauge: ObservableGauge<i64>) -> Self {
+        Self(gauge)
+    }
 }
 
 /// A service's meter provider (none with metrics off), as a `tracing` layer

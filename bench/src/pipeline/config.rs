@@ -7,13 +7,17 @@ use std::time::Duration;
 
 use telemetry::BatchSettings;
 
-/// Whether the services record and export spans.
+/// Whether the services record and export spans (and, [`Tracing::Full`],
+/// metrics and OTLP log records).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Tracing {
     /// `OTEL_TRACES_SAMPLER=always_off`.
     Off,
     /// `OTEL_TRACES_SAMPLER=always_on`.
     On,
+    /// `OTEL_TRACES_SAMPLER=always_on`, and metrics and log records exported
+    /// too (`OTEL_METRICS_EXPORTER=otlp`, `OTEL_LOGS_EXPORTER=otlp`).
+    Full,
 }
 
 impl Tracing {
@@ -21,8 +25,21 @@ impl Tracing {
     pub(super) fn sampler(self) -> &'static str {
         match self {
             Self::Off => "always_off",
-            Self::On => "always_on",
+            Self::On | Self::Full => "always_on",
         }
+    }
+
+    /// The services' `OTEL_METRICS_EXPORTER` and `OTEL_LOGS_EXPORTER`.
+    pub(super) fn other_signals(self) -> &'static str {
+        match self {
+            Self::Off | Self::On => "none",
+            Self::Full => "otlp",
+        }
+    }
+
+    /// Whether spans are exported (and traces checked).
+    pub fn traces(self) -> bool {
+        self != Self::Off
     }
 }
 

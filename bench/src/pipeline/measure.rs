@@ -71,7 +71,7 @@ pub(super) async fn measure(
     .await?;
     let apply_wait = load_done.elapsed();
     let first_check = match tracing {
-        Tracing::On => Some(
+        Tracing::On | Tracing::Full => Some(
             receiver
                 .check(&load.accepted_trace_ids, config.trace_timeout)
                 .await,

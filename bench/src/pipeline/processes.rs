@@ -59,10 +59,12 @@ impl Pipeline {
                 contracts::amqp::DEFAULT_ROUTING_KEY.to_owned(),
             ),
             ("OTEL_TRACES_SAMPLER", tracing.sampler().to_owned()),
-            // The benchmark measures what tracing costs, against a sink that
-            // takes spans only: no metrics or OTLP log records.
-            ("OTEL_METRICS_EXPORTER", "none".to_owned()),
-            ("OTEL_LOGS_EXPORTER", "none".to_owned()),
+            // Metrics and OTLP log records only in the "full" runs, which
+            // measure what they add to tracing; the sink counts and drops them.
+            // Metrics every second, so that a short window sees exports.
+            ("OTEL_METRICS_EXPORTER", tracing.other_signals().to_owned()),
+            ("OTEL_METRIC_EXPORT_INTERVAL", "1000".to_owned()),
+            ("OTEL_LOGS_EXPORTER", tracing.other_signals().to_owned()),
             ("OTEL_EXPORTER_OTLP_ENDPOINT", otlp_endpoint.to_owned()),
             ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc".to_owned()),
             ("OTEL_BSP_MAX_QUEUE_SIZE", batch.max_queue_size.to_string()),

@@ -86,6 +86,8 @@ pub struct Results {
     pub untraced: Vec<PipelineResult>,
     /// Traced pipeline runs.
     pub traced: Vec<PipelineResult>,
+    /// Traced runs exporting metrics and log records too.
+    pub full: Vec<PipelineResult>,
     /// Runs that failed, with their error.
     pub failures: Vec<String>,
     /// With repeated runs: the spread of each (kind, C) whose median run is shown.
@@ -151,6 +153,14 @@ impl Results {
             "req/s",
             spreads,
         );
+        median_of(
+            &mut self.full,
+            |r| r.concurrency,
+            PipelineResult::throughput,
+            "full",
+            "req/s",
+            spreads,
+        );
     }
 
     fn raw_at(&self, c: usize) -> Option<&RawResult> {
@@ -161,12 +171,13 @@ impl Results {
         let runs = match tracing {
             Tracing::Off => &self.untraced,
             Tracing::On => &self.traced,
+            Tracing::Full => &self.full,
         };
         runs.iter().find(|r| r.concurrency == c)
     }
 
     fn pipelines(&self) -> impl Iterator<Item = &PipelineResult> {
-        self.untraced.iter().chain(&self.traced)
+        self.untraced.iter().chain(&self.traced).chain(&self.full)
     }
 }
 
@@ -174,6 +185,7 @@ fn kind(tracing: Tracing) -> &'static str {
     match tracing {
         Tracing::Off => "untraced",
         Tracing::On => "traced",
+        Tracing::Full => "full",
     }
 }
 
@@ -204,6 +216,13 @@ pub fn render_summary(results: &Results) -> String {
         "Pipeline, traced\n{}",
         pipeline_table(&results.traced, true).render()
     );
+    if !results.full.is_empty() {
+        let _ = writeln!(
+            out,
+            "Pipeline, traced + metrics + logs\n{}",
+            pipeline_table(&results.full, true).render()
+        );
+    }
     let _ = writeln!(
         out,
         "CPU seconds per 1,000 checkouts, peak RSS\n{}",

@@ -272,11 +272,13 @@ pub fn ratios_table(results: &Results) -> Table {
         "traced / untraced throughput",
         "traced p99 vs untraced p99",
         "services' CPU per checkout, traced vs untraced",
+        "services' CPU per checkout, full (traced + metrics + logs) vs traced",
     ]);
     for c in levels(results) {
         let raw = results.raw_at(c);
         let untraced = results.pipeline_at(Tracing::Off, c);
         let traced = results.pipeline_at(Tracing::On, c);
+        let full = results.pipeline_at(Tracing::Full, c);
         let pipeline_vs_raw = untraced
             .zip(raw)
             .and_then(|(u, r)| stats::ratio(u.throughput(), r.throughput()));
@@ -297,6 +299,12 @@ pub fn ratios_table(results: &Results) -> Table {
                 .map_or_else(
                     || "–".to_owned(),
                     |(t, u)| format!("{t:.0} vs {u:.0} µs ({:+.0} µs)", t - u),
+                ),
+            full.zip(traced)
+                .and_then(|(f, t)| Some((services_cpu_us(f)?, services_cpu_us(t)?)))
+                .map_or_else(
+                    || "–".to_owned(),
+                    |(f, t)| format!("{f:.0} vs {t:.0} µs (×{:.2})", f / t),
                 ),
         ]);
     }

@@ -85,6 +85,8 @@ const PREVIOUS_ATTEMPTS: &str = "grpc-previous-rpc-attempts";
 pub struct CheckoutClient {
     replicas: Arc<ReplicaSet>,
     deadline: Duration,
+    /// `rpc.client.call.duration`, one measurement per attempt.
+    durations: spans::grpc::CallDurations,
 }
 
 impl CheckoutClient {
@@ -97,7 +99,11 @@ impl CheckoutClient {
     /// the last clone is dropped.
     pub async fn start(targets: &CheckoutTargets, deadline: Duration, refresh: Refresh) -> Self {
         let replicas = ReplicaSet::start(targets.iter().cloned().collect(), refresh).await;
-        Self { replicas, deadline }
+        Self {
+            replicas,
+            deadline,
+            durations: spans::grpc::CallDurations::client(),
+        }
     }
 
     /// Calls `DoCheckout` for `cart`, on behalf of `client`, with `key`,
@@ -136,10 +142,10 @@ impl CheckoutClient {
                 "no checkout-service replica: CHECKOUT_SERVICE_ADDRESS has resolved to no address",
             ));
         };
-        match attempt(first, &message, 1, deadline).await {
+        match attempt(first, &message, 1, deadline, &self.durations).await {
             Err(status) if status.code() == Code::Unavailable => match second {
                 Some(second) if Instant::now() < deadline => {
-                    attempt(second, &message, 2, deadline).await
+                    attempt(second, &message, 2, deadline, &self.durations).await
                 }
                 _ => Err(status),
             },
@@ -187,13 +193,15 @@ impl CheckoutClient {
 }
 
 /// Attempt number `attempt` at the call, on `replica`, in a CLIENT span of
-/// its own, with what is left until `deadline`.
+/// its own, with what is left until `deadline`, measured in `durations`.
 async fn attempt(
     replica: &Replica,
     message: &CheckoutRequest,
     attempt: u32,
     deadline: Instant,
+    durations: &spans::grpc::CallDurations,
 ) -> Result<CheckoutResponse, Status> {
+    let timed = spans::grpc::Call::start(SERVICE_NAME, DO_CHECKOUT);
     let span = spans::grpc::client(
         SERVICE_NAME,
         DO_CHECKOUT,
@@ -233,7 +241,7 @@ async fn attempt(
             status.message()
         ))
     });
-    spans::grpc::record_client_status(&span, &result);
+    spans::grpc::record_client_status(&span, durations, timed, &result);
     result
 }
 

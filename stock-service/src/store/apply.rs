@@ -47,7 +47,7 @@ use std::{collections::BTreeSet, time::Duration};
 
 use contracts::amqp::{CheckoutProcessed, OrderLine};
 use sqlx::AnyConnection;
-use telemetry::spans::db::Statement;
+use telemetry::spans::db::{Statement, Traced as _};
 use tracing::{Instrument, Span, debug, warn};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
@@ -290,7 +290,7 @@ impl Store {
             .bind(items)
             .bind(now_ms())
             .execute(conn)
-            .instrument(self.span(&RECORD_ORDER))
+            .traced(&self.db, RECORD_ORDER)
             .await?
             .rows_affected();
         Ok(inserted == 1)
@@ -306,7 +306,7 @@ impl Store {
         sqlx::query(LOCK_STOCK.sql)
             .bind(ids.join(","))
             .execute(conn)
-            .instrument(self.span(&LOCK_STOCK))
+            .traced(&self.db, LOCK_STOCK)
             .await?;
         Ok(())
     }
@@ -323,7 +323,7 @@ impl Store {
             .bind(i64::from(line.quantity))
             .bind(i64::from(line.id))
             .execute(conn)
-            .instrument(self.span(&TAKE_STOCK))
+            .traced(&self.db, TAKE_STOCK)
             .await?
             .rows_affected();
         Ok(updated == 1)
@@ -338,7 +338,7 @@ impl Store {
             .bind(i64::from(line.quantity))
             .bind(i64::from(line.id))
             .execute(conn)
-            .instrument(self.span(&RETURN_STOCK))
+            .traced(&self.db, RETURN_STOCK)
             .await?;
         Ok(())
     }
@@ -354,7 +354,7 @@ impl Store {
             .bind(OrderStatus::Rejected.as_str())
             .bind(reason)
             .execute(conn)
-            .instrument(self.span(&REJECT_ORDER))
+            .traced(&self.db, REJECT_ORDER)
             .await?;
         Ok(())
     }

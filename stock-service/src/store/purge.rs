@@ -12,8 +12,7 @@
 //! another (or deadlocking over rows they reached in different orders).
 //! SQLite has one writer, so there is nothing to skip.
 
-use telemetry::spans::db::Statement;
-use tracing::Instrument;
+use telemetry::spans::db::{Statement, Traced as _};
 
 use super::{DatabaseSystem, Store, StoreError};
 
@@ -54,7 +53,7 @@ impl Store {
             .bind(before_ms)
             .bind(i64::from(limit))
             .execute(&self.pool)
-            .instrument(self.span(statement))
+            .traced(&self.db, *statement)
             .await?
             .rows_affected();
         Ok(deleted)

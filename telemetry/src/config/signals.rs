@@ -15,9 +15,9 @@
 //! it gives up on a request after the shorter of that and
 //! `OTEL_EXPORTER_OTLP_TIMEOUT`.
 
-use std::time::Duration;
+use std::{net::SocketAddr, time::Duration};
 
-use service::configuration::{parse_millis_at_least_one, parse_positive};
+use service::configuration::{parse_listen_addr, parse_millis_at_least_one, parse_positive};
 
 /// `OTEL_METRICS_EXPORTER` / `OTEL_LOGS_EXPORTER`: where a signal goes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -53,6 +53,10 @@ pub struct MetricsConfig {
     pub interval: Duration,
     /// Time limit of one export (`OTEL_METRIC_EXPORT_TIMEOUT`).
     pub timeout: Duration,
+    /// Where to serve the metrics on `/metrics` for Prometheus to scrape
+    /// (`METRICS_ADDRESS`); `None`: no listener. Independent of `enabled`
+    /// (the OTLP export).
+    pub prometheus_address: Option<SocketAddr>,
 }
 
 impl Default for MetricsConfig {
@@ -62,6 +66,7 @@ impl Default for MetricsConfig {
             enabled: true,
             interval: Duration::from_millis(DEFAULT_METRIC_EXPORT_INTERVAL_MS),
             timeout: Duration::from_millis(DEFAULT_METRIC_EXPORT_TIMEOUT_MS),
+            prometheus_address: None,
         }
     }
 }
@@ -121,6 +126,9 @@ pub struct SignalArgs {
           default_value = "30000",
           value_parser = parse_millis_at_least_one)]
     pub otel_metric_export_timeout: Duration,
+    /// Where to serve the service's metrics in the Prometheus text format, on `/metrics` (host:port or :port); unset: no listener. Independent of OTEL_METRICS_EXPORTER.
+    #[arg(long, env = "METRICS_ADDRESS", value_parser = parse_listen_addr)]
+    pub metrics_address: Option<SocketAddr>,
     /// `otlp` sends each log event, with its trace and span ids, to the OTLP collector too; `none` only writes the JSON lines.
     #[arg(long, env = "OTEL_LOGS_EXPORTER", default_value = "otlp")]
     pub otel_logs_exporter: SignalExporter,
@@ -155,6 +163,7 @@ impl SignalArgs {
                 enabled: sdk_enabled && self.otel_metrics_exporter == SignalExporter::Otlp,
                 interval: self.otel_metric_export_interval,
                 timeout: self.otel_metric_export_timeout,
+                prometheus_address: self.metrics_address,
             },
             LogsConfig {
                 enabled: sdk_enabled && self.otel_logs_exporter == SignalExporter::Otlp,

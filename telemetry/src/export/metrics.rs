@@ -12,6 +12,7 @@ use std::sync::Arc;
 
 use opentelemetry::metrics::MeterProvider as _;
 use opentelemetry_otlp::{MetricExporter, WithExportConfig};
+use opentelemetry_prometheus::PrometheusExporter;
 use opentelemetry_sdk::{
     Resource,
     metrics::{PeriodicReader, SdkMeterProvider},
@@ -23,13 +24,33 @@ use super::{
 };
 use crate::{OtlpProtocol, TelemetryError};
 
-/// The meter provider, exporting through `transport`; it also carries the
-/// exporters' own counts (`otel.sdk.exporter.*`).
+/// The meter provider, exporting through `transport` (when the OTLP export
+/// is on) and read by `prometheus` (the `/metrics` endpoint's reader, if
+/// any); it also carries the exporters' own counts (`otel.sdk.exporter.*`).
 pub(crate) fn meter_provider(
     transport: &Transport<'_>,
     resource: Resource,
     tally: &Arc<ExportTally>,
+    prometheus: Option<PrometheusExporter>,
 ) -> Result<SdkMeterProvider, TelemetryError> {
+    let config = transport.config;
+    let mut builder = SdkMeterProvider::builder().with_resource(resource);
+    if let Some(prometheus) = prometheus {
+        builder = builder.with_reader(prometheus);
+    }
+    if config.metrics.enabled {
+        builder = builder.with_reader(otlp_reader(transport, tally)?);
+    }
+    let provider = builder.build();
+    tally.observe_on(&provider.meter(env!("CARGO_PKG_NAME")), config.protocol);
+    Ok(provider)
+}
+
+/// The periodic OTLP reader.
+fn otlp_reader(
+    transport: &Transport<'_>,
+    tally: &Arc<ExportTally>,
+) -> Result<PeriodicReader<Counted<MetricExporter>>, TelemetryError> {
     let config = transport.config;
     let timeout = config.export_timeout.min(config.metrics.timeout);
     let exporter = match config.protocol {
@@ -46,13 +67,9 @@ pub(crate) fn meter_provider(
             .with_timeout(timeout)
             .build()?,
     };
-    let reader = PeriodicReader::builder(Counted::new(exporter, tally.clone()))
-        .with_interval(config.metrics.interval)
-        .build();
-    let provider = SdkMeterProvider::builder()
-        .with_reader(reader)
-        .with_resource(resource)
-        .build();
-    tally.observe_on(&provider.meter(env!("CARGO_PKG_NAME")), config.protocol);
-    Ok(provider)
+    Ok(
+        PeriodicReader::builder(Counted::new(exporter, tally.clone()))
+            .with_interval(config.metrics.interval)
+            .build(),
+    )
 }

@@ -1,12 +1,26 @@
 //! The database CLIENT span of one SQL statement, named
 //! `{operation} {table}` with the database conventions' attributes and the
 //! parameterized statement (placeholders, never values).
+//!
+//! [`Database::run`] runs a statement in its span and records its duration
+//! in `db.client.operation.duration` with the span's low-cardinality
+//! attributes (`db.system.name`, `db.namespace`, `db.operation.name`,
+//! `db.collection.name`, `error.type` on failure): every database span has
+//! its measurement from that one function.
 
+use std::{future::Future, time::Instant};
+
+use opentelemetry::{KeyValue, metrics::Histogram};
 use opentelemetry_semantic_conventions::attribute::{
-    DB_COLLECTION_NAME, DB_NAMESPACE, DB_OPERATION_NAME, DB_QUERY_TEXT, DB_SYSTEM_NAME,
+    DB_COLLECTION_NAME, DB_NAMESPACE, DB_OPERATION_NAME, DB_QUERY_TEXT, DB_SYSTEM_NAME, ERROR_TYPE,
 };
-use tracing::Span;
+use tracing::{Instrument, Span};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
+
+use crate::{
+    metric_names::DB_CLIENT_OPERATION_DURATION,
+    metrics::{duration_histogram, meter},
+};
 
 /// One SQL statement, as the span describes it.
 #[derive(Clone, Copy, Debug)]
@@ -47,3 +61,77 @@ pub fn client(system: &'static str, namespace: &str, statement: Statement) -> Sp
     let _ = span.set_parent(caller);
     span
 }
+
+/// One database's statements, each run in its [`client`] span and measured.
+/// Build it once, where the service is built (under its dispatcher); clones
+/// share the histogram.
+#[derive(Clone, Debug)]
+pub struct Database {
+    system: &'static str,
+    namespace: std::sync::Arc<str>,
+    duration: Histogram<f64>,
+}
+
+impl Database {
+    /// Statements on database `system` (`sqlite`, `postgresql`), in
+    /// `namespace` (the database or file name).
+    pub fn new(system: &'static str, namespace: &str) -> Self {
+        Self {
+            system,
+            namespace: namespace.into(),
+            duration: duration_histogram(
+                &meter(env!("CARGO_PKG_NAME")),
+                DB_CLIENT_OPERATION_DURATION,
+                "Duration of database statements",
+            ),
+        }
+    }
+
+    /// The CLIENT span of `statement` (see [`client`]).
+    pub fn span(&self, statement: Statement) -> Span {
+        client(self.system, &self.namespace, statement)
+    }
+
+    /// Runs `operation`, the execution of `statement`, in its span, and
+    /// records its duration; a failure's `error.type` is the error's Rust
+    /// type name (the conventions' fallback when there is no error code).
+    pub async fn run<T, E>(
+        &self,
+        statement: Statement,
+        operation: impl Future<Output = Result<T, E>>,
+    ) -> Result<T, E> {
+        let started = Instant::now();
+        let result = operation.instrument(self.span(statement)).await;
+        let mut attributes = vec![
+            KeyValue::new(DB_SYSTEM_NAME, self.system),
+            KeyValue::new(
+                DB_NAMESPACE,
+                opentelemetry::StringValue::from(self.namespace.clone()),
+            ),
+            KeyValue::new(DB_OPERATION_NAME, statement.operation),
+            KeyValue::new(DB_COLLECTION_NAME, statement.table),
+        ];
+        if result.is_err() {
+            attributes.push(KeyValue::new(ERROR_TYPE, std::any::type_name::<E>()));
+        }
+        self.duration
+            .record(started.elapsed().as_secs_f64(), &attributes);
+        result
+    }
+}
+
+/// `.traced(&database, STATEMENT)` on a statement's future: [`Database::run`]
+/// written where the statement is.
+pub trait Traced<T, E>: Future<Output = Result<T, E>> + Sized {
+    /// Runs this statement's future in its span, measured (see
+    /// [`Database::run`]).
+    fn traced(
+        self,
+        database: &Database,
+        statement: Statement,
+    ) -> impl Future<Output = Result<T, E>> {
+        database.run(statement, self)
+    }
+}
+
+impl<F: Future<Output = Result<T, E>>, T, E> Traced<T, E> for F {}

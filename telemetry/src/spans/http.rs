@@ -9,14 +9,29 @@
 //! [`RecordResponse`] writes the status code and, for 5xx only, marks the
 //! span as an error: a 4xx is the client's mistake, not a server failure,
 //! so the conventions leave the server span's status unset.
+//!
+//! [`ServerMetricsLayer`] records the request's duration in the
+//! `http.server.request.duration` histogram with the span's low-cardinality
+//! attributes (method, route, status code, `error.type` on a 5xx); it is
+//! part of [`trace_layer`], so every SERVER span has its measurement. A
+//! separate layer because tower-http's response callback does not see the
+//! request (its method and route).
+
+use std::{
+    future::Future,
+    pin::Pin,
+    task::{Context, Poll},
+    time::Instant,
+};
 
 use axum::extract::MatchedPath;
-use http::{Request, Response};
-use opentelemetry::trace::TraceContextExt;
+use http::{Method, Request, Response};
+use opentelemetry::{KeyValue, metrics::Histogram, trace::TraceContextExt};
 use opentelemetry_semantic_conventions::attribute::{
     ERROR_TYPE, HTTP_REQUEST_METHOD, HTTP_RESPONSE_STATUS_CODE, HTTP_ROUTE,
     NETWORK_PROTOCOL_VERSION, URL_PATH, URL_SCHEME, USER_AGENT_ORIGINAL,
 };
+use tower::{Layer, Service, layer::util::Stack};
 use tower_http::{
     classify::{ServerErrorsAsFailures, SharedClassifier},
     trace::{MakeSpan, OnResponse, TraceLayer},
@@ -24,7 +39,11 @@ use tower_http::{
 use tracing::{Span, field::Empty};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
-use crate::propagation;
+use crate::{
+    metric_names::HTTP_SERVER_REQUEST_DURATION,
+    metrics::{duration_histogram, meter},
+    propagation,
+};
 
 /// The tower-http layer that wraps every request in its SERVER span.
 pub type ServerTraceLayer = TraceLayer<
@@ -37,9 +56,18 @@ pub type ServerTraceLayer = TraceLayer<
     (),
 >;
 
-/// The layer that gives each request its SERVER span; `trust_client_context`
-/// as in [`MakeServerSpan`].
-pub fn trace_layer(trust_client_context: bool) -> ServerTraceLayer {
+/// The SERVER span's layer and, inside it, its duration's.
+pub type HttpServerLayer = Stack<ServerMetricsLayer, ServerTraceLayer>;
+
+/// The layer that gives each request its SERVER span and its
+/// `http.server.request.duration` measurement; `trust_client_context` as in
+/// [`MakeServerSpan`]. Build it under the service's dispatcher (where the
+/// service is built), so that it records on the service's meter.
+pub fn trace_layer(trust_client_context: bool) -> HttpServerLayer {
+    Stack::new(ServerMetricsLayer::new(), span_layer(trust_client_context))
+}
+
+fn span_layer(trust_client_context: bool) -> ServerTraceLayer {
     TraceLayer::new_for_http()
         .make_span_with(MakeServerSpan {
             trust_client_context,
@@ -136,5 +164,128 @@ impl<B> OnResponse<B> for RecordResponse {
             latency_ms = latency.as_secs_f64() * 1000.0,
             "request served"
         );
+    }
+}
+
+/// Records each request's duration in `http.server.request.duration`, with
+/// `http.request.method`, `http.route` (when a route matched),
+/// `http.response.status_code`, and `error.type` (the status code) on a 5xx,
+/// as on the SERVER span.
+#[derive(Clone, Debug)]
+pub struct ServerMetricsLayer {
+    duration: Histogram<f64>,
+}
+
+impl ServerMetricsLayer {
+    /// The layer, recording on the meter of the service current on this
+    /// thread (see [`crate::metrics::meter`]).
+    pub fn new() -> Self {
+        Self {
+            duration: duration_histogram(
+                &meter(env!("CARGO_PKG_NAME")),
+                HTTP_SERVER_REQUEST_DURATION,
+                "Duration of HTTP server requests",
+            ),
+        }
+    }
+}
+
+impl Default for ServerMetricsLayer {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<S> Layer<S> for ServerMetricsLayer {
+    type Service = ServerMetrics<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        ServerMetrics {
+            inner,
+            duration: self.duration.clone(),
+        }
+    }
+}
+
+/// The service [`ServerMetricsLayer`] wraps around the routes.
+#[derive(Clone, Debug)]
+pub struct ServerMetrics<S> {
+    inner: S,
+    duration: Histogram<f64>,
+}
+
+impl<S, B, R> Service<Request<B>> for ServerMetrics<S>
+where
+    S: Service<Request<B>, Response = Response<R>>,
+    S::Future: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    // Boxed: one allocation per request, against a hand-written pinned
+    // future type for what is otherwise three lines of `async`.
+    type Future = Pin<Box<dyn Future<Output = Result<S::Response, S::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<B>) -> Self::Future {
+        let method = request.method().clone();
+        let route = request.extensions().get::<MatchedPath>().cloned();
+        let started = Instant::now();
+        let response = self.inner.call(request);
+        let duration = self.duration.clone();
+        Box::pin(async move {
+            let result = response.await;
+            // An error here is the stack's own (none in axum, whose
+            // services are infallible): no status, nothing to measure.
+            if let Ok(response) = &result {
+                let status = response.status();
+                duration.record(
+                    started.elapsed().as_secs_f64(),
+                    &server_attributes(&method, route.as_ref(), status),
+                );
+            }
+            result
+        })
+    }
+}
+
+/// The measurement's attributes: the span's, less the high-cardinality ones
+/// (path, user agent).
+fn server_attributes(
+    method: &Method,
+    route: Option<&MatchedPath>,
+    status: http::StatusCode,
+) -> Vec<KeyValue> {
+    let mut attributes = Vec::with_capacity(4);
+    attributes.push(KeyValue::new(HTTP_REQUEST_METHOD, known_method(method)));
+    if let Some(route) = route {
+        attributes.push(KeyValue::new(HTTP_ROUTE, route.as_str().to_owned()));
+    }
+    attributes.push(KeyValue::new(
+        HTTP_RESPONSE_STATUS_CODE,
+        i64::from(status.as_u16()),
+    ));
+    if status.is_server_error() {
+        attributes.push(KeyValue::new(ERROR_TYPE, status.as_str().to_owned()));
+    }
+    attributes
+}
+
+/// The method, if it is one of the known ones, else `_OTHER`: the
+/// conventions' rule, so a client inventing methods cannot make new series.
+fn known_method(method: &Method) -> &'static str {
+    match method.as_str() {
+        "GET" => "GET",
+        "POST" => "POST",
+        "PUT" => "PUT",
+        "DELETE" => "DELETE",
+        "PATCH" => "PATCH",
+        "HEAD" => "HEAD",
+        "OPTIONS" => "OPTIONS",
+        "CONNECT" => "CONNECT",
+        "TRACE" => "TRACE",
+        _ => "_OTHER",
     }
 }

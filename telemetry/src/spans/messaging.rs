@@ -2,8 +2,21 @@
 //! and the CONSUMER span that continues it (stock-service), named
 //! `{operation} {destination}` with the messaging conventions' attributes
 //! for RabbitMQ.
+//!
+//! Each span kind has its measurements, recorded where the span ends:
+//! [`PublishMetrics::record`] (`messaging.client.operation.duration` and
+//! `messaging.client.sent.messages`) and [`ProcessMetrics::record`]
+//! (`messaging.process.duration` and `messaging.client.consumed.messages`),
+//! with the spans' low-cardinality attributes: never a message id or a
+//! routing key that could name an order.
 
-use opentelemetry::{Context, baggage::BaggageExt};
+use std::time::Instant;
+
+use opentelemetry::{
+    Context, KeyValue,
+    baggage::BaggageExt,
+    metrics::{Counter, Histogram},
+};
 use opentelemetry_semantic_conventions::attribute::{
     ERROR_TYPE, MESSAGING_CONSUMER_GROUP_NAME, MESSAGING_DESTINATION_NAME,
     MESSAGING_MESSAGE_BODY_SIZE, MESSAGING_MESSAGE_ID, MESSAGING_OPERATION_NAME,
@@ -12,6 +25,14 @@ use opentelemetry_semantic_conventions::attribute::{
 };
 use tracing::{Span, field::Empty};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
+
+use crate::{
+    metric_names::{
+        MESSAGING_CLIENT_CONSUMED_MESSAGES, MESSAGING_CLIENT_OPERATION_DURATION,
+        MESSAGING_CLIENT_SENT_MESSAGES, MESSAGING_PROCESS_DURATION,
+    },
+    metrics::{duration_histogram, meter},
+};
 
 /// What a message is and where it goes.
 #[derive(Clone, Copy, Debug)]
@@ -100,4 +121,109 @@ pub fn consumer(parent: Context, message: Message<'_>, queue: &str) -> Span {
         span.set_attribute(key, value);
     }
     span
+}
+
+/// A duration histogram and a message counter with the attributes of one
+/// destination, computed once: recording a success allocates nothing.
+#[derive(Clone, Debug)]
+struct Measured {
+    duration: Histogram<f64>,
+    messages: Counter<u64>,
+    attributes: Vec<KeyValue>,
+}
+
+impl Measured {
+    fn record(&self, started: Instant, error_type: Option<&str>) {
+        let elapsed = started.elapsed().as_secs_f64();
+        match error_type {
+            None => {
+                self.duration.record(elapsed, &self.attributes);
+                self.messages.add(1, &self.attributes);
+            }
+            Some(error_type) => {
+                let mut attributes = self.attributes.clone();
+                attributes.push(KeyValue::new(ERROR_TYPE, error_type.to_owned()));
+                self.duration.record(elapsed, &attributes);
+                self.messages.add(1, &attributes);
+            }
+        }
+    }
+}
+
+fn message_counter(name: &'static str, description: &'static str) -> Counter<u64> {
+    meter(env!("CARGO_PKG_NAME"))
+        .u64_counter(name)
+        .with_unit("{message}")
+        .with_description(description)
+        .build()
+}
+
+/// The measurements of a [`producer`] span: build once per publisher, under
+/// the service's dispatcher.
+#[derive(Clone, Debug)]
+pub struct PublishMetrics(Measured);
+
+impl PublishMetrics {
+    /// The measurements of publishing to `exchange`.
+    pub fn new(exchange: &str) -> Self {
+        Self(Measured {
+            duration: duration_histogram(
+                &meter(env!("CARGO_PKG_NAME")),
+                MESSAGING_CLIENT_OPERATION_DURATION,
+                "Duration of publishing a message, until the broker's confirm",
+            ),
+            messages: message_counter(
+                MESSAGING_CLIENT_SENT_MESSAGES,
+                "Messages published (error.type on those not confirmed)",
+            ),
+            attributes: vec![
+                KeyValue::new(MESSAGING_SYSTEM, "rabbitmq"),
+                KeyValue::new(MESSAGING_OPERATION_TYPE, "send"),
+                KeyValue::new(MESSAGING_OPERATION_NAME, "publish"),
+                KeyValue::new(MESSAGING_DESTINATION_NAME, exchange.to_owned()),
+            ],
+        })
+    }
+
+    /// Records a publish begun at `started`, failed with `error_type` if
+    /// any: its duration (with the confirm) and one message sent.
+    pub fn record(&self, started: Instant, error_type: Option<&str>) {
+        self.0.record(started, error_type);
+    }
+}
+
+/// The measurements of a [`consumer`] span: build once per consumer, under
+/// the service's dispatcher.
+#[derive(Clone, Debug)]
+pub struct ProcessMetrics(Measured);
+
+impl ProcessMetrics {
+    /// The measurements of processing messages from `exchange` taken off
+    /// `queue`.
+    pub fn new(exchange: &str, queue: &str) -> Self {
+        Self(Measured {
+            duration: duration_histogram(
+                &meter(env!("CARGO_PKG_NAME")),
+                MESSAGING_PROCESS_DURATION,
+                "Duration of processing a delivered message, until it is settled",
+            ),
+            messages: message_counter(
+                MESSAGING_CLIENT_CONSUMED_MESSAGES,
+                "Messages delivered to the consumer (error.type on those it could not process)",
+            ),
+            attributes: vec![
+                KeyValue::new(MESSAGING_SYSTEM, "rabbitmq"),
+                KeyValue::new(MESSAGING_OPERATION_TYPE, "process"),
+                KeyValue::new(MESSAGING_OPERATION_NAME, "process"),
+                KeyValue::new(MESSAGING_DESTINATION_NAME, exchange.to_owned()),
+                KeyValue::new(MESSAGING_CONSUMER_GROUP_NAME, queue.to_owned()),
+            ],
+        })
+    }
+
+    /// Records a message whose processing began at `started`, failed with
+    /// `error_type` if any: its duration and one message consumed.
+    pub fn record(&self, started: Instant, error_type: Option<&str>) {
+        self.0.record(started, error_type);
+    }
 }
