@@ -4,13 +4,14 @@
 //!
 //! # Layout
 //!
-//! - [`settings`]: where the broker is and which exchange and routing key
-//!   the order travels with (`AMQP_URL`, `AMQP_EXCHANGE`,
+//! - [`settings`]: where the broker's nodes are and which exchange and
+//!   routing key the order travels with (`AMQP_URL`, `AMQP_EXCHANGE`,
 //!   `AMQP_ROUTING_KEY`).
-//! - [`connection`]: opening a connection with a time limit, closing it
-//!   with one, and the reconnect [`Backoff`](connection::Backoff).
+//! - [`connection`]: opening a connection to any node of a cluster with a
+//!   time limit, closing it with one, and the reconnect
+//!   [`Backoff`](connection::Backoff).
 //! - [`topology`]: declaring the exchanges, queues and bindings of
-//!   [`contracts::amqp`].
+//!   [`contracts::amqp`], with the quorum queues' size.
 //!
 //! Trace context in message headers is in `telemetry::propagation::amqp`,
 //! beside the other protocols' carriers.

@@ -13,6 +13,11 @@
 //! When the connection drops, publishing fails fast with
 //! [`PublishError::Unavailable`] while a background task reconnects with
 //! capped exponential backoff; nothing waits on the broker in an unbounded queue.
+//! On a cluster (`AMQP_URL` listing several nodes) the reconnect goes to any
+//! node that answers, and each PRODUCER span names the node its message went
+//! through. If no node answers at start, the service starts anyway,
+//! disconnected (its gRPC health says `NOT_SERVING`), and the same task keeps
+//! trying.
 //! A publish that is not confirmed within [`CONFIRM_TIMEOUT`] fails too (and
 //! makes the supervisor check the connection): a caller without a gRPC
 //! deadline must not wait forever on a confirm that a dying connection never
@@ -24,7 +29,7 @@ use std::{
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
-use amqp::{AmqpSettings, connection::Backoff, topology};
+use amqp::{AmqpSettings, connection::Backoff, settings::Node, topology};
 use contracts::amqp::{CONTENT_TYPE, CheckoutProcessed, PUBLISHER_APP_ID};
 use futures::{StreamExt, TryFutureExt};
 use lapin::{
@@ -83,32 +88,44 @@ pub struct Publisher {
 
 struct Shared {
     settings: AmqpSettings,
-    server_address: String,
-    server_port: u16,
-    /// The confirming channel, `None` while disconnected.
-    channel: RwLock<Option<Channel>>,
+    /// The confirming channel and its node, `None` while disconnected.
+    link: RwLock<Option<Link>>,
     /// Raised by a failed publish to make the supervisor check the connection.
     connection_suspect: Notify,
     /// Whether a channel is open, for health reporting.
     connected: watch::Sender<bool>,
 }
 
+/// The open confirming channel and the node its connection is on.
+#[derive(Clone)]
+struct Link {
+    channel: Channel,
+    node: Node,
+}
+
 impl Publisher {
-    /// Connects (failing fast if the broker cannot be reached now), declares
-    /// the exchange, and keeps the connection alive until `shutdown`.
+    /// Connects to a node of the broker, declares the exchange, and keeps a
+    /// connection alive until `shutdown`. If no node answers now, it starts
+    /// disconnected and keeps trying in the background; a node that answers
+    /// but refuses the exchange's declaration is an error (a setting to fix,
+    /// not an outage to wait out).
     pub async fn connect(
         settings: AmqpSettings,
         shutdown: CancellationToken,
     ) -> Result<Self, PublishError> {
-        let (server_address, server_port) = settings.server();
-        let (connection, channel) = open(&settings).await?;
+        let (connection, link) = match open(&settings).await {
+            Ok((connection, link)) => (Some(connection), Some(link)),
+            Err(PublishError::Connect(error)) => {
+                tracing::warn!(%error, "no broker node answers yet: not serving until one does");
+                (None, None)
+            }
+            Err(error) => return Err(error),
+        };
         let shared = Arc::new(Shared {
             settings,
-            server_address,
-            server_port,
-            channel: RwLock::new(Some(channel)),
+            connected: watch::Sender::new(link.is_some()),
+            link: RwLock::new(link),
             connection_suspect: Notify::new(),
-            connected: watch::Sender::new(true),
         });
         tokio::spawn(supervise(shared.clone(), connection, shutdown));
         Ok(Self { shared })
@@ -116,8 +133,8 @@ impl Publisher {
 
     /// True while a channel is open.
     pub fn is_connected(&self) -> bool {
-        self.current_channel()
-            .is_some_and(|channel| channel.status().connected())
+        self.current_link()
+            .is_some_and(|link| link.channel.status().connected())
     }
 
     /// Follows the connection state (true: connected), for readiness.
@@ -125,9 +142,9 @@ impl Publisher {
         self.shared.connected.subscribe()
     }
 
-    fn current_channel(&self) -> Option<Channel> {
+    fn current_link(&self) -> Option<Link> {
         self.shared
-            .channel
+            .link
             .read()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .clone()
@@ -139,18 +156,18 @@ impl Publisher {
         let shared = &self.shared;
         let body = order.to_json();
         let order_id = order.order_id.to_string();
-        let span = spans::messaging::producer(
-            Message {
-                exchange: &shared.settings.exchange,
-                routing_key: &shared.settings.routing_key,
-                id: Some(&order_id),
-                body_size: body.len(),
-            },
-            &shared.server_address,
-            shared.server_port,
-        );
+        let span = spans::messaging::producer(Message {
+            exchange: &shared.settings.exchange,
+            routing_key: &shared.settings.routing_key,
+            id: Some(&order_id),
+            body_size: body.len(),
+        });
+        let link = self.current_link();
+        if let Some(link) = &link {
+            spans::messaging::record_server(&span, link.node.host(), link.node.port());
+        }
         let result = self
-            .publish_confirmed(order, &body)
+            .publish_confirmed(link, order, &body)
             .instrument(span.clone())
             .await;
         if let Err(error) = &result {
@@ -169,11 +186,12 @@ impl Publisher {
 
     async fn publish_confirmed(
         &self,
+        link: Option<Link>,
         order: &CheckoutProcessed,
         body: &[u8],
     ) -> Result<(), PublishError> {
-        let channel = self
-            .current_channel()
+        let channel = link
+            .map(|link| link.channel)
             .filter(|channel| channel.status().connected())
             .ok_or(PublishError::Unavailable)?;
         let settings = &self.shared.settings;
@@ -231,23 +249,36 @@ impl PublishError {
     }
 }
 
-/// Opens a connection and a confirming channel, and declares the exchange
-/// (idempotent; stock-service declares the same one).
-async fn open(settings: &AmqpSettings) -> Result<(Connection, Channel), PublishError> {
-    let connection = amqp::connection::connect(settings, PUBLISHER_APP_ID).await?;
+/// Opens a connection to a node and a confirming channel, and declares the
+/// exchange (idempotent; stock-service declares the same one).
+async fn open(settings: &AmqpSettings) -> Result<(Connection, Link), PublishError> {
+    let (connection, node) = amqp::connection::connect(settings, PUBLISHER_APP_ID).await?;
     let channel = connection.create_channel().await?;
     channel
         .confirm_select(ConfirmSelectOptions::default())
         .await?;
     topology::declare_exchange(&channel, settings).await?;
-    tracing::info!(url = %settings.redacted_url(), exchange = %settings.exchange, "connected to the broker");
-    Ok((connection, channel))
+    tracing::info!(node = %node.redacted_url(), exchange = %settings.exchange, "connected to the broker");
+    Ok((connection, Link { channel, node }))
 }
 
 /// Watches the connection; when it fails, drops the channel (so publishes
-/// fail fast) and reconnects with capped exponential backoff.
-async fn supervise(shared: Arc<Shared>, mut connection: Connection, shutdown: CancellationToken) {
+/// fail fast) and reconnects to any node with capped exponential backoff.
+/// Starts by connecting when `connection` is `None` (no node answered at
+/// start).
+async fn supervise(
+    shared: Arc<Shared>,
+    connection: Option<Connection>,
+    shutdown: CancellationToken,
+) {
     let mut backoff = Backoff::new();
+    let mut connection = match connection {
+        Some(connection) => connection,
+        None => match reconnect(&shared, &mut backoff, &shutdown).await {
+            Some(connection) => connection,
+            None => return,
+        },
+    };
     loop {
         let mut events = connection.events_listener();
         loop {
@@ -266,11 +297,11 @@ async fn supervise(shared: Arc<Shared>, mut connection: Connection, shutdown: Ca
                 },
                 () = shared.connection_suspect.notified() => {
                     let channel_open = shared
-                        .channel
+                        .link
                         .read()
                         .unwrap_or_else(|p| p.into_inner())
                         .as_ref()
-                        .is_some_and(|channel| channel.status().connected());
+                        .is_some_and(|link| link.channel.status().connected());
                     if !connection.status().connected() || !channel_open {
                         tracing::warn!("broker connection or channel lost");
                         amqp::connection::close(&connection, "reconnecting").await;
@@ -279,27 +310,45 @@ async fn supervise(shared: Arc<Shared>, mut connection: Connection, shutdown: Ca
                 }
             }
         }
-        *shared.channel.write().unwrap_or_else(|p| p.into_inner()) = None;
+        *shared.link.write().unwrap_or_else(|p| p.into_inner()) = None;
         shared.connected.send_replace(false);
 
         backoff.reset();
-        connection = loop {
-            let delay = backoff.next_delay();
-            tokio::select! {
-                () = shutdown.cancelled() => return,
-                () = tokio::time::sleep(delay) => {}
-            }
-            match open(&shared.settings).await {
-                Ok((connection, channel)) => {
-                    *shared.channel.write().unwrap_or_else(|p| p.into_inner()) = Some(channel);
-                    shared.connected.send_replace(true);
-                    tracing::info!("broker connection restored");
-                    break connection;
-                }
-                Err(error) => {
-                    tracing::warn!(%error, "broker reconnect failed");
-                }
-            }
+        connection = match reconnect(&shared, &mut backoff, &shutdown).await {
+            Some(connection) => connection,
+            None => return,
         };
+    }
+}
+
+/// Opens a connection to any node, waiting as `backoff` says before each
+/// pass over the nodes, and makes its channel the one publishes use; `None`
+/// if shutdown came first.
+async fn reconnect(
+    shared: &Shared,
+    backoff: &mut Backoff,
+    shutdown: &CancellationToken,
+) -> Option<Connection> {
+    loop {
+        let delay = backoff.next_delay();
+        tokio::select! {
+            () = shutdown.cancelled() => return None,
+            () = tokio::time::sleep(delay) => {}
+        }
+        let opened = tokio::select! {
+            () = shutdown.cancelled() => return None,
+            opened = open(&shared.settings) => opened,
+        };
+        match opened {
+            Ok((connection, link)) => {
+                *shared.link.write().unwrap_or_else(|p| p.into_inner()) = Some(link);
+                shared.connected.send_replace(true);
+                tracing::info!("broker connection restored");
+                return Some(connection);
+            }
+            Err(error) => {
+                tracing::warn!(%error, "broker reconnect failed");
+            }
+        }
     }
 }

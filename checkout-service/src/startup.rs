@@ -1,7 +1,9 @@
 //! Building and running checkout-service.
 //!
 //! [`Application::build`] does everything that can fail at start (binding the
-//! port, reaching the broker) so `main` reports it before serving;
+//! port, declaring the exchange on the broker) so `main` reports it before
+//! serving; a broker none of whose nodes answers yet is not such a failure:
+//! the service starts `NOT_SERVING` and connects when a node does;
 //! [`Application::run_until_stopped`] serves until the shutdown token fires.
 //! Binding port 0 lets tests run the real server in-process.
 //!
@@ -74,7 +76,8 @@ impl Service for Application {
     type Settings = Settings;
 
     /// Binds the gRPC port (and the admin port, when turned on) and connects
-    /// to the broker.
+    /// to a node of the broker (or keeps trying in the background when none
+    /// answers).
     async fn build(settings: Settings) -> anyhow::Result<Self> {
         let (listener, grpc_addr) = bind(settings.grpc_address).await?;
         let faults = Faults::new((&settings.faults).into())
@@ -90,8 +93,8 @@ impl Service for Application {
             .await
             .with_context(|| {
                 format!(
-                    "cannot reach the broker at {}",
-                    settings.amqp.redacted_url()
+                    "cannot set up the broker at {}",
+                    settings.amqp.redacted_urls()
                 )
             })?;
         let recent_keys =

@@ -49,7 +49,7 @@ impl Running {
         let exchange = Exchange(format!("checkout-limits-{}", uuid::Uuid::new_v4().simple()));
         let mut settings = Settings::defaults();
         settings.grpc_address = ([127, 0, 0, 1], 0).into();
-        settings.amqp.url = amqp_url();
+        settings.amqp.nodes = amqp_url().parse().expect("a valid AMQP_URL");
         settings.amqp.exchange = exchange.0.clone();
         adjust(&mut settings);
         let application = Application::build(settings)

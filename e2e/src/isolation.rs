@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use contracts::amqp::{dead_letter_exchange, dead_letter_queue};
-use lapin::{Connection, ConnectionProperties, options::*};
+use lapin::options::*;
 
 use crate::amqp_url;
 
@@ -51,10 +51,20 @@ impl Isolation {
         format!("sqlite://{}?mode=rwc", self.dir.join("stock.db").display())
     }
 
-    /// Deletes the queues, exchanges and files (best effort).
+    /// The pipeline's broker settings (`AMQP_URL`, exchange, routing key).
+    pub fn amqp_settings(&self) -> amqp::AmqpSettings {
+        amqp::AmqpSettings {
+            nodes: self.amqp_url.parse().expect("a valid AMQP_URL"),
+            exchange: self.exchange.clone(),
+            routing_key: self.routing_key.clone(),
+        }
+    }
+
+    /// Deletes the queues, exchanges and files (best effort), through any
+    /// node of the broker that answers.
     pub async fn clean_up(&self) {
-        if let Ok(connection) =
-            Connection::connect(&self.amqp_url, ConnectionProperties::default()).await
+        if let Ok((connection, _node)) =
+            amqp::connection::connect(&self.amqp_settings(), "e2e-clean-up").await
             && let Ok(channel) = connection.create_channel().await
         {
             for queue in [self.queue.clone(), dead_letter_queue(&self.queue)] {

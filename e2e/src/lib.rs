@@ -18,6 +18,8 @@
 //!   exactly-once accounting.
 //! - [`process`]: a service as a real child process, for the tests that
 //!   kill one with SIGKILL.
+//! - [`broker`]: private RabbitMQ nodes and clusters, for the tests that
+//!   stop or crash a broker node.
 //! - [`postgres`]: a PostgreSQL database of a test's own.
 //! - [`compose`]: the compose files, read and merged for the consistency
 //!   tests.
@@ -28,6 +30,7 @@
     reason = "a test harness: a failed expectation is the test failing"
 )]
 
+pub mod broker;
 pub mod compose;
 pub mod isolation;
 pub mod orders;

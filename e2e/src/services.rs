@@ -63,10 +63,8 @@ pub fn stock_settings(
     initial_stock: i64,
 ) -> stock_service::configuration::Settings {
     let mut settings = stock_service::Settings::defaults();
-    settings.amqp.url = isolation.amqp_url.clone();
-    settings.amqp.exchange = isolation.exchange.clone();
+    settings.amqp = isolation.amqp_settings();
     settings.queue.name = isolation.queue.clone();
-    settings.amqp.routing_key = isolation.routing_key.clone();
     settings.database_url = isolation.database_url();
     settings.http_address = LOCALHOST_ANY_PORT;
     settings.admin_address = LOCALHOST_ANY_PORT;
@@ -102,9 +100,7 @@ pub fn checkout_settings(isolation: &Isolation, addr: SocketAddr) -> checkout_se
     settings.grpc_address = addr;
     settings.admin_address = LOCALHOST_ANY_PORT;
     settings.faults.fault_admin_token = Some(admin_token());
-    settings.amqp.url = isolation.amqp_url.clone();
-    settings.amqp.exchange = isolation.exchange.clone();
-    settings.amqp.routing_key = isolation.routing_key.clone();
+    settings.amqp = isolation.amqp_settings();
     settings.order_id_secret = Some(
         checkout_service::idempotency::OrderIdSecret::parse(TEST_ORDER_ID_SECRET)
             .expect("a valid secret"),

@@ -59,7 +59,17 @@ pub fn secret_url_parser(parse: fn(&str) -> Result<String, String>) -> SecretPar
     }
 }
 
-/// See [`secret_parser`] and [`secret_url_parser`].
+/// Like [`secret_url_parser`], for a value of any type (a list of URLs,
+/// say): a refused value is shown as `shown` makes it, which must hide every
+/// password in it.
+pub fn secret_parser_shown_as<T>(
+    parse: fn(&str) -> Result<T, String>,
+    shown: fn(&str) -> String,
+) -> SecretParser<T> {
+    SecretParser { parse, shown }
+}
+
+/// See [`secret_parser`], [`secret_url_parser`] and [`secret_parser_shown_as`].
 #[derive(Clone)]
 pub struct SecretParser<T> {
     parse: fn(&str) -> Result<T, String>,

@@ -1,6 +1,7 @@
-//! The RabbitMQ side: one connection, its two channels, and the topology
-//! this service consumes from (declared at every connect by
-//! [`amqp::topology::declare_queue`]).
+//! The RabbitMQ side: one connection (to whichever node of the broker
+//! answered), its two channels, and the topology this service consumes from
+//! (declared at every connect by [`amqp::topology::declare_queue`], its
+//! quorum queues replicated on `AMQP_QUORUM_SIZE` nodes).
 //!
 //! Two channels, because their settings differ: the consuming channel has
 //! the prefetch limit (`basic.qos`); the publishing channel, used only to
@@ -9,7 +10,7 @@
 
 use std::time::Duration;
 
-use amqp::connection::ConnectError;
+use amqp::{connection::ConnectError, settings::Node, topology::DeclareError};
 use lapin::{
     Channel, Connection,
     options::{BasicQosOptions, ConfirmSelectOptions},
@@ -23,9 +24,12 @@ pub enum BrokerError {
     /// A protocol, channel or connection error.
     #[error("AMQP error: {0}")]
     Amqp(#[from] lapin::Error),
-    /// The broker could not be reached.
+    /// No node of the broker could be reached.
     #[error("{0}")]
     Connect(#[from] ConnectError),
+    /// The broker refused the queues' declaration.
+    #[error("{0}")]
+    Declare(#[from] DeclareError),
     /// The broker ended the subscription (queue deleted, channel closed).
     #[error("the broker ended the subscription")]
     ConsumerEnded,
@@ -38,6 +42,8 @@ pub enum BrokerError {
 /// An open connection with the topology declared.
 pub struct BrokerSession {
     connection: Connection,
+    /// The node the connection is on (the consumer spans name it).
+    pub(crate) node: Node,
     /// Carries the subscription; has the prefetch limit.
     pub(crate) consume: Channel,
     /// Publishes dead letters; in confirm mode.
@@ -45,11 +51,17 @@ pub struct BrokerSession {
 }
 
 impl BrokerSession {
-    /// Connects, declares the topology and opens both channels.
+    /// Connects to a node, declares the topology and opens both channels.
     pub async fn open(settings: &Settings) -> Result<Self, BrokerError> {
-        let connection = amqp::connection::connect(&settings.amqp, crate::NAME).await?;
+        let (connection, node) = amqp::connection::connect(&settings.amqp, crate::NAME).await?;
         let consume = connection.create_channel().await?;
-        amqp::topology::declare_queue(&consume, &settings.amqp, &settings.queue.name).await?;
+        amqp::topology::declare_queue(
+            &consume,
+            &settings.amqp,
+            &settings.queue.name,
+            settings.queue.quorum_size,
+        )
+        .await?;
         consume
             .basic_qos(settings.queue.prefetch, BasicQosOptions::default())
             .await?;
@@ -58,8 +70,10 @@ impl BrokerSession {
         publish
             .confirm_select(ConfirmSelectOptions::default())
             .await?;
+        tracing::info!(node = %node.redacted_url(), "connected to RabbitMQ");
         Ok(Self {
             connection,
+            node,
             consume,
             publish,
         })

@@ -8,7 +8,7 @@
 
 use std::{collections::BTreeMap, fmt, net::SocketAddr, str::FromStr, time::Duration};
 
-use amqp::AmqpSettings;
+use amqp::{AmqpSettings, topology::QuorumSize};
 use clap::{Args, Parser};
 use contracts::amqp::{DEFAULT_QUEUE, dead_letter_exchange, dead_letter_queue};
 use service::{
@@ -85,6 +85,14 @@ pub struct QueueSettings {
     #[arg(long = "amqp-prefetch", env = "AMQP_PREFETCH", default_value = "128",
           value_parser = clap::value_parser!(u16).range(1..))]
     pub prefetch: u16,
+    /// Nodes each new queue (the work queue and its dead-letter queue) is replicated on (every node if the cluster has fewer), or `none` for RabbitMQ's default; fixed when a queue is created, so it must match what an existing queue was declared with (`none` for queues created before this setting).
+    ///
+    /// A setting of the consumer's queue, beside `AMQP_QUEUE`: only
+    /// stock-service declares queues (checkout-service declares the exchange
+    /// alone), so only its `--help` lists it.
+    #[arg(long = "amqp-quorum-size", env = "AMQP_QUORUM_SIZE", default_value = "3",
+          value_parser = QuorumSize::parse)]
+    pub quorum_size: QuorumSize,
 }
 
 /// How long the ids of processed orders are kept (see [`crate::retention`]).

@@ -52,8 +52,9 @@
 //! # Reconnecting
 //!
 //! When the connection or channel is lost, the consumer logs it, reconnects
-//! with the shared [`Backoff`] (100 ms doubling to 5 s), re-declares the
-//! topology and subscribes again. Unacknowledged deliveries return to the
+//! to any node of the broker with the shared [`Backoff`] (100 ms doubling to
+//! 1 s), re-declares the topology and subscribes again; if no node answered
+//! at start, it begins there. Unacknowledged deliveries return to the
 //! queue on their own; the store's idempotency makes their redelivery
 //! harmless.
 //!
@@ -150,12 +151,19 @@ impl Consumer {
     }
 
     /// Consumes on `session` until `shutdown` is cancelled, reconnecting
-    /// whenever the connection is lost. On shutdown it cancels the
+    /// whenever the connection is lost (connecting first when `session` is
+    /// `None`: no node answered at start). On shutdown it cancels the
     /// subscription, finishes the delivery in hand, and closes the
     /// connection.
-    pub async fn run(&self, session: BrokerSession, shutdown: CancellationToken) {
-        let mut session = session;
+    pub async fn run(&self, session: Option<BrokerSession>, shutdown: CancellationToken) {
         let mut backoff = Backoff::new();
+        let mut session = match session {
+            Some(session) => session,
+            None => match self.reconnect(&mut backoff, &shutdown).await {
+                Some(session) => session,
+                None => return,
+            },
+        };
         loop {
             let result = self.consume(&session, &shutdown).await;
             if self.status.is_consuming() {
@@ -288,6 +296,7 @@ impl Consumer {
         let mut orders = Vec::with_capacity(deliveries.len());
         for delivery in deliveries {
             let span = consumer_span(&delivery, &self.settings.queue.name);
+            spans::messaging::record_server(&span, session.node.host(), session.node.port());
             match CheckoutProcessed::decode(&delivery.data) {
                 Ok(order) => {
                     if delivery.properties.message_id().is_none() {

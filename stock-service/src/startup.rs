@@ -4,7 +4,9 @@
 //! [`Application::build`] does everything that can fail because of the
 //! environment (binding the ports, opening and migrating the database,
 //! connecting to RabbitMQ and declaring the topology), so a misconfigured
-//! service fails at start with a clear error. [`Application::run_until_stopped`]
+//! service fails at start with a clear error. A broker none of whose nodes
+//! answers yet is not a misconfiguration: the service starts, not ready
+//! (`/readyz` answers 503), and its consumer keeps trying to connect. [`Application::run_until_stopped`]
 //! then only runs. Tests build the real application with port 0 and their
 //! own queue and database, and stop it with a [`CancellationToken`].
 
@@ -21,7 +23,7 @@ use service::{
 use tokio::net::TcpListener;
 
 use crate::{
-    broker::BrokerSession,
+    broker::{BrokerError, BrokerSession},
     configuration::Settings,
     consumer::Consumer,
     retention::Retention,
@@ -37,7 +39,8 @@ pub struct Application {
     store: Store,
     consumer: Consumer,
     retention: Retention,
-    session: BrokerSession,
+    /// `None` when no node answered at start.
+    session: Option<BrokerSession>,
     admin: Option<AdminEndpoint>,
 }
 
@@ -67,7 +70,8 @@ impl Service for Application {
 
     /// Binds the HTTP listener (port 0 picks a free port) and, when turned
     /// on, the admin one, opens and migrates the database, seeds missing stock, connects to RabbitMQ and
-    /// declares the topology.
+    /// declares the topology (or, when no node answers, leaves that to the
+    /// consumer, which keeps trying).
     async fn build(settings: Settings) -> anyhow::Result<Self> {
         let (listener, http_addr) = bind(settings.http_address).await?;
 
@@ -85,16 +89,28 @@ impl Service for Application {
             &faults,
         )
         .await?;
-        let session = BrokerSession::open(&settings).await.with_context(|| {
-            format!("cannot set up RabbitMQ at {}", settings.amqp.redacted_url())
-        })?;
+        let session = match BrokerSession::open(&settings).await {
+            Ok(session) => Some(session),
+            Err(BrokerError::Connect(error)) => {
+                tracing::warn!(%error, "no RabbitMQ node answers yet: not ready until one does");
+                None
+            }
+            Err(error) => {
+                return Err(error).with_context(|| {
+                    format!(
+                        "cannot set up RabbitMQ at {}",
+                        settings.amqp.redacted_urls()
+                    )
+                });
+            }
+        };
         tracing::info!(
             database = %redact_url(&settings.database_url),
             seeded_items = seeded,
-            amqp = %settings.amqp.redacted_url(),
+            amqp = %settings.amqp.redacted_urls(),
             exchange = %settings.amqp.exchange,
             queue = %settings.queue.name,
-            "connected"
+            "started"
         );
         Ok(Self {
             listener,

@@ -102,7 +102,7 @@ pub async fn spawn_app_with(
     let db = TestDatabase::create(backend).await;
     let mut settings = Settings::defaults();
     if let Ok(url) = std::env::var("AMQP_URL") {
-        settings.amqp.url = url;
+        settings.amqp.nodes = url.parse().expect("a valid AMQP_URL");
     }
     settings.amqp.exchange = format!("test-checkout-{id}");
     settings.queue.name = format!("test-stock-{id}");
@@ -119,9 +119,12 @@ pub async fn spawn_app_with(
     let shutdown = CancellationToken::new();
     let running = tokio::spawn(application.run_until_stopped(shutdown.clone()));
 
-    let connection = Connection::connect(&settings.amqp.url, ConnectionProperties::default())
-        .await
-        .expect("test connection to RabbitMQ");
+    let connection = Connection::connect(
+        settings.amqp.nodes.as_slice()[0].url(),
+        ConnectionProperties::default(),
+    )
+    .await
+    .expect("test connection to RabbitMQ");
     let publisher = connection.create_channel().await.expect("channel");
     publisher
         .confirm_select(ConfirmSelectOptions::default())
@@ -394,8 +397,11 @@ impl Drop for TestApp {
 }
 
 async fn delete_topology(settings: &Settings) {
-    let Ok(connection) =
-        Connection::connect(&settings.amqp.url, ConnectionProperties::default()).await
+    let Ok(connection) = Connection::connect(
+        settings.amqp.nodes.as_slice()[0].url(),
+        ConnectionProperties::default(),
+    )
+    .await
     else {
         return;
     };

@@ -30,9 +30,9 @@ fn size(bytes: usize) -> i64 {
     i64::try_from(bytes).unwrap_or(i64::MAX)
 }
 
-/// The PRODUCER span of publishing `message` through the broker at
-/// `server_address:server_port` ("send", with its confirm).
-pub fn producer(message: Message<'_>, server_address: &str, server_port: u16) -> Span {
+/// The PRODUCER span of publishing `message` ("send", with its confirm).
+/// The node it goes through is added by [`record_server`] once known.
+pub fn producer(message: Message<'_>) -> Span {
     tracing::info_span!(
         "publish",
         otel.name = %format_args!("publish {}", message.exchange),
@@ -47,14 +47,23 @@ pub fn producer(message: Message<'_>, server_address: &str, server_port: u16) ->
         { MESSAGING_RABBITMQ_DESTINATION_ROUTING_KEY } = message.routing_key,
         { MESSAGING_MESSAGE_ID } = message.id,
         { MESSAGING_MESSAGE_BODY_SIZE } = size(message.body_size),
-        { SERVER_ADDRESS } = server_address,
-        { SERVER_PORT } = i64::from(server_port),
+        { SERVER_ADDRESS } = Empty,
+        { SERVER_PORT } = Empty,
     )
+}
+
+/// Records on a [`producer`] or [`consumer`] span the broker node its
+/// message went through (`server.address`, `server.port`): the node the
+/// connection is on, which on a cluster changes when that node is lost.
+pub fn record_server(span: &Span, address: &str, port: u16) {
+    span.record(SERVER_ADDRESS, address);
+    span.record(SERVER_PORT, i64::from(port));
 }
 
 /// The CONSUMER span of processing `message` from `queue`, parented on the
 /// publisher's context `parent` (read from the message headers) and
-/// carrying its W3C baggage as `baggage.<key>` attributes.
+/// carrying its W3C baggage as `baggage.<key>` attributes. The node it came
+/// from is added by [`record_server`].
 ///
 /// The parent is set before the span is first entered: once entered, the
 /// OpenTelemetry span has started and its parent can no longer change.
@@ -74,6 +83,8 @@ pub fn consumer(parent: Context, message: Message<'_>, queue: &str) -> Span {
         { MESSAGING_OPERATION_NAME } = "process",
         { MESSAGING_CONSUMER_GROUP_NAME } = queue,
         { MESSAGING_MESSAGE_BODY_SIZE } = size(message.body_size),
+        { SERVER_ADDRESS } = Empty,
+        { SERVER_PORT } = Empty,
     );
     let baggage: Vec<_> = parent
         .baggage()
