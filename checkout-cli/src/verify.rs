@@ -251,6 +251,7 @@ mod tests {
             name: name.into(),
             kind,
             service_name: service.into(),
+            service_instance_id: String::new(),
             attributes: BTreeMap::new(),
             status: SpanStatus::Unset,
             start_unix_nanos: 0,

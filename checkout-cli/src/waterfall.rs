@@ -265,6 +265,7 @@ mod tests {
             name: name.into(),
             kind,
             service_name: service.into(),
+            service_instance_id: String::new(),
             attributes: BTreeMap::new(),
             status: SpanStatus::Unset,
             start_unix_nanos: T0 + start_ms * MS,

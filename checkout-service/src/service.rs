@@ -15,6 +15,13 @@
 //! cart, the service remembers the cart of each recent (client, key) in a
 //! cache bounded in bytes; that check is per instance and best effort, the
 //! stock guarantee is not.
+//!
+//! A key the gateway generated for a client that sent none
+//! (`idempotency_key_generated`) names its order the same way, so the
+//! gateway's retry on another replica is the same order, but it skips the
+//! cache: no client knows that key, so it can never come back with another
+//! cart, and remembering it would only cost memory and push the keys of
+//! clients that did send one out of the cache sooner.
 
 use contracts::{
     amqp::{CheckoutProcessed, OrderLine},
@@ -104,7 +111,9 @@ impl CheckoutService {
             let (client, key) = (&request.client_id, &request.idempotency_key);
             check_idempotency_key(key)
                 .map_err(|error| Status::invalid_argument(error.to_string()))?;
-            if !self.recent_keys.same_cart(client, key, &order.lines) {
+            if !request.idempotency_key_generated
+                && !self.recent_keys.same_cart(client, key, &order.lines)
+            {
                 return Err(Status::failed_precondition(
                     "this Idempotency-Key was already used with a different cart",
                 ));

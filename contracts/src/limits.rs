@@ -96,6 +96,7 @@ mod tests {
             ],
             idempotency_key: "k".repeat(MAX_IDEMPOTENCY_KEY_LEN),
             client_id: "c".repeat(MAX_CLIENT_ID_LEN),
+            idempotency_key_generated: true,
         };
         let encoded = request.encoded_len();
         assert!(encoded * 10 < MAX_GRPC_MESSAGE_BYTES, "{encoded} bytes");

@@ -134,6 +134,9 @@ pub fn make_order(run: &str, index: usize) -> Order {
     }
 }
 
+/// How many orders [`Load::start`] keeps in flight.
+pub const LOAD_CONCURRENCY: usize = 8;
+
 /// How a [`Load`] places its orders.
 #[derive(Clone, Copy, Debug)]
 pub enum Pace {
@@ -168,12 +171,12 @@ pub struct Load {
 
 impl Load {
     /// Starts placing fresh orders through `pipeline`'s gateway in the
-    /// background, 8 at a time; each is retried for up to `give_up_after`.
+    /// background, [`LOAD_CONCURRENCY`] at a time; each is retried for up to `give_up_after`.
     pub fn start(pipeline: &crate::TestPipeline, give_up_after: Duration) -> Self {
         Self::start_at(
             pipeline.http.clone(),
             pipeline.gateway_url.clone(),
-            Pace::InFlight(8),
+            Pace::InFlight(LOAD_CONCURRENCY),
             give_up_after,
         )
     }

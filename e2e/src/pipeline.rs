@@ -1,7 +1,7 @@
 //! [`TestPipeline`]: an OTLP receiver and the three real services, with the
 //! helpers the end-to-end tests share.
 
-use std::time::Duration;
+use std::{net::SocketAddr, time::Duration};
 
 use checkout_cli::receiver::{OtlpReceiver, ReceivedSpan};
 use reqwest::StatusCode;
@@ -14,8 +14,8 @@ use crate::{
     orders, poll,
     running::RunningService,
     services::{
-        AdjustTelemetry, DEFAULT_TELEMETRY, LOCALHOST_ANY_PORT, declare_queue, gateway_settings,
-        start_checkout_service, start_gateway, start_stock_service,
+        AdjustTelemetry, DEFAULT_TELEMETRY, LOCALHOST_ANY_PORT, declare_queue,
+        gateway_settings_for, start_checkout_service, start_gateway, start_stock_service,
     },
 };
 
@@ -35,6 +35,11 @@ pub struct PipelineOptions {
     pub telemetry: AdjustTelemetry,
     /// The broker every service uses; `None`: [`crate::amqp_url`].
     pub amqp_url: Option<String>,
+    /// How many checkout-service replicas run in-process, each on its own
+    /// port, all behind the gateway. 0: none, and no gateway either: the
+    /// test runs checkout-service itself (as child processes, say) and
+    /// starts the gateway with [`TestPipeline::start_gateway`].
+    pub checkout_replicas: usize,
 }
 
 impl Default for PipelineOptions {
@@ -46,6 +51,7 @@ impl Default for PipelineOptions {
             without_stock_service: false,
             telemetry: DEFAULT_TELEMETRY,
             amqp_url: None,
+            checkout_replicas: 1,
         }
     }
 }
@@ -56,7 +62,7 @@ pub struct TestPipeline {
     pub receiver: OtlpReceiver,
     /// Broker and file names owned by this pipeline.
     pub isolation: Isolation,
-    /// `http://127.0.0.1:PORT` of the gateway.
+    /// `http://127.0.0.1:PORT` of the gateway (empty until it runs).
     pub gateway_url: String,
     /// `http://127.0.0.1:PORT` of stock-service's HTTP API (empty when the
     /// test runs stock-service itself).
@@ -69,7 +75,10 @@ pub struct TestPipeline {
     pub initial_stock: i64,
     /// Plain HTTP client.
     pub http: reqwest::Client,
-    /// stock-service, checkout-service, gateway (in start order).
+    /// What the test changes in the gateway's settings.
+    adjust_gateway: fn(&mut gateway::Settings),
+    /// stock-service, the checkout-service replicas, the gateway (in start
+    /// order).
     pub services: Vec<RunningService>,
 }
 
@@ -80,7 +89,7 @@ impl TestPipeline {
     }
 
     /// Starts the receiver, then stock-service (which declares the queue),
-    /// checkout-service and the gateway.
+    /// the checkout-service replicas and the gateway.
     pub async fn start_with(options: PipelineOptions) -> Self {
         let receiver = OtlpReceiver::start(([127, 0, 0, 1], 0).into(), None)
             .await
@@ -110,22 +119,21 @@ impl TestPipeline {
         } else {
             declare_queue(&isolation).await;
         }
-        let checkout = start_checkout_service(
-            &otlp_endpoint,
-            options.telemetry,
-            &isolation,
-            LOCALHOST_ANY_PORT,
-        )
-        .expect("checkout-service starts");
-        let mut gateway_settings = gateway_settings(checkout.addr);
-        (options.gateway)(&mut gateway_settings);
-        let gateway = start_gateway(&otlp_endpoint, options.telemetry, gateway_settings)
-            .expect("gateway starts");
-        let gateway_url = format!("http://{}", gateway.addr);
-        services.extend([checkout, gateway]);
+        let mut checkout_addrs = Vec::new();
+        for _ in 0..options.checkout_replicas {
+            let checkout = start_checkout_service(
+                &otlp_endpoint,
+                options.telemetry,
+                &isolation,
+                LOCALHOST_ANY_PORT,
+            )
+            .expect("checkout-service starts");
+            checkout_addrs.push(checkout.addr);
+            services.push(checkout);
+        }
 
-        Self {
-            gateway_url,
+        let mut pipeline = Self {
+            gateway_url: String::new(),
             stock_url,
             otlp_endpoint,
             telemetry: options.telemetry,
@@ -134,11 +142,36 @@ impl TestPipeline {
             isolation,
             http: reqwest::Client::new(),
             services,
+            adjust_gateway: options.gateway,
+        };
+        if !checkout_addrs.is_empty() {
+            pipeline.start_gateway(&checkout_addrs);
         }
+        pipeline
     }
 
-    /// Starts a new checkout-service on the address of the stopped one, so
-    /// the gateway's channel reconnects to it.
+    /// Starts the gateway in front of checkout-service replicas at
+    /// `checkout_addrs` (for a pipeline started with no replica of its own).
+    pub fn start_gateway(&mut self, checkout_addrs: &[SocketAddr]) {
+        let mut settings = gateway_settings_for(checkout_addrs);
+        (self.adjust_gateway)(&mut settings);
+        let gateway =
+            start_gateway(&self.otlp_endpoint, self.telemetry, settings).expect("gateway starts");
+        self.gateway_url = format!("http://{}", gateway.addr);
+        self.services.push(gateway);
+    }
+
+    /// The addresses of the checkout-service replicas running in-process.
+    pub fn checkout_addrs(&self) -> Vec<SocketAddr> {
+        self.services
+            .iter()
+            .filter(|service| service.name == "checkout-service")
+            .map(|service| service.addr)
+            .collect()
+    }
+
+    /// Starts a new checkout-service on the address of the stopped one (the
+    /// first replica), so the gateway's channel reconnects to it.
     pub fn restart_checkout_service(&mut self) {
         let position = self
             .services

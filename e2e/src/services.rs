@@ -127,9 +127,16 @@ pub fn start_checkout_service(
 /// without API keys (every caller is the anonymous client; see
 /// [`with_api_keys`]).
 pub fn gateway_settings(checkout_addr: SocketAddr) -> gateway::Settings {
+    gateway_settings_for(&[checkout_addr])
+}
+
+/// [`gateway_settings`] in front of a replica of checkout-service at each
+/// of `checkout_addrs`.
+pub fn gateway_settings_for(checkout_addrs: &[SocketAddr]) -> gateway::Settings {
     let mut settings = gateway::Settings::defaults();
     settings.http_address = LOCALHOST_ANY_PORT;
-    settings.checkout_service_address = format!("http://{checkout_addr}");
+    settings.checkout_service_address =
+        gateway::checkout_client::CheckoutTargets::from_addrs(checkout_addrs.iter().copied());
     settings
 }
 

@@ -2,8 +2,10 @@
 //! with API keys at the gateway, two clients that send the same
 //! `Idempotency-Key` and cart place two orders (both applied), while a retry
 //! by the same client is still the same order; the order id outlives a
-//! restart of checkout-service (its `ORDER_ID_SECRET` does); and
-//! checkout-service refuses a malformed client id from any gRPC caller.
+//! restart of checkout-service (its `ORDER_ID_SECRET` does); a key the
+//! gateway generated names its order like any other but is not remembered
+//! with its cart; and checkout-service refuses a malformed client id from
+//! any gRPC caller.
 
 #![allow(
     clippy::unwrap_used,
@@ -114,6 +116,44 @@ async fn a_retry_after_checkout_service_restarts_is_the_same_order() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_generated_key_names_the_order_but_is_not_remembered_with_its_cart() {
+    let mut pipeline = TestPipeline::start().await;
+    let addr = pipeline.service("checkout-service").addr;
+    let mut client = CheckoutClient::connect(format!("http://{addr}"))
+        .await
+        .expect("checkout-service answers");
+    let request = |key: &str, item: i32, generated: bool| CheckoutRequest {
+        items_id: Vec::new(),
+        items: vec![LineItem {
+            id: item,
+            quantity: 1,
+        }],
+        idempotency_key: key.to_owned(),
+        client_id: String::new(),
+        idempotency_key_generated: generated,
+    };
+
+    // A client's own key with another cart is refused...
+    let run = uuid::Uuid::new_v4();
+    let key = format!("{run}-client");
+    client.do_checkout(request(&key, 1, false)).await.unwrap();
+    let status = client
+        .do_checkout(request(&key, 2, false))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), tonic::Code::FailedPrecondition);
+
+    // ...a generated one is never compared with a cart (no client knows it
+    // to reuse it), yet names the same order every time, which is what
+    // makes the gateway's retry safe.
+    let key = format!("{run}-generated");
+    let first = client.do_checkout(request(&key, 1, true)).await.unwrap();
+    let again = client.do_checkout(request(&key, 2, true)).await.unwrap();
+    assert_eq!(first.get_ref().order_id, again.get_ref().order_id);
+    pipeline.shut_down().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn checkout_service_refuses_a_malformed_client_id() {
     let mut pipeline = TestPipeline::start().await;
     let addr = pipeline.service("checkout-service").addr;
@@ -125,6 +165,7 @@ async fn checkout_service_refuses_a_malformed_client_id() {
         items: vec![LineItem { id: 1, quantity: 1 }],
         idempotency_key: "client-id-check".to_owned(),
         client_id,
+        idempotency_key_generated: false,
     };
 
     for bad in [

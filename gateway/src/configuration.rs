@@ -6,14 +6,17 @@ use std::{net::SocketAddr, time::Duration};
 use clap::Parser;
 use service::{
     configuration::{
-        parse_bool, parse_endpoint_url, parse_listen_addr, parse_millis, parse_positive,
+        parse_bool, parse_listen_addr, parse_millis, parse_millis_at_least_one, parse_positive,
     },
     http::HttpLimits,
     secret::secret_parser,
 };
 use telemetry::TelemetryArgs;
 
-use crate::auth::ApiKeys;
+use crate::{
+    auth::ApiKeys,
+    checkout_client::{CheckoutTargets, Refresh},
+};
 
 /// Everything the gateway needs to start.
 #[derive(Clone, Debug, Parser)]
@@ -26,10 +29,16 @@ pub struct Settings {
     /// Where the HTTP API listens (Go-style `:8081` accepted; port 0 picks a free port).
     #[arg(long, env = "HTTP_ADDRESS", default_value = "0.0.0.0:8081", value_parser = parse_listen_addr)]
     pub http_address: SocketAddr,
-    /// checkout-service's gRPC endpoint (a bare `host:port` is accepted).
-    #[arg(long, env = "CHECKOUT_SERVICE_ADDRESS", default_value = "http://localhost:8080", value_parser = parse_endpoint_url)]
-    pub checkout_service_address: String,
-    /// Deadline of each gRPC call, in milliseconds (sent as `grpc-timeout`; a miss is a 504).
+    /// checkout-service's gRPC endpoints, `http://host:port,…` (a bare `host:port` is accepted); every address a host name resolves to is one replica, and checkouts are spread over the replicas that are serving.
+    #[arg(long, env = "CHECKOUT_SERVICE_ADDRESS", default_value = "http://localhost:8080", value_parser = CheckoutTargets::parse)]
+    pub checkout_service_address: CheckoutTargets,
+    /// How often the host names of `CHECKOUT_SERVICE_ADDRESS` are resolved again, in milliseconds: a new address is a new replica, one gone from DNS is dropped.
+    #[arg(long = "checkout-service-resolve-interval-ms", env = "CHECKOUT_SERVICE_RESOLVE_INTERVAL_MS", default_value = "1000", value_parser = parse_millis_at_least_one)]
+    pub checkout_resolve_interval: Duration,
+    /// How often each checkout-service replica's gRPC health is checked, in milliseconds: one that stops answering SERVING gets no more checkouts until it answers again.
+    #[arg(long = "checkout-service-probe-interval-ms", env = "CHECKOUT_SERVICE_PROBE_INTERVAL_MS", default_value = "1000", value_parser = parse_millis_at_least_one)]
+    pub checkout_probe_interval: Duration,
+    /// Deadline of each checkout's gRPC call, in milliseconds, its retry on another replica included (sent as `grpc-timeout`; a miss is a 504).
     #[arg(long = "checkout-deadline-ms", env = "CHECKOUT_DEADLINE_MS", default_value = "2000", value_parser = parse_millis)]
     pub checkout_deadline: Duration,
     /// No HTTP request is served for longer, in milliseconds (504 after).
@@ -50,4 +59,17 @@ pub struct Settings {
     /// Telemetry.
     #[command(flatten)]
     pub telemetry: TelemetryArgs,
+}
+
+impl Settings {
+    /// How the checkout-service replicas are watched: these intervals, and
+    /// the call deadline as the patience of a probe, a resolution or a
+    /// connection attempt.
+    pub fn checkout_refresh(&self) -> Refresh {
+        Refresh {
+            resolve_interval: self.checkout_resolve_interval,
+            probe_interval: self.checkout_probe_interval,
+            patience: self.checkout_deadline,
+        }
+    }
 }

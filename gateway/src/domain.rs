@@ -1,4 +1,5 @@
-//! The checkout request as the gateway sends it on: a [`Cart`].
+//! The checkout request as the gateway sends it on: a [`Cart`] and an
+//! [`IdempotencyKey`].
 //!
 //! Parse, don't validate: a handler that holds a [`Cart`] knows it is within
 //! every limit of [`contracts::limits`] — at least one line, at most
@@ -12,8 +13,54 @@ use std::collections::BTreeMap;
 use contracts::{
     error::ApiError,
     http::{CheckoutBody, LineItemBody},
-    limits::{MAX_LINE_ITEMS, MAX_QUANTITY},
+    limits::{InvalidIdempotencyKey, MAX_LINE_ITEMS, MAX_QUANTITY, check_idempotency_key},
 };
+use uuid::Uuid;
+
+/// The idempotency key every checkout carries: the client's
+/// `Idempotency-Key`, or a random UUID the gateway generates when it sent
+/// none.
+///
+/// A generated key is what makes the gateway's own retry on another replica
+/// safe: checkout-service derives the order id from the key, so the retry is
+/// the same order even if the first attempt reached the broker. It also
+/// spreads keyless checkouts evenly over the replicas (see
+/// [`crate::checkout_client`]). It is sent as generated, so that
+/// checkout-service need not remember it: no client knows it to reuse it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IdempotencyKey {
+    value: String,
+    generated: bool,
+}
+
+impl IdempotencyKey {
+    /// The client's key, if it follows [`check_idempotency_key`]'s rule.
+    pub fn from_client(value: &str) -> Result<Self, InvalidIdempotencyKey> {
+        check_idempotency_key(value)?;
+        Ok(Self {
+            value: value.to_owned(),
+            generated: false,
+        })
+    }
+
+    /// A new random key (a UUID v4), for a checkout whose client sent none.
+    pub fn generate() -> Self {
+        Self {
+            value: Uuid::new_v4().to_string(),
+            generated: true,
+        }
+    }
+
+    /// The key.
+    pub fn as_str(&self) -> &str {
+        &self.value
+    }
+
+    /// Whether the gateway generated it.
+    pub fn is_generated(&self) -> bool {
+        self.generated
+    }
+}
 
 /// A cart the gateway will send on.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -96,6 +143,20 @@ mod tests {
 
     fn parse(json: &str) -> Result<Cart, CartError> {
         Cart::parse(serde_json::from_str(json).unwrap())
+    }
+
+    #[test]
+    fn generated_idempotency_keys_are_fresh_valid_keys() {
+        let (one, two) = (IdempotencyKey::generate(), IdempotencyKey::generate());
+        assert!(one.is_generated());
+        assert_ne!(one, two);
+        assert!(check_idempotency_key(one.as_str()).is_ok());
+        let client = IdempotencyKey::from_client("order-42").unwrap();
+        assert_eq!(
+            (client.as_str(), client.is_generated()),
+            ("order-42", false)
+        );
+        assert!(IdempotencyKey::from_client("two words").is_err());
     }
 
     #[test]

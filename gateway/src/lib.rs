@@ -1,17 +1,21 @@
 //! gateway: the HTTP front door of the checkout pipeline.
 //!
 //! `POST /api/checkout` takes a JSON cart, parses it into a [`domain::Cart`],
-//! and calls `checkout.Checkout/DoCheckout` on checkout-service. The HTTP
-//! SERVER span continues a trace the client started (`traceparent`,
-//! `baggage`), and the gRPC CLIENT span passes it on in the call's metadata.
+//! and calls `checkout.Checkout/DoCheckout` on one of checkout-service's
+//! replicas, chosen by the checkout's idempotency key, retrying once on
+//! another if that one is unavailable. The HTTP SERVER span continues a
+//! trace the client started (`traceparent`, `baggage`), and each attempt's
+//! gRPC CLIENT span passes it on in the call's metadata.
 //!
 //! # Layout
 //!
 //! - [`configuration`]: [`Settings`], from flags and the environment.
 //! - [`auth`]: the optional API keys, and the client a request comes from.
 //! - [`domain`]: the [`domain::Cart`] a request body parses into, within
-//!   every limit of `contracts::limits`.
-//! - [`checkout_client`]: the gRPC client, its deadline and its CLIENT span.
+//!   every limit of `contracts::limits`, and the checkout's
+//!   [`domain::IdempotencyKey`].
+//! - [`checkout_client`]: the gRPC client: the replicas (discovery, health),
+//!   the choice of replica, the retry, the deadline and the CLIENT spans.
 //! - [`routes`]: the handlers; every failure is a `contracts::error::ApiError`.
 //! - [`openapi`]: the OpenAPI document, generated from the code.
 //! - [`startup`]: [`startup::Application`]: the router, its middleware, serving.

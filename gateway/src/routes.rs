@@ -8,14 +8,13 @@ use axum::{
 use contracts::{
     error::{ApiError, ErrorBody},
     http::{CheckoutAccepted, CheckoutBody, IDEMPOTENCY_KEY_HEADER, Status},
-    limits::check_idempotency_key,
 };
 use telemetry::spans::current_trace_id;
 
 use crate::{
     auth::{ApiKeys, Client},
     checkout_client::CheckoutClient,
-    domain::Cart,
+    domain::{Cart, IdempotencyKey},
 };
 
 /// What the handlers share.
@@ -73,10 +72,10 @@ pub async fn checkout(
 ) -> Result<(StatusCode, Json<CheckoutAccepted>), ApiError> {
     let Json(body) = body?;
     let cart = Cart::parse(body)?;
-    let idempotency_key = idempotency_key(&headers)?;
+    let idempotency_key = idempotency_key(&headers)?.unwrap_or_else(IdempotencyKey::generate);
     let response = state
         .checkout
-        .do_checkout(&cart, &client, idempotency_key)
+        .do_checkout(&cart, &client, &idempotency_key)
         .await?;
     Ok((
         StatusCode::ACCEPTED,
@@ -89,15 +88,15 @@ pub async fn checkout(
 }
 
 /// Reads the optional `Idempotency-Key` header (see
-/// [`check_idempotency_key`]).
-fn idempotency_key(headers: &HeaderMap) -> Result<Option<&str>, ApiError> {
+/// [`IdempotencyKey::from_client`]).
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<IdempotencyKey>, ApiError> {
     let Some(value) = headers.get(IDEMPOTENCY_KEY_HEADER) else {
         return Ok(None);
     };
     value
         .to_str()
         .ok()
-        .filter(|key| check_idempotency_key(key).is_ok())
+        .and_then(|key| IdempotencyKey::from_client(key).ok())
         .map(Some)
         .ok_or_else(|| {
             ApiError::bad_request(
@@ -114,8 +113,8 @@ pub async fn healthz() -> Json<Status> {
     Json(Status::ok())
 }
 
-/// Readiness: checkout-service can take orders. A gateway that is up but
-/// cannot reach a serving checkout-service is alive, not ready.
+/// Readiness: a checkout-service replica can take orders. A gateway that is
+/// up but cannot reach a serving replica is alive, not ready.
 #[utoipa::path(get, path = "/readyz", tag = "health",
     responses(
         (status = 200, description = "Ready", body = Object, example = json!({"status": "ready"})),

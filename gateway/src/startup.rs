@@ -13,7 +13,6 @@
 
 use std::net::SocketAddr;
 
-use anyhow::Context;
 use axum::{
     Router,
     error_handling::HandleErrorLayer,
@@ -55,19 +54,20 @@ impl Service for Application {
     const VERSION: &'static str = crate::VERSION;
     type Settings = Settings;
 
-    /// Binds the HTTP port and prepares the (lazily connecting) gRPC client.
+    /// Binds the HTTP port and prepares the gRPC client: resolves the
+    /// checkout-service replicas, which it connects to lazily.
     async fn build(settings: Settings) -> anyhow::Result<Self> {
-        let checkout = CheckoutClient::new(
+        let (listener, http_addr) = bind(settings.http_address).await?;
+        tracing::info!(
+            targets = %settings.checkout_service_address,
+            "checkout-service replicas: every address of these"
+        );
+        let checkout = CheckoutClient::start(
             &settings.checkout_service_address,
             settings.checkout_deadline,
+            settings.checkout_refresh(),
         )
-        .with_context(|| {
-            format!(
-                "invalid CHECKOUT_SERVICE_ADDRESS {}",
-                settings.checkout_service_address
-            )
-        })?;
-        let (listener, http_addr) = bind(settings.http_address).await?;
+        .await;
         match &settings.api_keys {
             Some(keys) => tracing::info!(clients = keys.clients(), "checkouts need an API key"),
             None => tracing::info!(

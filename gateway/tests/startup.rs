@@ -22,6 +22,9 @@ fn a_bad_value_stops_the_gateway_and_names_the_variable() {
     for (variable, value) in [
         ("HTTP_ADDRESS", "not-an-address"),
         ("CHECKOUT_SERVICE_ADDRESS", "ftp://checkout"),
+        ("CHECKOUT_SERVICE_ADDRESS", "http://checkout-a:8080,"),
+        ("CHECKOUT_SERVICE_RESOLVE_INTERVAL_MS", "0"),
+        ("CHECKOUT_SERVICE_PROBE_INTERVAL_MS", "often"),
         ("CHECKOUT_DEADLINE_MS", "soon"),
         ("MAX_CONCURRENT_CHECKOUTS", "0"),
         ("TRUST_CLIENT_TRACE_CONTEXT", "maybe"),
@@ -34,6 +37,30 @@ fn a_bad_value_stops_the_gateway_and_names_the_variable() {
         );
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(stderr.contains(variable), "{variable}: {stderr}");
+    }
+}
+
+#[test]
+fn a_bad_checkout_service_address_is_named_among_good_ones() {
+    for (list, entry) in [
+        (
+            "http://checkout-a:8080,ftp://checkout-b:8080",
+            "ftp://checkout-b:8080",
+        ),
+        ("http://checkout-a:8080, checkout-b:port", "checkout-b:port"),
+        (
+            "http://checkout-a:8080,http://checkout-a:8080",
+            "http://checkout-a:8080",
+        ),
+    ] {
+        let output = gateway_with("CHECKOUT_SERVICE_ADDRESS", list);
+        assert!(!output.status.success(), "{list} must not start");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            stderr.contains("CHECKOUT_SERVICE_ADDRESS"),
+            "{list}: {stderr}"
+        );
+        assert!(stderr.contains(&format!("`{entry}`")), "{list}: {stderr}");
     }
 }
 

@@ -15,7 +15,7 @@ use opentelemetry_sdk::{
     resource::TelemetryResourceDetector,
     trace::{BatchConfigBuilder, BatchSpanProcessor, SdkTracerProvider},
 };
-use opentelemetry_semantic_conventions::resource::SERVICE_VERSION;
+use opentelemetry_semantic_conventions::resource::{SERVICE_INSTANCE_ID, SERVICE_VERSION};
 
 use crate::{OtlpProtocol, TelemetryConfig, TelemetryError};
 
@@ -138,10 +138,17 @@ pub(crate) fn tracer_provider(
 }
 
 /// The resource of every span, each source overriding the ones before it:
-/// the SDK's `telemetry.sdk.*`, the service's own `service.version`,
-/// `OTEL_RESOURCE_ATTRIBUTES`, then `service.name` (`OTEL_SERVICE_NAME`,
-/// else the one `OTEL_RESOURCE_ATTRIBUTES` gave, else the service's own: see
-/// [`crate::TelemetryArgs::into_config`]).
+/// the SDK's `telemetry.sdk.*`, the service's own `service.version` and a
+/// `service.instance.id`, `OTEL_RESOURCE_ATTRIBUTES`, then `service.name`
+/// (`OTEL_SERVICE_NAME`, else the one `OTEL_RESOURCE_ATTRIBUTES` gave, else
+/// the service's own: see [`crate::TelemetryArgs::into_config`]).
+///
+/// The instance id is a random UUID made here, once per tracer provider,
+/// which is once per process in a binary (and once per service when tests
+/// run several in one process), as the resource conventions suggest when
+/// nothing better names the instance: it tells replicas of one service
+/// apart (two checkout-service replicas behind one gateway, say), and an
+/// instance id given in `OTEL_RESOURCE_ATTRIBUTES` (a pod name, say) wins.
 ///
 /// Built from the configuration alone (not `Resource::builder()`, whose
 /// detectors read `OTEL_RESOURCE_ATTRIBUTES` and `OTEL_SERVICE_NAME` from the
@@ -153,6 +160,10 @@ pub(crate) fn resource(config: &TelemetryConfig) -> Resource {
         .with_attribute(KeyValue::new(
             SERVICE_VERSION,
             config.service_version.clone(),
+        ))
+        .with_attribute(KeyValue::new(
+            SERVICE_INSTANCE_ID,
+            uuid::Uuid::new_v4().to_string(),
         ))
         .with_attributes(
             config
@@ -207,6 +218,17 @@ mod tests {
             get(&resource, "telemetry.sdk.language").as_deref(),
             Some("rust")
         );
+    }
+
+    #[test]
+    fn each_resource_names_its_own_instance_unless_told() {
+        let (first, second) = (resource_from(&[]), resource_from(&[]));
+        let id = get(&first, "service.instance.id").expect("an instance id");
+        assert!(uuid::Uuid::parse_str(&id).is_ok(), "{id}");
+        assert_ne!(get(&second, "service.instance.id"), Some(id));
+
+        let given = resource_from(&["--otel-resource-attributes", "service.instance.id=pod-7"]);
+        assert_eq!(get(&given, "service.instance.id").as_deref(), Some("pod-7"));
     }
 
     #[test]

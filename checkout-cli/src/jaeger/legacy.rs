@@ -193,6 +193,7 @@ fn convert(span: Span, service: &str) -> ReceivedSpan {
         name: span.operation_name,
         kind,
         service_name: service.to_owned(),
+        service_instance_id: String::new(),
         attributes,
         status,
         start_unix_nanos: start,

@@ -149,6 +149,7 @@ fn convert(span: Span, service: &str) -> ReceivedSpan {
                 .map_or(SpanKind::Unspecified, SpanKind::from),
         },
         service_name: service.to_owned(),
+        service_instance_id: String::new(),
         attributes: attributes(&span.attributes),
         status: status(span.status),
         start_unix_nanos: lenient_u64(&span.start_time_unix_nano).unwrap_or(0),

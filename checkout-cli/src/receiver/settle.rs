@@ -172,6 +172,7 @@ mod tests {
             name: span_id.into(),
             kind: SpanKind::Internal,
             service_name: "test".into(),
+            service_instance_id: String::new(),
             attributes: BTreeMap::new(),
             status: SpanStatus::Unset,
             start_unix_nanos: start,

@@ -32,6 +32,9 @@ pub struct ReceivedSpan {
     pub kind: SpanKind,
     /// The resource attribute `service.name` (`""` if absent).
     pub service_name: String,
+    /// The resource attribute `service.instance.id`, which tells replicas
+    /// of one service apart (`""` if absent, and from Jaeger).
+    pub service_instance_id: String,
     /// Span attributes by key.
     pub attributes: BTreeMap<String, AttributeValue>,
     /// Span status.
@@ -279,10 +282,15 @@ impl From<bool> for AttributeValue {
 
 /// A resource's `service.name` (`""` if absent or not a string).
 pub fn service_name(resource: Option<&Resource>) -> &str {
+    resource_string(resource, "service.name")
+}
+
+/// A resource's string attribute `key` (`""` if absent or not a string).
+fn resource_string<'a>(resource: Option<&'a Resource>, key: &str) -> &'a str {
     resource
         .iter()
         .flat_map(|resource| &resource.attributes)
-        .find(|kv| kv.key == "service.name")
+        .find(|kv| kv.key == key)
         .and_then(|kv| match kv.value.as_ref()?.value.as_ref()? {
             any_value::Value::StringValue(name) => Some(name.as_str()),
             _ => None,
@@ -291,18 +299,19 @@ pub fn service_name(resource: Option<&Resource>) -> &str {
 }
 
 /// Flattens an export request into one [`ReceivedSpan`] per span, tagging each with its
-/// resource's `service.name`.
+/// resource's `service.name` and `service.instance.id`.
 pub(crate) fn flatten(request: ExportTraceServiceRequest) -> Vec<ReceivedSpan> {
     let mut out = Vec::new();
     for resource_spans in request.resource_spans {
-        let service_name = service_name(resource_spans.resource.as_ref()).to_owned();
+        let resource = resource_spans.resource.as_ref();
+        let service_name = service_name(resource).to_owned();
+        let instance = resource_string(resource, "service.instance.id").to_owned();
         for scope_spans in resource_spans.scope_spans {
-            out.extend(
-                scope_spans
-                    .spans
-                    .into_iter()
-                    .map(|span| received_span(span, &service_name)),
-            );
+            out.extend(scope_spans.spans.into_iter().map(|span| {
+                let mut span = received_span(span, &service_name);
+                span.service_instance_id.clone_from(&instance);
+                span
+            }));
         }
     }
     out
@@ -326,6 +335,7 @@ fn received_span(span: Span, service_name: &str) -> ReceivedSpan {
         name: span.name,
         kind: SpanKind::from(span.kind),
         service_name: service_name.to_owned(),
+        service_instance_id: String::new(),
         attributes: attributes(&span.attributes),
         status,
         start_unix_nanos: span.start_time_unix_nano,

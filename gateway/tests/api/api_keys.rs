@@ -19,7 +19,7 @@ async fn checkout_with(headers: &[(&str, &str)]) -> (StatusCode, HeaderMap, Valu
         request = request.header(*name, *value);
     }
     let request = request.body(Body::from(r#"{"itemsID":[1]}"#)).unwrap();
-    send_to(router_with_api_keys(), request).await
+    send_to(router_with_api_keys().await, request).await
 }
 
 #[track_caller]
@@ -84,7 +84,7 @@ async fn a_checkout_with_a_right_key_is_passed_on_to_checkout_service() {
 #[tokio::test]
 async fn the_key_is_checked_before_the_body() {
     let request = checkout_request().body(Body::from("{not json")).unwrap();
-    let (status, headers, body) = send_to(router_with_api_keys(), request).await;
+    let (status, headers, body) = send_to(router_with_api_keys().await, request).await;
     assert_unauthorized(status, &headers, &body, r#"Bearer realm="checkout""#);
 }
 
@@ -92,18 +92,18 @@ async fn the_key_is_checked_before_the_body() {
 async fn health_and_the_openapi_document_need_no_key() {
     for path in ["/healthz", "/openapi.json"] {
         let request = Request::get(path).body(Body::empty()).unwrap();
-        let (status, _, body) = send_to(router_with_api_keys(), request).await;
+        let (status, _, body) = send_to(router_with_api_keys().await, request).await;
         assert_eq!(status, StatusCode::OK, "{path}: {body}");
     }
     let request = Request::get("/readyz").body(Body::empty()).unwrap();
-    let (status, _, body) = send_to(router_with_api_keys(), request).await;
+    let (status, _, body) = send_to(router_with_api_keys().await, request).await;
     assert_error(status, &body, StatusCode::SERVICE_UNAVAILABLE, "not_ready");
 }
 
 #[tokio::test]
 async fn the_openapi_document_declares_the_optional_bearer_key() {
     let request = Request::get("/openapi.json").body(Body::empty()).unwrap();
-    let (_, _, document) = send_to(router_with_api_keys(), request).await;
+    let (_, _, document) = send_to(router_with_api_keys().await, request).await;
     let scheme = &document["components"]["securitySchemes"]["api_key"];
     assert_eq!(scheme["type"], "http", "{scheme}");
     assert_eq!(scheme["scheme"], "bearer", "{scheme}");

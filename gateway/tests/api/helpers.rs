@@ -4,7 +4,10 @@
 
 use axum::{Router, body::Body};
 use gateway::{
-    Settings, auth::ApiKeys, checkout_client::CheckoutClient, routes::AppState,
+    Settings,
+    auth::ApiKeys,
+    checkout_client::{CheckoutClient, CheckoutTargets},
+    routes::AppState,
     startup::router as gateway_router,
 };
 use http::{HeaderMap, Request, StatusCode, header};
@@ -28,20 +31,26 @@ pub const API_KEYS: &str =
 
 /// The gateway's router with its default settings and a checkout-service
 /// client that cannot connect.
-pub fn router() -> Router {
-    router_with(Settings::defaults())
+pub async fn router() -> Router {
+    router_with(Settings::defaults()).await
 }
 
 /// [`router`] with [`API_KEYS`] configured.
-pub fn router_with_api_keys() -> Router {
+pub async fn router_with_api_keys() -> Router {
     let mut settings = Settings::defaults();
     settings.api_keys = Some(ApiKeys::parse(API_KEYS).expect("valid API keys"));
-    router_with(settings)
+    router_with(settings).await
 }
 
-fn router_with(settings: Settings) -> Router {
-    let checkout = CheckoutClient::new(UNREACHABLE_CHECKOUT_SERVICE, settings.checkout_deadline)
-        .expect("a valid endpoint URL");
+async fn router_with(mut settings: Settings) -> Router {
+    settings.checkout_service_address =
+        CheckoutTargets::parse(UNREACHABLE_CHECKOUT_SERVICE).expect("a valid endpoint URL");
+    let checkout = CheckoutClient::start(
+        &settings.checkout_service_address,
+        settings.checkout_deadline,
+        settings.checkout_refresh(),
+    )
+    .await;
     let state = AppState {
         checkout,
         api_keys: settings.api_keys.clone(),
@@ -52,7 +61,7 @@ fn router_with(settings: Settings) -> Router {
 /// Sends `request` to a fresh router and returns the status, the headers and
 /// the body, which must be JSON.
 pub async fn send(request: Request<Body>) -> (StatusCode, HeaderMap, Value) {
-    send_to(router(), request).await
+    send_to(router().await, request).await
 }
 
 /// Sends `request` to `router`; see [`send`].

@@ -2,6 +2,12 @@
 //! that continues it (checkout-service), named `{service}/{method}` with the
 //! RPC conventions' attributes.
 //!
+//! A caller that tries a call on one replica and then another makes one
+//! CLIENT span per attempt: `server.address`/`server.port` name the server
+//! as configured (a DNS name stays a name), `network.peer.address`/`.port`
+//! the replica's address that attempt went to, and [`RPC_ATTEMPT`] numbers
+//! the attempt.
+//!
 //! The attributes are those of the RPC conventions as Jaeger, the Go
 //! original's otel-go instrumentation and most gRPC libraries emit them
 //! (`rpc.system`, `rpc.service`, `rpc.method`, `rpc.grpc.status_code`). The
@@ -12,9 +18,11 @@
 //! matching the other services they meet.
 #![allow(deprecated)]
 
+use std::net::SocketAddr;
+
 use opentelemetry_semantic_conventions::attribute::{
-    ERROR_TYPE, RPC_GRPC_STATUS_CODE, RPC_METHOD, RPC_SERVICE, RPC_SYSTEM, SERVER_ADDRESS,
-    SERVER_PORT,
+    ERROR_TYPE, NETWORK_PEER_ADDRESS, NETWORK_PEER_PORT, RPC_GRPC_STATUS_CODE, RPC_METHOD,
+    RPC_SERVICE, RPC_SYSTEM, SERVER_ADDRESS, SERVER_PORT,
 };
 use tonic::{Code, Status, metadata::MetadataMap};
 use tracing::{Span, field::Empty};
@@ -22,10 +30,24 @@ use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use crate::propagation;
 
-/// The CLIENT span of a call to `service`/`method` on `server_address:server_port`.
-/// Its context goes into the call's metadata through
-/// [`propagation::grpc::TraceContextInterceptor`].
-pub fn client(service: &str, method: &str, server_address: &str, server_port: u16) -> Span {
+/// The attempt a CLIENT span is, from 1: every attempt at a call has its own
+/// span, and a retry is attempt 2. The RPC conventions have no attribute for
+/// it, and `http.request.resend_count` belongs to HTTP spans (and counts
+/// resends, leaving the first attempt without it), so the name is the
+/// project's.
+pub const RPC_ATTEMPT: &str = "checkout.rpc.attempt";
+
+/// The CLIENT span of attempt `attempt` (from 1) at a call to
+/// `service`/`method` on `server_address` (the host as configured, a DNS name
+/// or an IP address), made to the replica at `peer`. Its context goes into
+/// the call's metadata through [`propagation::grpc::TraceContextInterceptor`].
+pub fn client(
+    service: &str,
+    method: &str,
+    server_address: &str,
+    peer: SocketAddr,
+    attempt: u32,
+) -> Span {
     tracing::info_span!(
         "grpc.client",
         otel.name = %format_args!("{service}/{method}"),
@@ -37,7 +59,10 @@ pub fn client(service: &str, method: &str, server_address: &str, server_port: u1
         { RPC_METHOD } = method,
         { RPC_GRPC_STATUS_CODE } = Empty,
         { SERVER_ADDRESS } = server_address,
-        { SERVER_PORT } = i64::from(server_port),
+        { SERVER_PORT } = i64::from(peer.port()),
+        { NETWORK_PEER_ADDRESS } = %peer.ip(),
+        { NETWORK_PEER_PORT } = i64::from(peer.port()),
+        { RPC_ATTEMPT } = i64::from(attempt),
         { ERROR_TYPE } = Empty,
     )
 }
