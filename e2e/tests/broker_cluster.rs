@@ -81,6 +81,7 @@ async fn first_acceptance(
                 Accepted {
                     order,
                     order_id,
+                    trace_id: body["traceId"].as_str().expect("traceId").to_owned(),
                     attempts,
                 },
             );
