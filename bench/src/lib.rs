@@ -235,7 +235,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             deployment.broker_pids(),
             deployment.broker_found_by
         );
-        let environment = machine::describe(&deployment, clock_ticks);
+        let environment = machine::describe(&deployment, clock_ticks, &cli.output);
         measure_all(
             &cli,
             binaries,

@@ -1,6 +1,7 @@
 //! Describing the machine and the code under test: date, commit, CPU, memory, kernel,
 //! compiler, broker and database versions.
 
+use std::path::Path;
 use std::process::Command;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -34,16 +35,20 @@ pub fn memory_total(meminfo: &str) -> Option<String> {
     Some(format!("{:.1} GiB", kb as f64 / 1024.0 / 1024.0))
 }
 
-/// The environment of a run against `deployment`.
-pub fn describe(deployment: &Deployment, clock_ticks: u64) -> Environment {
+/// The environment of a run against `deployment` that writes `output`. The commit is
+/// dirty when a tracked file other than `output` has changes: the other topology's run
+/// rewrote `output`, which says nothing about the code measured.
+pub fn describe(deployment: &Deployment, clock_ticks: u64, output: &Path) -> Environment {
     let unknown = || "unknown".to_owned();
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |since| since.as_secs());
     let commit = match first_line("git", &["rev-parse", "--short", "HEAD"]) {
         Some(hash) => {
+            let not_output = format!(":(exclude){}", output.display());
             let dirty = Command::new("git")
-                .args(["status", "--porcelain", "--untracked-files=no"])
+                .args(["status", "--porcelain", "--untracked-files=no", "--", "."])
+                .arg(not_output)
                 .output()
                 .ok()
                 .map(|output| !output.stdout.is_empty());

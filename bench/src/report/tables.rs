@@ -103,8 +103,19 @@ pub(super) fn ms(duration: Duration) -> String {
     format!("{:.2}", duration.as_secs_f64() * 1e3)
 }
 
+/// `value` with `decimals` decimals, `–` when missing; a value that rounds to zero is
+/// `0`, never `-0`.
 pub(super) fn opt(value: Option<f64>, decimals: usize) -> String {
-    value.map_or_else(|| "–".to_owned(), |v| format!("{v:.decimals$}"))
+    value.map_or_else(
+        || "–".to_owned(),
+        |v| {
+            let text = format!("{v:.decimals$}");
+            match text.strip_prefix('-') {
+                Some(digits) if digits.chars().all(|c| c == '0' || c == '.') => digits.to_owned(),
+                _ => text,
+            }
+        },
+    )
 }
 
 /// CPU time under `label`: the sum over every process of that label (the replicas of a

@@ -57,6 +57,14 @@ fn history_is_kept_from_its_heading_to_the_end() {
 }
 
 #[test]
+fn numbers_that_round_to_zero_have_no_sign() {
+    assert_eq!(tables::opt(Some(-0.4), 0), "0");
+    assert_eq!(tables::opt(Some(-0.004), 2), "0.00");
+    assert_eq!(tables::opt(Some(-1.4), 0), "-1");
+    assert_eq!(tables::opt(None, 0), "–");
+}
+
+#[test]
 fn dates_are_utc() {
     assert_eq!(utc_date(0), "1970-01-01 00:00 UTC");
     assert_eq!(utc_date(951_782_400), "2000-02-29 00:00 UTC");
