@@ -11,11 +11,14 @@
 //! content type, message id, timestamp, app id) and W3C `traceparent`/`baggage` headers
 //! as long strings.
 //!
-//! Also here: [`Cleanup`], the register of broker objects the benchmark created, deleted
-//! after each run and again at exit, whatever happened.
+//! Against the cluster of `--topology cluster` the queue is declared with
+//! `x-quorum-initial-group-size` so that every node holds a replica, and the publisher
+//! and the consumer connect to the node that declared it, which holds the queue's
+//! leader: the best placement, so the ceiling is the broker's and what the cluster adds
+//! is the replication.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
@@ -24,118 +27,30 @@ use futures::StreamExt;
 use hdrhistogram::Histogram;
 use lapin::options::{
     BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions,
-    ConfirmSelectOptions, ExchangeDeclareOptions, ExchangeDeleteOptions, QueueBindOptions,
-    QueueDeclareOptions, QueueDeleteOptions,
+    ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
 };
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
-use lapin::{
-    BasicProperties, Channel, Confirmation, Connection, ConnectionProperties, ExchangeKind,
-};
+use lapin::{BasicProperties, Channel, Confirmation, ExchangeKind};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
+use crate::cleanup::{Cleanup, connect};
 use crate::procfs::Snapshot;
 use crate::stats::{self, Latency};
-
-/// The local broker, as the default guest user (which RabbitMQ only lets in over loopback).
-pub const AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
 
 /// How long after the window unconfirmed publishes are waited for.
 const STRAGGLER_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// How long connecting (TCP + AMQP handshake) may take.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Connects to [`AMQP_URL`], giving up after 10 s.
-pub async fn connect(name: &str) -> anyhow::Result<Connection> {
-    let properties = ConnectionProperties::default().with_connection_name(name.into());
-    tokio::time::timeout(CONNECT_TIMEOUT, Connection::connect(AMQP_URL, properties))
-        .await
-        .context("timed out connecting to RabbitMQ at 127.0.0.1:5672")?
-        .context("cannot connect to RabbitMQ at 127.0.0.1:5672")
-}
-
-/// A broker object to delete.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum BrokerObject {
-    Queue(String),
-    Exchange(String),
-}
-
-/// The queues and exchanges the benchmark created; [`Cleanup::run`] deletes them.
-/// Register a name *before* declaring it, so a failure half-way leaves nothing behind.
-#[derive(Debug, Clone, Default)]
-pub struct Cleanup {
-    objects: Arc<Mutex<Vec<BrokerObject>>>,
-}
-
-impl Cleanup {
-    /// Registers a queue.
-    pub fn queue(&self, name: &str) {
-        self.push(BrokerObject::Queue(name.to_owned()));
-    }
-
-    /// Registers an exchange.
-    pub fn exchange(&self, name: &str) {
-        self.push(BrokerObject::Exchange(name.to_owned()));
-    }
-
-    fn push(&self, object: BrokerObject) {
-        self.objects
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push(object);
-    }
-
-    /// Deletes every registered object (queues first), bounded to 30 s in all; what
-    /// could not be deleted stays registered and is returned as an error.
-    pub async fn run(&self) -> anyhow::Result<()> {
-        let objects =
-            std::mem::take(&mut *self.objects.lock().unwrap_or_else(PoisonError::into_inner));
-        if objects.is_empty() {
-            return Ok(());
-        }
-        let deleting = async {
-            let connection = connect("bench-cleanup").await?;
-            let channel = connection.create_channel().await?;
-            let mut queues_first = objects.clone();
-            queues_first.sort_by_key(|object| matches!(object, BrokerObject::Exchange(_)));
-            for object in &queues_first {
-                match object {
-                    BrokerObject::Queue(name) => {
-                        channel
-                            .queue_delete(name.as_str().into(), QueueDeleteOptions::default())
-                            .await?;
-                    }
-                    BrokerObject::Exchange(name) => {
-                        channel
-                            .exchange_delete(name.as_str().into(), ExchangeDeleteOptions::default())
-                            .await?;
-                    }
-                }
-            }
-            let _ = connection.close(200, "bench cleanup done".into()).await;
-            anyhow::Ok(())
-        };
-        let result = match tokio::time::timeout(Duration::from_secs(30), deleting).await {
-            Ok(result) => result,
-            Err(_) => Err(anyhow::anyhow!("timed out")),
-        };
-        if let Err(error) = result {
-            // Keep them for the next attempt (deleting a missing object is not an error).
-            self.objects
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .extend(objects.iter().cloned());
-            return Err(error.context(format!("could not delete {objects:?}")));
-        }
-        Ok(())
-    }
-}
-
 /// One raw-broker run.
 #[derive(Debug, Clone)]
 pub struct RawConfig {
+    /// The node the publisher and the consumer connect to (and declare the queue on).
+    pub node_url: String,
+    /// `x-quorum-initial-group-size` of the queue (`None`: RabbitMQ's default).
+    pub quorum_size: Option<usize>,
+    /// A cluster node `rabbitmqctl` asks how many replicas the queue has (`None`: a
+    /// single node, not asked).
+    pub cluster_node: Option<String>,
     /// Publishes in flight.
     pub concurrency: usize,
     /// Unmeasured lead-in.
@@ -180,6 +95,9 @@ pub struct RawResult {
     pub body_bytes: usize,
     /// Size of the header values (`traceparent`, `baggage`), bytes.
     pub header_bytes: usize,
+    /// In a cluster: the nodes the queue had a replica on (`None`: not asked, or no
+    /// answer).
+    pub queue_members: Option<usize>,
 }
 
 impl RawResult {
@@ -248,11 +166,11 @@ pub async fn run_raw(
     cleanup.queue(&queue);
     cleanup.exchange(&exchange);
 
-    let publisher = connect("bench-raw-publisher").await?;
-    let consumer_connection = connect("bench-raw-consumer").await?;
+    let publisher = connect(&config.node_url, "bench-raw-publisher").await?;
+    let consumer_connection = connect(&config.node_url, "bench-raw-consumer").await?;
     let result = async {
         let channel = publisher.create_channel().await?;
-        declare(&channel, &exchange, &queue).await?;
+        declare(&channel, &exchange, &queue, config.quorum_size).await?;
         channel
             .confirm_select(ConfirmSelectOptions::default())
             .await?;
@@ -337,6 +255,10 @@ pub async fn run_raw(
         consumer.abort();
         let consumed = consumed.load(Ordering::Relaxed);
         let usage = before.until(&after, clock_ticks);
+        let queue_members = match &config.cluster_node {
+            Some(node) => crate::cluster::queue_members(node, &queue).await,
+            None => None,
+        };
         anyhow::Ok(RawResult {
             concurrency: config.concurrency,
             elapsed,
@@ -351,6 +273,7 @@ pub async fn run_raw(
             unaccounted_busy: usage.unaccounted_busy,
             body_bytes,
             header_bytes,
+            queue_members,
         })
     }
     .await;
@@ -367,8 +290,14 @@ pub async fn run_raw(
 }
 
 /// The pipeline's topology, minus dead-lettering: a durable topic exchange and a
-/// durable quorum queue bound with the pipeline's routing key.
-async fn declare(channel: &Channel, exchange: &str, queue: &str) -> anyhow::Result<()> {
+/// durable quorum queue, on `quorum_size` nodes if given, bound with the pipeline's
+/// routing key.
+async fn declare(
+    channel: &Channel,
+    exchange: &str,
+    queue: &str,
+    quorum_size: Option<usize>,
+) -> anyhow::Result<()> {
     channel
         .exchange_declare(
             exchange.into(),
@@ -385,6 +314,12 @@ async fn declare(channel: &Channel, exchange: &str, queue: &str) -> anyhow::Resu
         "x-queue-type".into(),
         AMQPValue::LongString(LongString::from("quorum")),
     );
+    if let Some(size) = quorum_size {
+        quorum.insert(
+            "x-quorum-initial-group-size".into(),
+            AMQPValue::LongLongInt(i64::try_from(size).unwrap_or(i64::MAX)),
+        );
+    }
     channel
         .queue_declare(queue.into(), QueueDeclareOptions::durable(), quorum)
         .await?;
@@ -486,20 +421,6 @@ mod tests {
         assert_eq!(
             header_bytes(&headers),
             "traceparent".len() + 55 + "baggage".len() + 23
-        );
-    }
-
-    #[test]
-    fn cleanup_registers_what_it_will_delete() {
-        let cleanup = Cleanup::default();
-        cleanup.queue("q");
-        cleanup.exchange("x");
-        assert_eq!(
-            *cleanup.objects.lock().unwrap(),
-            vec![
-                BrokerObject::Queue("q".into()),
-                BrokerObject::Exchange("x".into())
-            ]
         );
     }
 }

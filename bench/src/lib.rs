@@ -24,6 +24,14 @@
 //! targets, each marked met or missed ([`report`]). The tables are printed and written
 //! to `BENCHMARKS.md`, whose `## History` section is kept across rewrites.
 //!
+//! All of this in one of two topologies ([`topology`]): `--topology single` (the
+//! default: the machine's RabbitMQ node, one process per service, SQLite) or
+//! `--topology cluster` (a private 3-node RabbitMQ cluster with every queue on the three
+//! nodes, two processes of each service, stock on PostgreSQL, whose server processes
+//! are measured too). Each topology rewrites its own part of `BENCHMARKS.md` and keeps
+//! the other's, and the comparison of the two (what replication costs per checkout) is
+//! recomputed from the latest run of each.
+//!
 //! # Why
 //!
 //! Tracing has a cost, and a pipeline has overhead over the broker it is built on; the
@@ -35,19 +43,23 @@
 //! # Safety of the run
 //!
 //! Everything is bounded (start-up, readiness, waits for stragglers, shutdown) and local
-//! (127.0.0.1 only). Each run has its own exchange, queues and SQLite file, removed
-//! afterwards — also on error or Ctrl-C — and child processes are killed if the
-//! benchmark stops early.
+//! (127.0.0.1 only). Each run has its own exchange, queues and SQLite file or
+//! PostgreSQL database, removed afterwards — also on error or Ctrl-C — child processes
+//! are killed and a private cluster is stopped if the benchmark stops early.
 
 pub mod broker;
+pub mod cleanup;
+pub mod cluster;
 pub mod discard;
 pub mod machine;
 pub mod pipeline;
+pub mod postgres;
 pub mod procfs;
 pub mod report;
 pub mod services;
 pub mod stats;
 pub mod tally;
+pub mod topology;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -58,9 +70,17 @@ use checkout_cli::cli::parse_duration;
 use clap::{Parser, ValueEnum};
 use telemetry::BatchSettings;
 
-use crate::broker::{Cleanup, RawConfig};
+use crate::broker::RawConfig;
+use crate::cleanup::{AMQP_URL, Cleanup};
+use crate::cluster::PrivateCluster;
 use crate::pipeline::{PipelineConfig, Tracing};
 use crate::report::{Results, Settings};
+use crate::topology::{Deployment, Topology};
+
+/// `--postgres-url`'s default: the role and database `scripts/ensure-postgres` sets up
+/// for the tests (a role that may create databases).
+pub const DEFAULT_POSTGRES_URL: &str =
+    "postgres://checkout_test:checkout_test@127.0.0.1:5432/checkout_test";
 
 /// Which measurements to make.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -83,6 +103,22 @@ pub enum RunKind {
     long_about = None
 )]
 pub struct Cli {
+    /// What to run against: `single` (the local RabbitMQ node, one process per service,
+    /// SQLite) or `cluster` (a private 3-node RabbitMQ cluster started for the benchmark,
+    /// queues on all three nodes, two processes per service, stock on PostgreSQL)
+    #[arg(long, value_enum, default_value_t = Topology::Single, value_name = "TOPOLOGY")]
+    pub topology: Topology,
+    /// `--topology cluster`: the PostgreSQL server stock-service's database is created on
+    /// for each run (and dropped after); the role must be allowed to create databases
+    #[arg(
+        long,
+        env = "TEST_POSTGRES_URL",
+        hide_env_values = true,
+        default_value = DEFAULT_POSTGRES_URL,
+        value_parser = service::secret::secret_url_parser(postgres::parse_postgres_url),
+        value_name = "URL"
+    )]
+    pub postgres_url: String,
     /// Measured window of each run, e.g. 10s
     #[arg(long, value_parser = parse_duration, default_value = "10s", value_name = "DURATION")]
     pub duration: Duration,
@@ -154,8 +190,9 @@ impl Cli {
     }
 }
 
-/// Runs the benchmark: measures, prints, writes the file. Fails only if the benchmark
-/// itself could not run or a run failed; missed targets are figures, not failures.
+/// Runs the benchmark: sets up the topology, measures, prints, writes the file, tears
+/// the topology down. Fails only if the benchmark itself could not run or a run
+/// failed; missed targets are figures, not failures.
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     anyhow::ensure!(
         !cli.concurrency.is_empty() && cli.concurrency.iter().all(|&c| c > 0),
@@ -169,17 +206,75 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     } else {
         None
     };
-    let broker = procfs::find_broker()?;
     let clock_ticks = procfs::clock_ticks_per_second();
-    eprintln!(
-        "bench: broker beam.smp pid {} (via {}), CLK_TCK {clock_ticks}",
-        broker.pid, broker.found_by
-    );
-    let environment = machine::describe(broker.found_by, clock_ticks);
-    let broker_process = vec![("broker".to_owned(), broker.pid)];
-    let cleanup = Cleanup::default();
+    // The cluster's ports are chosen now, so the node broker objects are deleted through
+    // is known before anything is declared.
+    let mut cluster = match cli.topology {
+        Topology::Single => None,
+        Topology::Cluster => Some(PrivateCluster::new()?),
+    };
+    let node_url = cluster
+        .as_ref()
+        .and_then(|cluster| cluster.node_urls().into_iter().next())
+        .unwrap_or_else(|| AMQP_URL.to_owned());
+    let cleanup = Cleanup::new(&node_url);
+    let mut results = Results::default();
+
+    let work = async {
+        let deployment = match &mut cluster {
+            None => Deployment::single(&node_url)?,
+            Some(cluster) => {
+                eprintln!(
+                    "bench: starting a private RabbitMQ cluster {} …",
+                    cluster.describe()
+                );
+                cluster.start().await?;
+                Deployment::cluster(cluster, &cli.postgres_url).await?
+            }
+        };
+        eprintln!(
+            "bench: {} topology; broker beam.smp pid(s) {} (via {}), CLK_TCK {clock_ticks}",
+            cli.topology.name(),
+            deployment.broker_pids(),
+            deployment.broker_found_by
+        );
+        let environment = machine::describe(&deployment, clock_ticks, &cli.output);
+        measure_all(
+            &cli,
+            binaries,
+            &deployment,
+            clock_ticks,
+            &cleanup,
+            &mut results,
+        )
+        .await;
+        anyhow::Ok(environment)
+    };
+    let outcome = tokio::select! {
+        outcome = work => Some(outcome),
+        () = stop_signal() => None,
+    };
+    // Whatever happened, the broker objects go (services and files went with their
+    // runs), and then the cluster.
+    if let Err(error) = cleanup.run().await {
+        eprintln!("warning: {error:#}");
+    }
+    if let Some(cluster) = &mut cluster
+        && let Err(error) = cluster.stop().await
+    {
+        eprintln!("warning: {error:#}");
+    }
+    let environment = match outcome {
+        None => {
+            eprintln!("bench: interrupted; nothing written");
+            return Ok(ExitCode::from(130));
+        }
+        Some(outcome) => outcome?,
+    };
+    results.keep_medians();
 
     let settings = Settings {
+        topology: cli.topology,
         duration: cli.duration,
         warmup: cli.warmup,
         concurrency: cli.concurrency.clone(),
@@ -190,30 +285,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         apply_sample: cli.apply_sample,
         repeat: cli.repeat,
     };
-    let mut results = Results::default();
-    let measuring = measure_all(
-        &cli,
-        binaries,
-        &broker_process,
-        clock_ticks,
-        &cleanup,
-        &mut results,
-    );
-    let interrupted = tokio::select! {
-        () = measuring => false,
-        () = stop_signal() => true,
-    };
-    // Whatever happened, the broker objects go (services and files went with their runs).
-    if let Err(error) = cleanup.run().await {
-        eprintln!("warning: {error:#}");
-    }
-    if interrupted {
-        eprintln!("bench: interrupted; nothing written");
-        return Ok(ExitCode::from(130));
-    }
-    results.keep_medians();
-
-    println!("{}", report::render_summary(&results));
+    println!("{}", report::render_summary(&settings, &results));
     if !cli.no_write {
         let existing = std::fs::read_to_string(&cli.output).ok();
         let (body, headers) = broker::sample_message();
@@ -223,8 +295,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             body.len(),
             broker::header_bytes(&headers)
         );
-        let generated = report::render_markdown(&environment, &settings, &results, &message_size);
-        let text = report::compose(&generated, existing.as_deref());
+        let section = report::render_section(&environment, &settings, &results, &message_size);
+        let text = report::compose(cli.topology, &section, existing.as_deref());
         std::fs::write(&cli.output, text)
             .with_context(|| format!("cannot write {}", cli.output.display()))?;
         eprintln!("bench: wrote {}", cli.output.display());
@@ -241,13 +313,19 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 async fn measure_all(
     cli: &Cli,
     binaries: Option<PathBuf>,
-    broker: &[(String, u32)],
+    deployment: &Deployment,
     clock_ticks: u64,
     cleanup: &Cleanup,
     results: &mut Results,
 ) {
+    let broker = &deployment.broker;
     let pipeline_config = binaries.map(|binaries| PipelineConfig {
         binaries,
+        amqp_url: deployment.amqp_url.clone(),
+        replicas: deployment.replicas(),
+        quorum_size: deployment.quorum_size,
+        postgres: deployment.postgres.clone(),
+        cluster_node: deployment.cluster_node.clone(),
         warmup: cli.warmup,
         duration: cli.duration,
         initial_stock: cli.initial_stock,
@@ -267,6 +345,9 @@ async fn measure_all(
         if cli.runs.contains(&RunKind::Raw) {
             eprintln!("bench: raw broker, C={c} …");
             let config = RawConfig {
+                node_url: deployment.node_url.clone(),
+                quorum_size: deployment.quorum_size,
+                cluster_node: deployment.cluster_node.clone(),
                 concurrency: c,
                 warmup: cli.warmup,
                 duration: cli.duration,

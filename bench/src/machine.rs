@@ -1,10 +1,12 @@
 //! Describing the machine and the code under test: date, commit, CPU, memory, kernel,
-//! compiler and broker versions.
+//! compiler, broker and database versions.
 
+use std::path::Path;
 use std::process::Command;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::report::{Environment, utc_date};
+use crate::topology::Deployment;
 
 /// The first line of a command's stdout, if it ran and succeeded.
 fn first_line(program: &str, args: &[&str]) -> Option<String> {
@@ -33,16 +35,20 @@ pub fn memory_total(meminfo: &str) -> Option<String> {
     Some(format!("{:.1} GiB", kb as f64 / 1024.0 / 1024.0))
 }
 
-/// The environment of this run; `broker_pid` says how the broker's pid was found.
-pub fn describe(broker_pid: &str, clock_ticks: u64) -> Environment {
+/// The environment of a run against `deployment` that writes `output`. The commit is
+/// dirty when a tracked file other than `output` has changes: the other topology's run
+/// rewrote `output`, which says nothing about the code measured.
+pub fn describe(deployment: &Deployment, clock_ticks: u64, output: &Path) -> Environment {
     let unknown = || "unknown".to_owned();
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |since| since.as_secs());
     let commit = match first_line("git", &["rev-parse", "--short", "HEAD"]) {
         Some(hash) => {
+            let not_output = format!(":(exclude){}", output.display());
             let dirty = Command::new("git")
-                .args(["status", "--porcelain", "--untracked-files=no"])
+                .args(["status", "--porcelain", "--untracked-files=no", "--", "."])
+                .arg(not_output)
                 .output()
                 .ok()
                 .map(|output| !output.stdout.is_empty());
@@ -65,7 +71,12 @@ pub fn describe(broker_pid: &str, clock_ticks: u64) -> Environment {
         rustc: first_line("rustc", &["--version"]).unwrap_or_else(unknown),
         rabbitmq: first_line("rabbitmqctl", &["--timeout", "20", "version"])
             .unwrap_or_else(unknown),
-        broker_pid: broker_pid.to_owned(),
+        broker_pid: deployment.broker_found_by.clone(),
+        postgres: deployment
+            .postgres
+            .as_ref()
+            .map(|server| server.version.clone())
+            .unwrap_or_default(),
         clock_ticks,
     }
 }

@@ -1,6 +1,13 @@
 //! What the benchmark reads from `/proc`: a process's CPU time and peak memory, the
 //! machine's busy time, and the RabbitMQ node's process.
 //!
+//! A [`Snapshot`] reads a fixed list of processes (the services, the broker, this one)
+//! and, optionally, processes found anew at each snapshot (PostgreSQL's backends, which
+//! a connection pool may open during the window): those are matched by pid between two
+//! snapshots, one that appeared in between counting from zero. Several processes may
+//! share a label (the replicas of a service, the nodes of a cluster): their CPU time is
+//! summed under it.
+//!
 //! CPU time is `utime + stime` of `/proc/<pid>/stat` (all threads of the process), in
 //! clock ticks of `CLK_TCK` (read with `getconf CLK_TCK`, normally 100 per second), so
 //! one reading has a 10 ms resolution: over a window of several seconds and thousands of
@@ -121,12 +128,20 @@ pub fn ticks_to_duration(ticks: u64, per_second: u64) -> Duration {
 #[derive(Debug, Clone)]
 pub struct Snapshot {
     processes: Vec<(String, CpuTicks)>,
+    /// Processes found for this snapshot: label, pid, CPU time.
+    found: Vec<(String, u32, CpuTicks)>,
     machine: MachineTicks,
 }
 
 impl Snapshot {
     /// Reads the CPU time of each `(label, pid)` and of the machine.
     pub fn take(processes: &[(String, u32)]) -> anyhow::Result<Self> {
+        Self::take_with(processes, &[])
+    }
+
+    /// Like [`Snapshot::take`], plus the processes `found` just now; one of those that
+    /// has exited since it was found is left out (it belongs to no window).
+    pub fn take_with(processes: &[(String, u32)], found: &[(String, u32)]) -> anyhow::Result<Self> {
         Ok(Self {
             processes: processes
                 .iter()
@@ -136,15 +151,21 @@ impl Snapshot {
                         .map(|ticks| (label.clone(), ticks))
                 })
                 .collect::<anyhow::Result<_>>()?,
+            found: found
+                .iter()
+                .filter_map(|(label, pid)| Some((label.clone(), *pid, cpu_ticks(*pid).ok()?)))
+                .collect(),
             machine: machine_ticks()?,
         })
     }
 
-    /// What each process and the machine used from `self` until `later` (same
-    /// processes, same order).
+    /// What each process and the machine used from `self` until `later` (same fixed
+    /// processes, same order). Found processes are summed per label: each one in `later`
+    /// counts from its time in `self`, or from zero if it was not there (it started in
+    /// between). One that exited in between is lost with its CPU time.
     pub fn until(&self, later: &Snapshot, ticks_per_second: u64) -> Usage {
         let mut measured_ticks = 0;
-        let per_process = self
+        let mut per_process: Vec<(String, Duration)> = self
             .processes
             .iter()
             .zip(&later.processes)
@@ -154,6 +175,29 @@ impl Snapshot {
                 (label.clone(), ticks_to_duration(ticks, ticks_per_second))
             })
             .collect();
+        let mut found: Vec<(String, u64)> = Vec::new();
+        for (label, _, _) in self.found.iter().chain(&later.found) {
+            if !found.iter().any(|(seen, _)| seen == label) {
+                found.push((label.clone(), 0));
+            }
+        }
+        for (label, pid, after) in &later.found {
+            let before = self
+                .found
+                .iter()
+                .find(|(l, p, _)| p == pid && l == label)
+                .map_or(0, |(_, _, ticks)| ticks.0);
+            let ticks = after.0.saturating_sub(before);
+            measured_ticks += ticks;
+            if let Some((_, sum)) = found.iter_mut().find(|(l, _)| l == label) {
+                *sum += ticks;
+            }
+        }
+        per_process.extend(
+            found
+                .into_iter()
+                .map(|(label, ticks)| (label, ticks_to_duration(ticks, ticks_per_second))),
+        );
         let total = later.machine.total.saturating_sub(self.machine.total);
         let busy = later.machine.busy.saturating_sub(self.machine.busy);
         let share = |ticks: u64| {
@@ -241,7 +285,8 @@ pub fn parse_erlang_pid(output: &str) -> Option<u32> {
         .find_map(|line| line.trim().trim_matches('"').parse().ok())
 }
 
-fn is_beam(pid: u32) -> bool {
+/// Whether `pid` is an Erlang VM (`beam.smp`).
+pub(crate) fn is_beam(pid: u32) -> bool {
     std::fs::read_to_string(Path::new("/proc").join(pid.to_string()).join("comm"))
         .is_ok_and(|comm| comm.trim() == "beam.smp")
 }
@@ -302,10 +347,12 @@ mod tests {
     fn snapshots_give_cpu_time_per_process() {
         let before = Snapshot {
             processes: vec![("a".into(), CpuTicks(100)), ("b".into(), CpuTicks(5))],
+            found: Vec::new(),
             machine: MachineTicks { busy: 0, total: 0 },
         };
         let after = Snapshot {
             processes: vec![("a".into(), CpuTicks(350)), ("b".into(), CpuTicks(5))],
+            found: Vec::new(),
             machine: MachineTicks {
                 busy: 300,
                 total: 1_000,
@@ -322,6 +369,54 @@ mod tests {
         assert!((usage.machine_busy - 0.3).abs() < 1e-9);
         // 300 busy ticks, 250 of them in the measured processes.
         assert!((usage.unaccounted_busy - 0.05).abs() < 1e-9);
+    }
+
+    #[test]
+    fn found_processes_are_matched_by_pid_and_summed_per_label() {
+        let machine = MachineTicks {
+            busy: 0,
+            total: 1_000,
+        };
+        let before = Snapshot {
+            processes: vec![("broker".into(), CpuTicks(10))],
+            found: vec![
+                ("postgres".into(), 101, CpuTicks(40)),
+                ("postgres".into(), 102, CpuTicks(7)),
+                ("postgres rest".into(), 200, CpuTicks(3)),
+            ],
+            machine,
+        };
+        let after = Snapshot {
+            processes: vec![("broker".into(), CpuTicks(30))],
+            found: vec![
+                // 101 ran on, 102 exited, 103 started in the window.
+                ("postgres".into(), 101, CpuTicks(100)),
+                ("postgres".into(), 103, CpuTicks(25)),
+                ("postgres rest".into(), 200, CpuTicks(3)),
+            ],
+            machine: MachineTicks {
+                busy: 500,
+                total: 2_000,
+            },
+        };
+        let usage = before.until(&after, 100);
+        assert_eq!(
+            usage.per_process,
+            vec![
+                ("broker".to_owned(), Duration::from_millis(200)),
+                ("postgres".to_owned(), Duration::from_millis(850)),
+                ("postgres rest".to_owned(), Duration::ZERO),
+            ]
+        );
+        // 500 busy ticks, 20 + 85 of them measured.
+        assert!((usage.unaccounted_busy - 0.395).abs() < 1e-9);
+        let me = std::process::id();
+        let gone = Snapshot::take_with(
+            &[("bench".into(), me)],
+            &[("bench".into(), me), ("gone".into(), u32::MAX)],
+        )
+        .unwrap();
+        assert_eq!(gone.found.len(), 1, "a process that is gone is left out");
     }
 
     #[test]

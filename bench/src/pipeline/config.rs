@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use telemetry::BatchSettings;
 
+use crate::postgres::PostgresServer;
+
 /// Whether the services record and export spans (and, [`Tracing::Full`],
 /// metrics and OTLP log records).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -48,6 +50,19 @@ impl Tracing {
 pub struct PipelineConfig {
     /// Where the release binaries are.
     pub binaries: PathBuf,
+    /// The services' `AMQP_URL` (a cluster's node list).
+    pub amqp_url: String,
+    /// Processes of each service: the gateway's get the load in turn, each lists every
+    /// checkout-service, the stock-services consume one queue.
+    pub replicas: usize,
+    /// stock-service's `AMQP_QUORUM_SIZE` (`None`: its default).
+    pub quorum_size: Option<usize>,
+    /// Where stock-service's database is created for each run (`None`: SQLite in a
+    /// temporary directory).
+    pub postgres: Option<PostgresServer>,
+    /// A cluster node `rabbitmqctl` asks how many replicas the run's queue has (`None`:
+    /// a single node, not asked).
+    pub cluster_node: Option<String>,
     /// Unmeasured lead-in.
     pub warmup: Duration,
     /// Measured window.

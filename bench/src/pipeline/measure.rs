@@ -5,6 +5,7 @@
 
 use std::time::Duration;
 
+use anyhow::Context;
 use checkout_cli::load::{LoadConfig, LoadMode, run_load};
 use checkout_cli::verify;
 use tokio::time::Instant;
@@ -14,6 +15,7 @@ use super::processes::Pipeline;
 use super::{PipelineConfig, PipelineResult, ServiceFigures, TraceFigures, Tracing, http_client};
 use crate::procfs::{self, Snapshot};
 use crate::tally::SpanTally;
+use crate::{cluster, postgres};
 
 /// Loads the started `pipeline` closed-loop at `concurrency` and measures it, the
 /// `broker` processes and this one; stops the services before returning.
@@ -27,18 +29,25 @@ pub(super) async fn measure(
     receiver: &SpanTally,
 ) -> anyhow::Result<PipelineResult> {
     let client = http_client()?;
-    let gateway = format!("http://{}", pipeline.gateway.addr);
-    let stock = pipeline.stock.addr;
+    let mut gateways = pipeline.gateway_urls();
+    anyhow::ensure!(!gateways.is_empty(), "no gateway started");
+    let gateway = gateways.remove(0);
+    let load_config = |duration| LoadConfig {
+        duration: Some(duration),
+        more_gateways: gateways.clone(),
+        ..LoadConfig::new(gateway.clone(), LoadMode::Closed { concurrency })
+    };
+    // The stock-services share one database: any of them answers for all.
+    let stock = pipeline
+        .stocks
+        .first()
+        .map(|stock| stock.addr)
+        .context("no stock-service started")?;
     let initial = config.initial_stock;
-    let mode = LoadMode::Closed { concurrency };
 
     let mut warmup_accepted = 0;
     if !config.warmup.is_zero() {
-        let warmup = run_load(LoadConfig {
-            duration: Some(config.warmup),
-            ..LoadConfig::new(gateway.clone(), mode)
-        })
-        .await?;
+        let warmup = run_load(load_config(config.warmup)).await?;
         warmup_accepted = warmup.accepted();
     }
     let applied_before = wait_applied(
@@ -53,13 +62,17 @@ pub(super) async fn measure(
     let mut measured = pipeline.processes();
     measured.extend(broker.iter().cloned());
     measured.push(("bench".to_owned(), std::process::id()));
-    let before = Snapshot::take(&measured)?;
+    // PostgreSQL's processes are found anew at each snapshot: its backends come and go
+    // with the stock-services' connection pools.
+    let postgres = || {
+        pipeline
+            .database_name()
+            .map(postgres::server_processes)
+            .unwrap_or_default()
+    };
+    let before = Snapshot::take_with(&measured, &postgres())?;
     let window_start = Instant::now();
-    let load = run_load(LoadConfig {
-        duration: Some(config.duration),
-        ..LoadConfig::new(gateway, mode)
-    })
-    .await?;
+    let load = run_load(load_config(config.duration)).await?;
     let load_done = Instant::now();
     let applied_after = wait_applied(
         &client,
@@ -78,7 +91,7 @@ pub(super) async fn measure(
         ),
         Tracing::Off => None,
     };
-    let after = Snapshot::take(&measured)?;
+    let after = Snapshot::take_with(&measured, &postgres())?;
     let cpu_window = window_start.elapsed();
     let usage = before.until(&after, clock_ticks);
 
@@ -88,6 +101,10 @@ pub(super) async fn measure(
     }
     let apply_latency =
         apply_latency(&client, stock, &load.accepted_orders, config.apply_sample).await;
+    let queue_members = match &config.cluster_node {
+        Some(node) => cluster::queue_members(node, &pipeline.queue).await,
+        None => None,
+    };
 
     let services = pipeline
         .stop(config.stop_timeout)
@@ -131,6 +148,7 @@ pub(super) async fn measure(
         apply_latency,
         cpu: usage.per_process,
         cpu_window,
+        queue_members,
         machine_busy: usage.machine_busy,
         unaccounted_busy: usage.unaccounted_busy,
         services,

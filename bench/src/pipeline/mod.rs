@@ -1,26 +1,31 @@
-//! The pipeline runs: the three release binaries as child processes against the local
-//! RabbitMQ, loaded closed-loop through the gateway, untraced (`always_off`) or traced
-//! (`always_on`, exported over OTLP/gRPC to a receiver in this process).
+//! The pipeline runs: the three release binaries as child processes against the
+//! broker (the local RabbitMQ node, or the private cluster of `--topology cluster`, with
+//! two processes of each service), loaded closed-loop through the gateway(s), untraced
+//! (`always_off`) or traced (`always_on`, exported over OTLP/gRPC to a receiver in this
+//! process).
 //!
 //! One run, at one concurrency C:
 //!
 //! 1. fresh names (exchange, queue, their dead-letter pair), a fresh SQLite file in a
-//!    temporary directory, an OTLP receiver on 127.0.0.1 (untraced runs have one too, to
-//!    show that nothing is exported);
-//! 2. stock-service, then checkout-service, then the gateway, each on 127.0.0.1:0, their
-//!    addresses read from their start-up log lines; then both `/readyz` must answer 200;
+//!    temporary directory (cluster: a fresh PostgreSQL database), an OTLP receiver on
+//!    127.0.0.1 (untraced runs have one too, to show that nothing is exported);
+//! 2. stock-service, then checkout-service, then the gateway (each as many times as
+//!    there are replicas), each on 127.0.0.1:0, their addresses read from their start-up
+//!    log lines; then every stock-service's and gateway's `/readyz` must answer 200;
 //! 3. warmup: `run_load` for the warmup time, then wait until stock-service applied
 //!    everything accepted so far (stock of item 1 = initial − applied orders);
-//! 4. CPU snapshot; the measured `run_load`; wait until every accepted order is applied;
+//! 4. CPU snapshot (PostgreSQL's processes included); the measured `run_load` (spread
+//!    over the gateways in turn); wait until every accepted order is applied;
 //!    traced: wait (bounded) until every accepted checkout's trace is complete; CPU
 //!    snapshot. The CPU window thus covers the work each checkout causes, downstream and
 //!    span export included;
-//! 5. peak RSS; `processedAt` of a sample of the accepted orders; SIGTERM to all three
-//!    (they flush their spans), their logs scanned for dropped spans; the receiver's
-//!    spans counted; broker objects, database and receiver removed.
+//! 5. peak RSS; `processedAt` of a sample of the accepted orders; in a cluster, the
+//!    nodes the queue is replicated on; SIGTERM to every service (they flush their
+//!    spans), their logs scanned for dropped spans; the receiver's spans counted; broker
+//!    objects, database and receiver removed.
 //!
 //! The parts: `config` (what a run is given), `processes` (starting and stopping the
-//! three services), `measure` (the load window and what is read around it), `applied`
+//! services), `measure` (the load window and what is read around it), `applied`
 //! (asking stock-service what it applied) and `result` (what a run hands back);
 //! everything public is re-exported here.
 
@@ -28,7 +33,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 
-use crate::broker::Cleanup;
+use crate::cleanup::Cleanup;
 use crate::tally::SpanTally;
 
 mod applied;

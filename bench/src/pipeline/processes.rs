@@ -1,8 +1,15 @@
-//! The three service processes of one run: their isolation (fresh broker names, a
-//! fresh SQLite file), their environment, starting them in dependency order until
-//! both `/readyz` answer 200, and stopping them together. Everything a run needs to
-//! know about how the services are launched lives here, so the measurement only sees
-//! a [`Pipeline`] with addresses and pids.
+//! The service processes of one run: their isolation (fresh broker names, a fresh
+//! SQLite file or PostgreSQL database), their environment, starting them in dependency
+//! order until every `/readyz` answers 200, and stopping them together. Everything a
+//! run needs to know about how the services are launched lives here, so the
+//! measurement only sees a [`Pipeline`] with addresses and pids.
+//!
+//! With `replicas` > 1 (`--topology cluster`) each service runs that many times: the
+//! stock-services consume one queue and share one PostgreSQL database, every gateway
+//! lists every checkout-service in `CHECKOUT_SERVICE_ADDRESS`, and the load generator
+//! sends to the gateways in turn. All checkout-services share one `ORDER_ID_SECRET`
+//! (a fresh one per run), as replicas must: the gateway's retry of a checkout on another
+//! replica then names the same order.
 
 use std::time::Duration;
 
@@ -11,26 +18,31 @@ use service::startup::{GRPC_ADDRESS_FIELD, HTTP_ADDRESS_FIELD};
 use tokio::time::Instant;
 
 use super::{PipelineConfig, Tracing, http_client};
-use crate::broker::{AMQP_URL, Cleanup};
+use crate::cleanup::Cleanup;
+use crate::postgres::RunDatabase;
 use crate::services::{Service, Stopped};
 
 /// The log filter of the services: warnings and errors, plus the start-up module's
 /// info line that carries the bound address.
 pub const RUST_LOG: &str = "warn,service::startup=info";
 
-/// The three services of one run, with their isolation; everything is removed or
-/// killed when dropped (broker objects by the caller's [`Cleanup`]).
+/// The services of one run, with their isolation; everything is removed or killed
+/// when dropped (broker objects by the caller's [`Cleanup`]).
 pub(super) struct Pipeline {
-    pub(super) stock: Service,
-    pub(super) checkout: Service,
-    pub(super) gateway: Service,
+    pub(super) gateways: Vec<Service>,
+    pub(super) checkouts: Vec<Service>,
+    pub(super) stocks: Vec<Service>,
+    /// The run's queue.
+    pub(super) queue: String,
     _dir: tempfile::TempDir,
+    /// Dropped after the services (fields drop in order), which hold connections to it.
+    database: Option<RunDatabase>,
 }
 
 impl Pipeline {
-    /// Starts stock-service, checkout-service and the gateway, exporting spans (when
-    /// `tracing` is on) to `otlp_endpoint`, and waits until they are ready; registers
-    /// the run's broker objects with `cleanup`.
+    /// Starts the stock-services, the checkout-services and the gateways, exporting
+    /// spans (when `tracing` is on) to `otlp_endpoint`, and waits until they are ready;
+    /// registers the run's broker objects with `cleanup`.
     pub(super) async fn start(
         config: &PipelineConfig,
         tracing: Tracing,
@@ -48,11 +60,22 @@ impl Pipeline {
             .prefix("checkout-bench-")
             .tempdir()
             .context("cannot create a temporary directory")?;
+        let (database, database_url) = match &config.postgres {
+            Some(server) => {
+                let database = server.create_database().await?;
+                let url = database.url.clone();
+                (Some(database), url)
+            }
+            None => {
+                let file = dir.path().join("stock.db");
+                (None, format!("sqlite://{}?mode=rwc", file.display()))
+            }
+        };
 
         let batch = &config.batch;
         let common = vec![
             ("RUST_LOG", RUST_LOG.to_owned()),
-            ("AMQP_URL", AMQP_URL.to_owned()),
+            ("AMQP_URL", config.amqp_url.clone()),
             ("AMQP_EXCHANGE", exchange.clone()),
             (
                 "AMQP_ROUTING_KEY",
@@ -84,71 +107,104 @@ impl Pipeline {
                 .map(|(key, value)| ((*key).to_owned(), value.clone()))
                 .collect()
         };
-        let database = format!(
-            "sqlite://{}?mode=rwc",
-            dir.path().join("stock.db").display()
-        );
         let bin = |name: &str| config.binaries.join(name);
         let patience = config.start_timeout;
+        let replicas = config.replicas.max(1);
 
-        // Stock-service first: it declares the queue and binding the publisher needs.
-        let stock = Service::start(
-            "stock-service",
-            &bin("stock-service"),
-            &env(&[
-                ("AMQP_QUEUE", queue.clone()),
-                ("AMQP_PREFETCH", config.prefetch.to_string()),
-                ("DATABASE_URL", database),
-                ("HTTP_ADDRESS", "127.0.0.1:0".to_owned()),
-                ("INITIAL_STOCK", config.initial_stock.to_string()),
-            ]),
-            HTTP_ADDRESS_FIELD,
-            patience,
-        )
-        .await?;
-        let checkout = Service::start(
-            "checkout-service",
-            &bin("checkout-service"),
-            &env(&[
-                ("GRPC_ADDRESS", "127.0.0.1:0".to_owned()),
-                // Its fault-injection admin endpoint, where it has one: loopback only.
-                ("ADMIN_ADDRESS", "127.0.0.1:0".to_owned()),
-            ]),
-            GRPC_ADDRESS_FIELD,
-            patience,
-        )
-        .await?;
-        let gateway = Service::start(
-            "gateway",
-            &bin("gateway"),
-            &env(&[
-                ("HTTP_ADDRESS", "127.0.0.1:0".to_owned()),
-                (
-                    "CHECKOUT_SERVICE_ADDRESS",
-                    format!("http://{}", checkout.addr),
-                ),
-                ("TRUST_CLIENT_TRACE_CONTEXT", "true".to_owned()),
-            ]),
-            HTTP_ADDRESS_FIELD,
-            patience,
-        )
-        .await?;
+        // The stock-services first: they declare the queue and binding the publisher
+        // needs. One after the other, so one creates the schema and the other finds it.
+        let mut stock_env = vec![
+            ("AMQP_QUEUE", queue.clone()),
+            ("AMQP_PREFETCH", config.prefetch.to_string()),
+            ("DATABASE_URL", database_url),
+            ("HTTP_ADDRESS", "127.0.0.1:0".to_owned()),
+            ("ADMIN_ADDRESS", "127.0.0.1:0".to_owned()),
+            ("INITIAL_STOCK", config.initial_stock.to_string()),
+        ];
+        if let Some(size) = config.quorum_size {
+            stock_env.push(("AMQP_QUORUM_SIZE", size.to_string()));
+        }
+        let mut stocks = Vec::new();
+        for _ in 0..replicas {
+            stocks.push(
+                Service::start(
+                    "stock-service",
+                    &bin("stock-service"),
+                    &env(&stock_env),
+                    HTTP_ADDRESS_FIELD,
+                    patience,
+                )
+                .await?,
+            );
+        }
+        // Two UUIDs' hex digits: the 32+ bytes ORDER_ID_SECRET needs.
+        let secret = format!(
+            "{}{}",
+            uuid::Uuid::new_v4().simple(),
+            uuid::Uuid::new_v4().simple()
+        );
+        let mut checkouts = Vec::new();
+        for _ in 0..replicas {
+            checkouts.push(
+                Service::start(
+                    "checkout-service",
+                    &bin("checkout-service"),
+                    &env(&[
+                        ("GRPC_ADDRESS", "127.0.0.1:0".to_owned()),
+                        // Its fault-injection admin endpoint, where it has one: loopback only.
+                        ("ADMIN_ADDRESS", "127.0.0.1:0".to_owned()),
+                        ("ORDER_ID_SECRET", secret.clone()),
+                    ]),
+                    GRPC_ADDRESS_FIELD,
+                    patience,
+                )
+                .await?,
+            );
+        }
+        let checkout_addresses: Vec<String> = checkouts
+            .iter()
+            .map(|checkout| format!("http://{}", checkout.addr))
+            .collect();
+        let mut gateways = Vec::new();
+        for _ in 0..replicas {
+            gateways.push(
+                Service::start(
+                    "gateway",
+                    &bin("gateway"),
+                    &env(&[
+                        ("HTTP_ADDRESS", "127.0.0.1:0".to_owned()),
+                        ("CHECKOUT_SERVICE_ADDRESS", checkout_addresses.join(",")),
+                        ("TRUST_CLIENT_TRACE_CONTEXT", "true".to_owned()),
+                    ]),
+                    HTTP_ADDRESS_FIELD,
+                    patience,
+                )
+                .await?,
+            );
+        }
         let pipeline = Self {
-            stock,
-            checkout,
-            gateway,
+            gateways,
+            checkouts,
+            stocks,
+            queue,
             _dir: dir,
+            database,
         };
         pipeline.wait_ready(patience).await?;
         Ok(pipeline)
     }
 
-    /// The three services, gateway first, stock-service last.
-    pub(super) fn services(&self) -> [&Service; 3] {
-        [&self.gateway, &self.checkout, &self.stock]
+    /// Every service process: the gateways first, the stock-services last.
+    pub(super) fn services(&self) -> Vec<&Service> {
+        self.gateways
+            .iter()
+            .chain(&self.checkouts)
+            .chain(&self.stocks)
+            .collect()
     }
 
-    /// Name and pid of each service, in the order of [`Pipeline::services`].
+    /// Name and pid of each service process, in the order of [`Pipeline::services`]
+    /// (the replicas of a service share its name, so their CPU time is summed).
     pub(super) fn processes(&self) -> Vec<(String, u32)> {
         self.services()
             .iter()
@@ -156,11 +212,26 @@ impl Pipeline {
             .collect()
     }
 
+    /// The gateways' base URLs.
+    pub(super) fn gateway_urls(&self) -> Vec<String> {
+        self.gateways
+            .iter()
+            .map(|gateway| format!("http://{}", gateway.addr))
+            .collect()
+    }
+
+    /// The name of the run's PostgreSQL database, if it has one.
+    pub(super) fn database_name(&self) -> Option<&str> {
+        self.database
+            .as_ref()
+            .map(|database| database.name.as_str())
+    }
+
     async fn wait_ready(&self, patience: Duration) -> anyhow::Result<()> {
         let client = http_client()?;
         let deadline = Instant::now() + patience;
-        for addr in [self.stock.addr, self.gateway.addr] {
-            let url = format!("http://{addr}/readyz");
+        for service in self.stocks.iter().chain(&self.gateways) {
+            let url = format!("http://{}/readyz", service.addr);
             loop {
                 let ready = client
                     .get(&url)
@@ -172,7 +243,8 @@ impl Pipeline {
                 }
                 anyhow::ensure!(
                     Instant::now() < deadline,
-                    "{url} did not answer 200 within {patience:?}"
+                    "{} {url} did not answer 200 within {patience:?}",
+                    service.name
                 );
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
@@ -180,22 +252,32 @@ impl Pipeline {
         Ok(())
     }
 
-    /// Stops all three at once (each flushes its spans and logs what it dropped), each
-    /// given `grace` before it is killed; returns how each stopped, in the order of
-    /// [`Pipeline::services`]. The temporary directory goes after they have exited.
-    pub(super) async fn stop(self, grace: Duration) -> [(&'static str, Stopped); 3] {
+    /// Stops every service at once (each flushes its spans and logs what it dropped),
+    /// each given `grace` before it is killed; returns how each stopped, in the order of
+    /// [`Pipeline::services`]. The temporary directory and the database go after they
+    /// have exited.
+    pub(super) async fn stop(self, grace: Duration) -> Vec<(&'static str, Stopped)> {
         let Self {
-            stock,
-            checkout,
-            gateway,
+            gateways,
+            checkouts,
+            stocks,
+            queue: _,
             _dir,
+            database,
         } = self;
-        let (gateway, checkout, stock) =
-            futures::join!(gateway.stop(grace), checkout.stop(grace), stock.stop(grace),);
-        [
-            ("gateway", gateway),
-            ("checkout-service", checkout),
-            ("stock-service", stock),
-        ]
+        let stopped = futures::future::join_all(
+            gateways
+                .into_iter()
+                .chain(checkouts)
+                .chain(stocks)
+                .map(|service| async move { (service.name, service.stop(grace).await) }),
+        )
+        .await;
+        if let Some(database) = database
+            && let Err(error) = database.remove().await
+        {
+            eprintln!("warning: {error:#}");
+        }
+        stopped
     }
 }

@@ -69,16 +69,21 @@ pub struct PipelineResult {
     /// From the 202 to `processedAt`.
     pub apply_latency: ApplyLatency,
     /// CPU time over the measured window (see [the `pipeline` module](super)) per
-    /// process: the three services, the broker and this process.
+    /// process: each service process, the broker's, this process, and PostgreSQL's
+    /// (summed per label); one label per replica, so a service's CPU is the sum of its
+    /// entries.
     pub cpu: Vec<(String, Duration)>,
     /// Length of the CPU window.
     pub cpu_window: Duration,
+    /// In a cluster: the nodes the run's queue had a replica on (`None`: not asked, or
+    /// no answer).
+    pub queue_members: Option<usize>,
     /// Share of the machine's CPU busy over the window.
     pub machine_busy: f64,
     /// Share of the machine's CPU busy in processes not measured (see
     /// [`Usage::unaccounted_busy`](crate::procfs::Usage::unaccounted_busy)).
     pub unaccounted_busy: f64,
-    /// Per service: memory, dropped spans, logs.
+    /// Per service process (replicas share a name): memory, dropped spans, logs.
     pub services: Vec<ServiceFigures>,
     /// All spans the receiver got (also those of the warmup and of the order queries;
     /// 0 when untraced).

@@ -1,10 +1,12 @@
 //! Turning results into tables: the stdout summary and `BENCHMARKS.md`, the targets
-//! with a met/missed mark each, and the `## History` section that survives rewrites.
+//! with a met/missed mark each, the comparison of the two topologies, and the
+//! `## History` section that survives rewrites.
 //!
 //! This module holds what a benchmark run hands over (its [`Environment`], [`Settings`]
-//! and [`Results`]) and the two entry points, [`render_summary`] for stdout and
-//! [`render_markdown`] for `BENCHMARKS.md`; the tables, the targets, the notes and the
-//! Markdown file are each in a submodule of their own.
+//! and [`Results`]) and the entry points, [`render_summary`] for stdout, and
+//! [`render_section`] and [`compose`] for `BENCHMARKS.md`; the tables, the targets, the
+//! notes, the figures kept for the comparison and the Markdown file are each in a
+//! submodule of their own.
 
 use std::fmt::Write as _;
 use std::time::Duration;
@@ -13,15 +15,20 @@ use telemetry::BatchSettings;
 
 use crate::broker::RawResult;
 use crate::pipeline::{PipelineResult, Tracing};
+use crate::topology::Topology;
 
+mod figures;
 mod markdown;
 mod notes;
 mod tables;
 mod targets;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod topology_tests;
 
-pub use markdown::{compose, history_of, render_markdown};
+pub use figures::{Figures, PipelineFigures, RawFigures, replication_section, replication_table};
+pub use markdown::{compose, history_of, part_of, render_section};
 pub use notes::notes;
 pub use tables::{Align, Table, pipeline_table, ratios_table, raw_table, resources_table};
 pub use targets::{Target, Verdict, limits, targets, targets_table};
@@ -50,6 +57,8 @@ pub struct Environment {
     pub rabbitmq: String,
     /// How the broker's pid was found.
     pub broker_pid: String,
+    /// PostgreSQL's `server_version` (empty without PostgreSQL).
+    pub postgres: String,
     /// `getconf CLK_TCK`.
     pub clock_ticks: u64,
 }
@@ -57,6 +66,8 @@ pub struct Environment {
 /// The benchmark's settings.
 #[derive(Debug, Clone)]
 pub struct Settings {
+    /// What the runs ran against.
+    pub topology: Topology,
     /// Measured window per run.
     pub duration: Duration,
     /// Unmeasured lead-in per run.
@@ -202,41 +213,39 @@ fn levels(results: &Results) -> Vec<usize> {
     levels
 }
 
-/// What to print on stdout: the tables, the targets and the notes.
-pub fn render_summary(results: &Results) -> String {
+/// What to print on stdout: the tables, the targets and the notes, headed with the
+/// topology.
+pub fn render_summary(settings: &Settings, results: &Results) -> String {
     let mut out = String::new();
-    let _ = writeln!(out, "Raw broker (ceiling)\n{}", raw_table(results).render());
-    let _ = writeln!(
-        out,
-        "Pipeline, untraced\n{}",
-        pipeline_table(&results.untraced, false).render()
-    );
-    let _ = writeln!(
-        out,
-        "Pipeline, traced\n{}",
-        pipeline_table(&results.traced, true).render()
-    );
+    let topology = settings.topology.title();
+    let mut tables = vec![
+        ("Raw broker (ceiling)", raw_table(results)),
+        (
+            "Pipeline, untraced",
+            pipeline_table(&results.untraced, false),
+        ),
+        ("Pipeline, traced", pipeline_table(&results.traced, true)),
+    ];
     if !results.full.is_empty() {
-        let _ = writeln!(
-            out,
-            "Pipeline, traced + metrics + logs\n{}",
-            pipeline_table(&results.full, true).render()
-        );
+        tables.push((
+            "Pipeline, traced + metrics + logs",
+            pipeline_table(&results.full, true),
+        ));
     }
-    let _ = writeln!(
-        out,
-        "CPU seconds per 1,000 checkouts, peak RSS\n{}",
-        resources_table(results).render()
-    );
-    let _ = writeln!(out, "Ratios\n{}", ratios_table(results).render());
-    let _ = writeln!(
-        out,
-        "Targets\n{}",
-        targets_table(&targets(results)).render()
-    );
+    tables.extend([
+        (
+            "CPU seconds per 1,000 checkouts, peak RSS",
+            resources_table(results),
+        ),
+        ("Ratios", ratios_table(results)),
+        ("Targets", targets_table(&targets(results))),
+    ]);
+    for (title, table) in tables {
+        let _ = writeln!(out, "{topology}: {title}\n{}", table.render());
+    }
     let notes = notes(results);
     if !notes.is_empty() {
-        let _ = writeln!(out, "Notes");
+        let _ = writeln!(out, "{topology}: notes");
         for note in notes {
             let _ = writeln!(out, "- {note}");
         }

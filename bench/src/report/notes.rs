@@ -3,6 +3,7 @@
 use super::tables::percent;
 use super::targets::limits;
 use super::{Results, kind};
+use crate::cluster::CLUSTER_NODES;
 use crate::pipeline::Tracing;
 
 /// Things worth a look: failed runs, failed requests, orders not applied, incomplete
@@ -42,6 +43,7 @@ pub fn notes(results: &Results) -> Vec<String> {
             ));
         }
     }
+    notes.extend(replica_notes(results));
     for r in results.pipelines() {
         let run = format!("{} C={}", kind(r.tracing), r.concurrency);
         disturbed(&run, r.unaccounted_busy, &mut notes);
@@ -116,4 +118,38 @@ pub fn notes(results: &Results) -> Vec<String> {
         }
     }
     notes
+}
+
+/// In a cluster, where the pipeline runs' queues were replicated: one line when every
+/// run's queue was on all the nodes, else one per run that was not (or could not be
+/// asked). Nothing on a single node, where nobody asks.
+fn replica_notes(results: &Results) -> Vec<String> {
+    let asked: Vec<(String, Option<usize>)> = results
+        .pipelines()
+        .map(|r| {
+            (
+                format!("{} C={}", kind(r.tracing), r.concurrency),
+                r.queue_members,
+            )
+        })
+        .collect();
+    if asked.iter().all(|(_, members)| members.is_none()) {
+        return Vec::new();
+    }
+    if asked
+        .iter()
+        .all(|(_, members)| *members == Some(CLUSTER_NODES))
+    {
+        return vec![format!(
+            "every pipeline run's queue had a replica on each of the {CLUSTER_NODES} nodes"
+        )];
+    }
+    asked
+        .into_iter()
+        .filter(|(_, members)| *members != Some(CLUSTER_NODES))
+        .map(|(run, members)| match members {
+            Some(n) => format!("{run}: the queue had replicas on {n} of {CLUSTER_NODES} nodes"),
+            None => format!("{run}: could not ask where the queue's replicas were"),
+        })
+        .collect()
 }

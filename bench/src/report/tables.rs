@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::{Results, kind, levels};
 use crate::pipeline::{PipelineResult, Tracing};
-use crate::stats;
+use crate::{postgres, stats};
 
 /// Column alignment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -103,12 +103,31 @@ pub(super) fn ms(duration: Duration) -> String {
     format!("{:.2}", duration.as_secs_f64() * 1e3)
 }
 
+/// `value` with `decimals` decimals, `–` when missing; a value that rounds to zero is
+/// `0`, never `-0`.
 pub(super) fn opt(value: Option<f64>, decimals: usize) -> String {
-    value.map_or_else(|| "–".to_owned(), |v| format!("{v:.decimals$}"))
+    value.map_or_else(
+        || "–".to_owned(),
+        |v| {
+            let text = format!("{v:.decimals$}");
+            match text.strip_prefix('-') {
+                Some(digits) if digits.chars().all(|c| c == '0' || c == '.') => digits.to_owned(),
+                _ => text,
+            }
+        },
+    )
 }
 
-fn cpu_of(cpu: &[(String, Duration)], label: &str) -> Option<Duration> {
-    cpu.iter().find(|(l, _)| l == label).map(|(_, d)| *d)
+/// CPU time under `label`: the sum over every process of that label (the replicas of a
+/// service, the nodes of a cluster); `None` if none was measured.
+pub(super) fn cpu_of(cpu: &[(String, Duration)], label: &str) -> Option<Duration> {
+    let mut matching = cpu
+        .iter()
+        .filter(|(l, _)| l == label)
+        .map(|(_, d)| *d)
+        .peekable();
+    matching.peek()?;
+    Some(matching.sum())
 }
 
 pub(super) fn cpu_per_k(cpu: &[(String, Duration)], label: &str, operations: u64) -> Option<f64> {
@@ -123,9 +142,11 @@ pub(super) fn percent(share: f64) -> String {
     format!("{:.0} %", share * 100.0)
 }
 
-/// The raw-broker table.
+/// The raw-broker table; with a column of the nodes the queue was on when that was
+/// asked (a cluster).
 pub fn raw_table(results: &Results) -> Table {
-    let mut table = Table::new(&[
+    let clustered = results.raw.iter().any(|r| r.queue_members.is_some());
+    let mut headers = vec![
         "C",
         "msgs/s",
         "confirm p50 ms",
@@ -136,7 +157,11 @@ pub fn raw_table(results: &Results) -> Table {
         "machine busy",
         "other busy",
         "consumed",
-    ]);
+    ];
+    if clustered {
+        headers.push("queue on");
+    }
+    let mut table = Table::new(&headers);
     for r in &results.raw {
         let consumed = if r.drained {
             "all".to_owned()
@@ -159,6 +184,8 @@ pub fn raw_table(results: &Results) -> Table {
             percent(r.machine_busy),
             percent(r.unaccounted_busy),
             consumed,
+            r.queue_members
+                .map_or_else(|| "?".to_owned(), |n| format!("{n} nodes")),
         ]);
     }
     table
@@ -226,43 +253,52 @@ pub fn pipeline_table(runs: &[PipelineResult], traced: bool) -> Table {
     table
 }
 
-/// CPU per 1,000 checkouts of each process, and peak RSS of each service.
+/// CPU per 1,000 checkouts of each component (summed over its processes), and the
+/// peak RSS of each service (the worst of its processes); PostgreSQL's columns when it
+/// was measured (a cluster).
 pub fn resources_table(results: &Results) -> Table {
-    let mut table = Table::new(&[
-        "run",
-        "C",
-        "gateway",
-        "checkout-service",
-        "stock-service",
-        "broker",
-        "bench",
-        "machine busy",
-        "other busy",
-        "RSS gateway MB",
-        "RSS checkout MB",
-        "RSS stock MB",
-    ]);
+    let with_postgres = results
+        .pipelines()
+        .any(|r| cpu_of(&r.cpu, postgres::BACKENDS).is_some());
+    let mut labels = vec!["gateway", "checkout-service", "stock-service", "broker"];
+    let mut headers = vec!["run", "C"];
+    headers.extend(&labels);
+    if with_postgres {
+        labels.extend([postgres::BACKENDS, postgres::REST]);
+        headers.extend(["PostgreSQL", "PG rest"]);
+    }
+    labels.push("bench");
+    headers.extend(["bench", "machine busy", "other busy"]);
+    headers.extend(RSS_COLUMNS.iter().map(|(_, header)| *header));
+    let mut table = Table::new(&headers);
     for r in results.pipelines() {
         let accepted = r.accepted();
         let mut row = vec![kind(r.tracing).to_owned(), r.concurrency.to_string()];
-        for label in [
-            "gateway",
-            "checkout-service",
-            "stock-service",
-            "broker",
-            "bench",
-        ] {
+        for label in &labels {
             row.push(opt(cpu_per_k(&r.cpu, label, accepted), 3));
         }
         row.push(percent(r.machine_busy));
         row.push(percent(r.unaccounted_busy));
-        for service in &r.services {
-            row.push(mb(service.peak_rss_kb));
+        for (name, _) in RSS_COLUMNS {
+            let worst = r
+                .services
+                .iter()
+                .filter(|s| s.name == name)
+                .map(|s| s.peak_rss_kb)
+                .max();
+            row.push(worst.map_or_else(|| "–".to_owned(), mb));
         }
         table.row(row);
     }
     table
 }
+
+/// The services whose peak RSS is shown, and their columns' headers.
+const RSS_COLUMNS: [(&str, &str); 3] = [
+    ("gateway", "RSS gateway MB"),
+    ("checkout-service", "RSS checkout MB"),
+    ("stock-service", "RSS stock MB"),
+];
 
 /// The three ratios per concurrency.
 pub fn ratios_table(results: &Results) -> Table {

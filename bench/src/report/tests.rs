@@ -9,6 +9,7 @@ use super::*;
 use crate::pipeline::{ApplyLatency, ServiceFigures, TraceFigures};
 use crate::services::LogSummary;
 use crate::stats::Latency;
+use crate::topology::Topology;
 
 #[test]
 fn tables_are_padded_markdown() {
@@ -26,20 +27,41 @@ fn tables_are_padded_markdown() {
 
 #[test]
 fn history_is_kept_from_its_heading_to_the_end() {
-    let old = "# Benchmarks\n\nold figures\n\n## History\n\n- 2024: 800 req/s → 1200 req/s\n";
-    let new = compose("# Benchmarks\n\nnew figures\n", Some(old));
-    assert_eq!(
-        new,
-        "# Benchmarks\n\nnew figures\n\n## History\n\n- 2024: 800 req/s → 1200 req/s\n"
+    let old = "# Benchmarks\n\nold intro\n\n## Last run\n\nold figures\n\n\
+               ## History\n\n- 2024: 800 req/s → 1200 req/s\n";
+    let section = "## Last run (single node)\n\nnew figures\n";
+    let new = compose(Topology::Single, section, Some(old));
+    assert!(new.starts_with("# Benchmarks\n\n"), "{new}");
+    assert!(
+        !new.contains("old"),
+        "the single node's part is replaced: {new}"
     );
-    // Rewriting again changes nothing in the history.
-    assert_eq!(compose("# Benchmarks\n\nnew figures\n", Some(&new)), new);
+    assert!(
+        new.contains("\n## Last run (single node)\n\nnew figures\n\n## Cluster\n\nNot run yet")
+    );
+    assert!(
+        new.ends_with("\n## History\n\n- 2024: 800 req/s → 1200 req/s\n"),
+        "{new}"
+    );
+    // Rewriting again changes nothing.
+    assert_eq!(compose(Topology::Single, section, Some(&new)), new);
     // A "## History" inside a line does not count; without one, a fresh section.
-    let fresh = compose("# B\n", Some("text ## History\n"));
-    assert!(fresh.starts_with("# B\n\n## History\n\n"), "{fresh}");
-    assert!(compose("# B\n", None).contains("## History\n"));
+    let fresh = compose(Topology::Single, section, Some("text ## History\n"));
+    assert!(
+        fresh.contains("\n## History\n\nBefore/after records"),
+        "{fresh}"
+    );
+    assert!(compose(Topology::Cluster, "## Cluster\n", None).contains("## History\n"));
     // History at the very end without a trailing newline.
     assert_eq!(history_of(Some("x\n## History")), "## History\n");
+}
+
+#[test]
+fn numbers_that_round_to_zero_have_no_sign() {
+    assert_eq!(tables::opt(Some(-0.4), 0), "0");
+    assert_eq!(tables::opt(Some(-0.004), 2), "0.00");
+    assert_eq!(tables::opt(Some(-1.4), 0), "-1");
+    assert_eq!(tables::opt(None, 0), "–");
 }
 
 #[test]
@@ -49,7 +71,7 @@ fn dates_are_utc() {
     assert_eq!(utc_date(1_767_225_599), "2025-12-31 23:59 UTC");
 }
 
-fn load(accepted: usize, seconds: u64, p99_ms: u64) -> LoadReport {
+pub(super) fn load(accepted: usize, seconds: u64, p99_ms: u64) -> LoadReport {
     LoadReport {
         mode: LoadMode::Closed { concurrency: 1 },
         elapsed: Duration::from_secs(seconds),
@@ -69,7 +91,7 @@ fn load(accepted: usize, seconds: u64, p99_ms: u64) -> LoadReport {
     }
 }
 
-fn pipeline(tracing: Tracing, c: usize, accepted: usize, p99_ms: u64) -> PipelineResult {
+pub(super) fn pipeline(tracing: Tracing, c: usize, accepted: usize, p99_ms: u64) -> PipelineResult {
     let service = |name, rss_mb: u64| ServiceFigures {
         name,
         peak_rss_kb: rss_mb * 1024,
@@ -91,6 +113,7 @@ fn pipeline(tracing: Tracing, c: usize, accepted: usize, p99_ms: u64) -> Pipelin
             ("checkout-service".into(), Duration::from_millis(500)),
         ],
         cpu_window: Duration::from_secs(10),
+        queue_members: None,
         machine_busy: 0.5,
         unaccounted_busy: 0.02,
         services: vec![
@@ -113,7 +136,7 @@ fn pipeline(tracing: Tracing, c: usize, accepted: usize, p99_ms: u64) -> Pipelin
     }
 }
 
-fn raw(c: usize, confirmed: u64) -> RawResult {
+pub(super) fn raw(c: usize, confirmed: u64) -> RawResult {
     RawResult {
         concurrency: c,
         elapsed: Duration::from_secs(10),
@@ -128,6 +151,7 @@ fn raw(c: usize, confirmed: u64) -> RawResult {
         unaccounted_busy: 0.3,
         body_bytes: 120,
         header_bytes: 80,
+        queue_members: None,
     }
 }
 
@@ -180,9 +204,10 @@ fn targets_are_judged_against_their_limits() {
         "1 s / 10,000 checkouts × 1,000: {resources}"
     );
 
-    let markdown = render_markdown(
+    let markdown = render_section(
         &Environment::default(),
         &Settings {
+            topology: Topology::Single,
             duration: Duration::from_secs(10),
             warmup: Duration::from_secs(2),
             concurrency: vec![1, 64],
@@ -196,7 +221,7 @@ fn targets_are_judged_against_their_limits() {
         &results,
         "120 B body",
     );
-    assert!(markdown.contains("## Targets"));
+    assert!(markdown.contains("## Targets (single node)"));
     assert!(
         markdown.contains("raw C=1: 30 % of the machine's CPU went to processes not measured"),
         "{markdown}"
@@ -254,9 +279,11 @@ fn markdown_templates_are_filled_in() {
         commit: "abc1234 (clean)".into(),
         nproc: 2,
         cpu_model: "CPU {commit}".into(),
+        postgres: "15.8".into(),
         ..Environment::default()
     };
-    let settings = Settings {
+    let mut settings = Settings {
+        topology: Topology::Single,
         duration: Duration::from_secs(10),
         warmup: Duration::from_millis(1_500),
         concurrency: vec![1, 64],
@@ -267,12 +294,10 @@ fn markdown_templates_are_filled_in() {
         apply_sample: 2_000,
         repeat: 3,
     };
-    let markdown = render_markdown(&env, &settings, &Results::default(), "120 B body");
-    assert!(markdown.starts_with("# Benchmarks\n\n"), "{markdown}");
+    let markdown = render_section(&env, &settings, &Results::default(), "120 B body");
     assert!(
-        markdown.contains(
-            "Everything above `## History` is rewritten by `scripts/bench`; the history section \
-             is kept.\n\n## Last run\n\n- **Date**: \n- **Commit**: abc1234 (clean)\n\
+        markdown.starts_with(
+            "## Last run (single node)\n\n- **Date**: \n- **Commit**: abc1234 (clean)\n\
              - **Machine**: 2 CPUs, CPU {commit}, "
         ),
         "a value is not searched for placeholders: {markdown}"
@@ -285,16 +310,42 @@ fn markdown_templates_are_filled_in() {
         "{markdown}"
     );
     assert!(
-        markdown.contains("(found by )\n\n## Results\n\n"),
+        markdown.contains("(found by )\n\n## Results (single node)\n\n"),
         "{markdown}"
     );
+    let (text, figures) = markdown.split_once("<!-- bench-figures ").unwrap();
     assert!(
-        markdown.ends_with("lists the spread in the notes.\n\n"),
-        "{markdown}"
+        figures.ends_with(" -->\n"),
+        "the figures close the part: {figures}"
     );
     assert_eq!(
-        markdown.matches('{').count(),
+        text.matches('{').count(),
         1,
         "every placeholder filled, only the CPU model's brace left: {markdown}"
+    );
+
+    settings.topology = Topology::Cluster;
+    let markdown = render_section(&env, &settings, &Results::default(), "120 B body");
+    assert!(markdown.starts_with("## Cluster\n\n"), "{markdown}");
+    assert!(markdown.contains("\n### Cluster: last run\n\n- **Date**: "));
+    assert!(markdown.contains("; PostgreSQL 15.8\n"), "{markdown}");
+    assert!(markdown.contains("\n### Cluster: raw broker (the ceiling)\n\n"));
+    assert!(markdown.contains("\n### Cluster: targets\n\n"));
+    assert!(!markdown.contains("## Results"), "{markdown}");
+    let text = markdown.split("<!-- bench-figures ").next().unwrap();
+    assert_eq!(text.matches('{').count(), 1, "{markdown}");
+
+    let file = compose(Topology::Cluster, &markdown, None);
+    assert!(
+        file.ends_with(
+            "lists the spread in the notes.\n\n## History\n\nBefore/after records of \
+                        optimisations, newest first. `bench` keeps everything from this heading \
+                        to the end of the file when it rewrites BENCHMARKS.md.\n"
+        ),
+        "{file}"
+    );
+    assert!(
+        file.contains("everything from `## History` on is kept."),
+        "{file}"
     );
 }

@@ -28,6 +28,10 @@ pub enum LoadMode {
 pub struct LoadConfig {
     /// Gateway base URL, e.g. `http://localhost:8081`.
     pub gateway: String,
+    /// Further gateways serving the same pipeline (replicas of `gateway`): requests go to
+    /// `gateway` and each of these in turn, so the load is split evenly over them at any
+    /// concurrency. Empty: every request goes to `gateway`.
+    pub more_gateways: Vec<String>,
     /// Open or closed loop.
     pub mode: LoadMode,
     /// Length of the measured phase.
@@ -56,6 +60,7 @@ impl LoadConfig {
     pub fn new(gateway: impl Into<String>, mode: LoadMode) -> Self {
         Self {
             gateway: gateway.into(),
+            more_gateways: Vec::new(),
             mode,
             duration: None,
             requests: None,

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -47,7 +47,8 @@ pub async fn run_load(config: LoadConfig) -> Result<LoadReport, LoadError> {
     let measure_from = start + config.warmup;
     let run = Arc::new(Run {
         client: reqwest::Client::builder().timeout(config.timeout).build()?,
-        url: checkout::checkout_url(&config.gateway),
+        urls: checkout_urls(&config),
+        turns: AtomicUsize::new(0),
         body: serde_json::to_string(&checkout::body(&config.items)).unwrap_or_default(),
         schedule: Schedule {
             measure_from,
@@ -178,7 +179,10 @@ async fn closed_loop(run: &Arc<Run>, concurrency: usize) {
 struct Run {
     /// One client for all requests, so connections are pooled and reused.
     client: reqwest::Client,
-    url: String,
+    /// The checkout URL of each gateway (at least one), taken in turn.
+    urls: Vec<String>,
+    /// How many requests were sent, to pick the next gateway.
+    turns: AtomicUsize,
     body: String,
     schedule: Schedule,
     stats: Mutex<Stats>,
@@ -191,9 +195,9 @@ impl Run {
         if measured {
             self.stats().sent += 1;
         }
+        let url = self.next_url();
         let outcome = async {
-            let request =
-                checkout::request(&self.client, &self.url, self.body.clone(), &trace, None);
+            let request = checkout::request(&self.client, url, self.body.clone(), &trace, None);
             let response = request.send().await?;
             let status = response.status();
             // Read the body to the end so the connection goes back to the pool.
@@ -218,10 +222,27 @@ impl Run {
         }
     }
 
+    /// The gateway of the next request: round robin per request rather than per
+    /// worker, so even one worker splits its requests over every gateway.
+    fn next_url(&self) -> &str {
+        let turn = self.turns.fetch_add(1, Ordering::Relaxed);
+        self.urls
+            .get(turn % self.urls.len().max(1))
+            .map_or("", String::as_str)
+    }
+
     fn stats(&self) -> MutexGuard<'_, Stats> {
         // Recording never panics mid-update, so a poisoned lock still holds valid counts.
         self.stats.lock().unwrap_or_else(PoisonError::into_inner)
     }
+}
+
+/// The checkout URL of `config.gateway` and of each of `config.more_gateways`.
+fn checkout_urls(config: &LoadConfig) -> Vec<String> {
+    std::iter::once(&config.gateway)
+        .chain(&config.more_gateways)
+        .map(|gateway| checkout::checkout_url(gateway))
+        .collect()
 }
 
 /// Which requests are sent and which of them are measured.
@@ -393,6 +414,35 @@ mod tests {
             "only 2xx responses count as accepted"
         );
         assert_eq!(stats.statuses.get(&503), Some(&1));
+    }
+
+    #[test]
+    fn requests_take_the_gateways_in_turn() {
+        let mut config = LoadConfig::new("http://a:1", LoadMode::Closed { concurrency: 1 });
+        config.more_gateways = vec!["http://b:2".into()];
+        let run = Run {
+            client: reqwest::Client::new(),
+            urls: checkout_urls(&config),
+            turns: AtomicUsize::new(0),
+            body: String::new(),
+            schedule: Schedule {
+                measure_from: Instant::now(),
+                end: None,
+                limit: None,
+                claimed: AtomicU64::new(0),
+            },
+            stats: Mutex::new(Stats::default()),
+        };
+        let taken: Vec<&str> = (0..4).map(|_| run.next_url()).collect();
+        assert_eq!(
+            taken,
+            [
+                "http://a:1/api/checkout",
+                "http://b:2/api/checkout",
+                "http://a:1/api/checkout",
+                "http://b:2/api/checkout"
+            ]
+        );
     }
 
     #[test]
