@@ -147,7 +147,14 @@ impl ScaledPipeline {
         let pipeline = Self {
             gateway_url: format!("http://{}", gateway.addr),
             gateway: Some(gateway),
-            http: reqwest::Client::new(),
+            // Idle connections are dropped before the gateway's 10 s
+            // header-read timeout closes them: otherwise a request can
+            // race the server's close of the connection it reuses, and a
+            // transport error unrelated to the fault counts as a refusal.
+            http: reqwest::Client::builder()
+                .pool_idle_timeout(Duration::from_secs(5))
+                .build()
+                .expect("an HTTP client"),
             receiver,
             isolation,
             checkout,
