@@ -60,6 +60,22 @@ impl Isolation {
         }
     }
 
+    /// [`Isolation::clean_up`] from synchronous code such as `Drop`, on a
+    /// thread with a runtime of its own (a test's runtime may be the one
+    /// being dropped from).
+    pub fn clean_up_blocking(&self) {
+        let isolation = self.clone();
+        let _ = std::thread::spawn(move || {
+            if let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                runtime.block_on(isolation.clean_up());
+            }
+        })
+        .join();
+    }
+
     /// Deletes the queues, exchanges and files (best effort), through any
     /// node of the broker that answers.
     pub async fn clean_up(&self) {

@@ -300,15 +300,6 @@ impl Drop for TestPipeline {
         for mut service in self.services.drain(..).rev() {
             let _ = service.stop();
         }
-        let isolation = self.isolation.clone();
-        let _ = std::thread::spawn(move || {
-            if let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            {
-                runtime.block_on(isolation.clean_up());
-            }
-        })
-        .join();
+        self.isolation.clean_up_blocking();
     }
 }

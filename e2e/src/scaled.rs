@@ -303,15 +303,6 @@ impl Drop for ScaledPipeline {
         }
         self.checkout.clear();
         self.stock.clear();
-        let isolation = self.isolation.clone();
-        let _ = std::thread::spawn(move || {
-            if let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            {
-                runtime.block_on(isolation.clean_up());
-            }
-        })
-        .join();
+        self.isolation.clean_up_blocking();
     }
 }
