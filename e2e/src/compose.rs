@@ -110,6 +110,20 @@ pub fn variables_read_by(krate: &str) -> BTreeSet<String> {
         .collect()
 }
 
+/// Fails unless every variable each of [`SERVICES`] sets in `compose` is
+/// one its `Settings` reads: a misspelt variable would be silently ignored.
+pub fn assert_every_variable_set_is_read(compose: &Value) {
+    for (name, krate) in SERVICES {
+        let read = variables_read_by(krate);
+        for key in env_keys(service(compose, name)) {
+            assert!(
+                read.contains(&key),
+                "{name} sets {key}, which {krate} never reads"
+            );
+        }
+    }
+}
+
 /// The port of `host:port` or `scheme://host:port/`.
 pub fn port_of(address: &str) -> &str {
     address

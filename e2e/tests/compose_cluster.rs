@@ -14,8 +14,8 @@
 use std::{fs, path::Path};
 
 use e2e::compose::{
-    ROOT, SERVICES, cluster, condition, env, env_keys, port_of, published_ports, service,
-    variables_read_by,
+    ROOT, SERVICES, assert_every_variable_set_is_read, cluster, condition, env, port_of,
+    published_ports, service,
 };
 
 const NODES: [&str; 3] = ["rabbitmq", "rabbitmq-2", "rabbitmq-3"];
@@ -31,16 +31,7 @@ fn discovery_nodes() -> Vec<String> {
 
 #[test]
 fn every_variable_set_is_one_the_service_reads() {
-    let compose = cluster();
-    for (name, krate) in SERVICES {
-        let read = variables_read_by(krate);
-        for key in env_keys(service(&compose, name)) {
-            assert!(
-                read.contains(&key),
-                "{name} sets {key}, which {krate} never reads"
-            );
-        }
-    }
+    assert_every_variable_set_is_read(&cluster());
 }
 
 #[test]
