@@ -212,6 +212,9 @@ pub struct TelemetryArgs {
     #[arg(long, env = "OTEL_SDK_DISABLED", default_value = "false",
           value_parser = parse_bool, action = clap::ArgAction::Set)]
     pub otel_sdk_disabled: bool,
+    /// `otlp` sends spans to the OTLP collector; `none` records and sends none (the gateway's span relay for browsers then answers 404).
+    #[arg(long, env = "OTEL_TRACES_EXPORTER", default_value = "otlp")]
+    pub otel_traces_exporter: SignalExporter,
     /// The OTLP collector (default: http://localhost:4317 for grpc, :4318 for http/protobuf).
     #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT", value_parser = parse_endpoint_url)]
     pub otel_exporter_otlp_endpoint: Option<String>,
@@ -276,7 +279,8 @@ impl TelemetryArgs {
                         .map(str::to_owned)
                 })
                 .unwrap_or_else(|| default_service_name.to_owned()),
-            traces_enabled: !self.otel_sdk_disabled,
+            traces_enabled: !self.otel_sdk_disabled
+                && self.otel_traces_exporter == SignalExporter::Otlp,
             endpoint: self
                 .otel_exporter_otlp_endpoint
                 .unwrap_or_else(|| protocol.default_endpoint().to_owned()),
@@ -306,8 +310,9 @@ pub struct TelemetryConfig {
     /// `resource_attributes` ([`TelemetryArgs::into_config`] puts that one
     /// here unless `OTEL_SERVICE_NAME` is set).
     pub service_name: String,
-    /// False when `OTEL_SDK_DISABLED=true`: no spans are exported (and
-    /// `metrics` and `logs` are off too); the JSON logs are still written.
+    /// False with `OTEL_TRACES_EXPORTER=none`, or `OTEL_SDK_DISABLED=true`
+    /// (which turns `metrics` and `logs` off too): no spans are exported;
+    /// the JSON logs are still written.
     pub traces_enabled: bool,
     /// Collector endpoint (`OTEL_EXPORTER_OTLP_ENDPOINT`).
     pub endpoint: String,
@@ -395,6 +400,25 @@ mod tests {
                 PropagatorName::Baggage
             ]
         );
+    }
+
+    #[test]
+    fn traces_are_off_with_their_exporter_none_or_the_sdk_disabled() {
+        let on = |flags: &[&str]| {
+            args(flags)
+                .unwrap()
+                .into_config("svc", "1")
+                .unwrap()
+                .traces_enabled
+        };
+        assert!(on(&[]));
+        assert!(!on(&["--otel-traces-exporter", "none"]));
+        assert!(!on(&["--otel-sdk-disabled", "true"]));
+        let metrics_stay = args(&["--otel-traces-exporter", "none"])
+            .unwrap()
+            .into_config("svc", "1")
+            .unwrap();
+        assert!(metrics_stay.metrics.enabled && metrics_stay.logs.enabled);
     }
 
     #[test]
