@@ -3,7 +3,7 @@
 //! relay taking an export as the OpenTelemetry JS exporter sends it.
 
 use checkout_cli::receiver::{ReceivedSpan, SpanKind};
-use e2e::{PATIENCE, TestPipeline, span_of};
+use e2e::{PATIENCE, PipelineOptions, TestPipeline, span_of};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -56,6 +56,44 @@ async fn the_catalog_comes_from_checkout_service_in_one_trace() {
     }
     assert_eq!(client.parent_span_id.as_ref(), Some(&server.span_id));
     assert_eq!(served.parent_span_id.as_ref(), Some(&client.span_id));
+    pipeline.shut_down().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_untrusted_pages_context_is_linked_not_continued() {
+    let pipeline = TestPipeline::start_with(PipelineOptions {
+        gateway: |settings| settings.trust_client_trace_context = false,
+        ..PipelineOptions::default()
+    })
+    .await;
+    let page_trace = new_trace_id();
+    let response = pipeline
+        .http
+        .get(format!("{}/api/catalog", pipeline.gateway_url))
+        .header("traceparent", traceparent(&page_trace))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+
+    let spans = pipeline
+        .receiver
+        .store()
+        .wait_for(PATIENCE, |spans| {
+            spans.iter().any(|span| {
+                span.name == "GET /api/catalog"
+                    && span.links.iter().any(|link| link.trace_id == page_trace)
+            })
+        })
+        .await
+        .expect("the gateway's span arrives");
+    let server = spans
+        .iter()
+        .find(|span| span.links.iter().any(|link| link.trace_id == page_trace))
+        .unwrap();
+    assert_ne!(server.trace_id, page_trace, "a trace of the gateway's own");
+    assert!(server.is_root());
+    assert_eq!(server.links[0].span_id, "00f067aa0ba902b7");
     pipeline.shut_down().await;
 }
 
