@@ -69,8 +69,8 @@ use tracing_subscriber::{
 };
 
 pub use config::{
-    BatchSettings, LogsConfig, MetricsConfig, OtlpProtocol, ResourceAttributes, SamplerSetting,
-    SignalArgs, SignalExporter, TelemetryArgs, TelemetryConfig,
+    BatchSettings, LogsConfig, MetricsConfig, OtlpHeaders, OtlpProtocol, ResourceAttributes,
+    SamplerSetting, SignalArgs, SignalExporter, TelemetryArgs, TelemetryConfig,
 };
 pub use export::forward::{ForwardError, SpanForwarder};
 use export::{ExportRuntime, Pipelines, is_export_machinery, tally::ExportTally};

@@ -18,7 +18,7 @@ use http::{HeaderMap, Request, StatusCode, header};
 use http_body_util::BodyExt;
 use serde_json::Value;
 use service::configuration::Configuration;
-use telemetry::{OtlpProtocol, SpanForwarder};
+use telemetry::{OtlpHeaders, OtlpProtocol, SpanForwarder};
 use tower::ServiceExt;
 
 /// The checkout route.
@@ -58,8 +58,13 @@ pub async fn router_with_relay(exporting: bool, relay_rate: usize) -> Router {
     let mut settings = Settings::defaults();
     settings.trace_relay_rate_limit = relay_rate;
     let forwarder = exporting.then(|| {
-        SpanForwarder::new(UNREACHABLE, OtlpProtocol::Grpc, Duration::from_secs(1))
-            .expect("a valid endpoint")
+        SpanForwarder::new(
+            UNREACHABLE,
+            OtlpProtocol::Grpc,
+            Duration::from_secs(1),
+            &OtlpHeaders::default(),
+        )
+        .expect("a valid endpoint")
     });
     router_from(settings, forwarder).await
 }

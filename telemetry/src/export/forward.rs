@@ -7,8 +7,10 @@
 //! from it: the endpoint (`OTEL_EXPORTER_OTLP_ENDPOINT`, with `/v1/traces`
 //! appended for OTLP/HTTP, as the exporter does), the protocol (`grpc`: the
 //! collector's `TraceService/Export`, on a channel whose connection runs on
-//! the exporters' own runtime; `http/protobuf`: a `POST` of the protobuf)
-//! and the time limit of one export (`OTEL_EXPORTER_OTLP_TIMEOUT`). With
+//! the exporters' own runtime; `http/protobuf`: a `POST` of the protobuf),
+//! the headers (`OTEL_EXPORTER_OTLP_TRACES_HEADERS`, else
+//! `OTEL_EXPORTER_OTLP_HEADERS`) and the time limit of one export
+//! (`OTEL_EXPORTER_OTLP_TIMEOUT`). With
 //! traces off (`OTEL_TRACES_EXPORTER=none`, `OTEL_SDK_DISABLED=true`) there
 //! is none, and service code finds `None`.
 //!
@@ -18,7 +20,7 @@
 
 use std::{sync::Arc, time::Duration};
 
-use http::{Request, Uri, header};
+use http::{HeaderMap, Request, Uri, header};
 use http_body_util::Full;
 use hyper::body::Bytes;
 use hyper_util::{
@@ -29,11 +31,11 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTraceServiceRequest, trace_service_client::TraceServiceClient,
 };
 use prost::Message;
-use tonic::{Code, transport::Channel};
+use tonic::{Code, metadata::MetadataMap, transport::Channel};
 use tracing_subscriber::{Layer, filter::filter_fn};
 
 use super::Transport;
-use crate::{OtlpProtocol, TelemetryError};
+use crate::{OtlpHeaders, OtlpProtocol, TelemetryError};
 
 /// Sends export requests to the service's collector. Cloning is cheap and
 /// shares the connection.
@@ -46,6 +48,8 @@ pub struct SpanForwarder {
 struct Inner {
     to: Destination,
     timeout: Duration,
+    /// Sent with every forward.
+    headers: HeaderMap,
 }
 
 #[derive(Debug)]
@@ -84,13 +88,15 @@ impl SpanForwarder {
         })
     }
 
-    /// A forwarder to the collector at `endpoint` over `protocol`: the
-    /// gRPC endpoint, or the full OTLP/HTTP traces URL. Must be called in a
-    /// Tokio runtime for gRPC (its channel's tasks are spawned there).
+    /// A forwarder to the collector at `endpoint` over `protocol` (the
+    /// gRPC endpoint, or the full OTLP/HTTP traces URL), sending `headers`,
+    /// waiting at most `timeout` for each answer. Must be called in a Tokio
+    /// runtime for gRPC (its channel's tasks are spawned there).
     pub fn new(
         endpoint: &str,
         protocol: OtlpProtocol,
         timeout: Duration,
+        headers: &OtlpHeaders,
     ) -> Result<Self, TelemetryError> {
         let invalid = |reason: String| {
             TelemetryError::Exporter(
@@ -116,7 +122,11 @@ impl SpanForwarder {
             },
         };
         Ok(Self {
-            inner: Arc::new(Inner { to, timeout }),
+            inner: Arc::new(Inner {
+                to,
+                timeout,
+                headers: headers.header_map(),
+            }),
         })
     }
 
@@ -126,12 +136,18 @@ impl SpanForwarder {
         match config.protocol {
             OtlpProtocol::Grpc => {
                 let _entered = transport.runtime.map(|runtime| runtime.handle.enter());
-                Self::new(&config.endpoint, config.protocol, config.export_timeout)
+                Self::new(
+                    &config.endpoint,
+                    config.protocol,
+                    config.export_timeout,
+                    &config.trace_headers,
+                )
             }
             OtlpProtocol::HttpProtobuf => Self::new(
                 &transport.http_url("traces"),
                 config.protocol,
                 config.export_timeout,
+                &config.trace_headers,
             ),
         }
     }
@@ -140,27 +156,24 @@ impl SpanForwarder {
     /// collector's answer.
     pub async fn forward(&self, request: ExportTraceServiceRequest) -> Result<(), ForwardError> {
         let timeout = self.inner.timeout;
-        let sent =
-            async {
-                match &self.inner.to {
-                    Destination::Grpc(client) => {
-                        let mut client = client.clone();
-                        client.export(request).await.map(drop).map_err(|status| {
-                            match status.code() {
-                                Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled => {
-                                    ForwardError::Unreachable(status.message().to_owned())
-                                }
-                                code => {
-                                    ForwardError::Refused(format!("{code:?}: {}", status.message()))
-                                }
-                            }
-                        })
-                    }
-                    Destination::Http { client, url } => {
-                        post(client, url, request.encode_to_vec()).await
-                    }
+        let headers = &self.inner.headers;
+        let sent = async {
+            match &self.inner.to {
+                Destination::Grpc(client) => {
+                    let mut request = tonic::Request::new(request);
+                    *request.metadata_mut() = MetadataMap::from_headers(headers.clone());
+                    client
+                        .clone()
+                        .export(request)
+                        .await
+                        .map(drop)
+                        .map_err(grpc_failure)
                 }
-            };
+                Destination::Http { client, url } => {
+                    post(client, url, headers, request.encode_to_vec()).await
+                }
+            }
+        };
         tokio::time::timeout(timeout, sent)
             .await
             .unwrap_or_else(|_| {
@@ -172,16 +185,29 @@ impl SpanForwarder {
     }
 }
 
-/// `POST`s an encoded export request to `url`.
+/// What a gRPC status from the collector means: no answer (unavailable,
+/// timed out, cancelled), or a refusal.
+fn grpc_failure(status: tonic::Status) -> ForwardError {
+    match status.code() {
+        Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled => {
+            ForwardError::Unreachable(status.message().to_owned())
+        }
+        code => ForwardError::Refused(format!("{code:?}: {}", status.message())),
+    }
+}
+
+/// `POST`s an encoded export request to `url` with `headers`.
 async fn post(
     client: &Client<HttpConnector, Full<Bytes>>,
     url: &Uri,
+    headers: &HeaderMap,
     body: Vec<u8>,
 ) -> Result<(), ForwardError> {
-    let request = Request::post(url.clone())
+    let mut request = Request::post(url.clone())
         .header(header::CONTENT_TYPE, "application/x-protobuf")
         .body(Full::new(Bytes::from(body)))
         .map_err(|error| ForwardError::Refused(error.to_string()))?;
+    request.headers_mut().extend(headers.clone());
     let response = client
         .request(request)
         .await
@@ -216,4 +242,106 @@ where
     S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
 {
     ServiceForwarder(forwarder).with_filter(filter_fn(|_| false))
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::{Router, body::Bytes as Body, extract::State, routing::post};
+    use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
+    use tokio::sync::mpsc;
+
+    use super::*;
+
+    /// An OTLP/HTTP collector on a free port that answers `status` and
+    /// hands each request's headers and body to the test.
+    async fn collector(
+        status: http::StatusCode,
+    ) -> (String, mpsc::UnboundedReceiver<(HeaderMap, Body)>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let app = Router::new()
+            .route(
+                "/v1/traces",
+                post(
+                    move |State(tx): State<mpsc::UnboundedSender<(HeaderMap, Body)>>,
+                          headers: HeaderMap,
+                          body: Body| async move {
+                        let _ = tx.send((headers, body));
+                        status
+                    },
+                ),
+            )
+            .with_state(tx);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/v1/traces", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        (url, rx)
+    }
+
+    fn one_span() -> ExportTraceServiceRequest {
+        ExportTraceServiceRequest {
+            resource_spans: vec![ResourceSpans {
+                scope_spans: vec![ScopeSpans {
+                    spans: vec![Span {
+                        trace_id: vec![1; 16],
+                        span_id: vec![2; 8],
+                        name: "click".to_owned(),
+                        ..Span::default()
+                    }],
+                    ..ScopeSpans::default()
+                }],
+                ..ResourceSpans::default()
+            }],
+        }
+    }
+
+    #[tokio::test]
+    async fn http_forwards_post_the_protobuf_with_the_headers() {
+        let (url, mut received) = collector(http::StatusCode::OK).await;
+        let headers = OtlpHeaders::parse("api-key=s3cret").unwrap();
+        let forwarder = SpanForwarder::new(
+            &url,
+            OtlpProtocol::HttpProtobuf,
+            Duration::from_secs(5),
+            &headers,
+        )
+        .unwrap();
+        forwarder.forward(one_span()).await.unwrap();
+        let (headers, body) = received.recv().await.unwrap();
+        assert_eq!(headers["api-key"], "s3cret");
+        assert_eq!(headers["content-type"], "application/x-protobuf");
+        assert_eq!(ExportTraceServiceRequest::decode(body).unwrap(), one_span());
+    }
+
+    #[tokio::test]
+    async fn a_refusal_and_an_absent_collector_are_told_apart() {
+        let (url, _received) = collector(http::StatusCode::BAD_REQUEST).await;
+        let none = OtlpHeaders::default();
+        let refusing = SpanForwarder::new(
+            &url,
+            OtlpProtocol::HttpProtobuf,
+            Duration::from_secs(5),
+            &none,
+        )
+        .unwrap();
+        assert!(matches!(
+            refusing.forward(one_span()).await,
+            Err(ForwardError::Refused(_))
+        ));
+        for protocol in [OtlpProtocol::HttpProtobuf, OtlpProtocol::Grpc] {
+            let absent = SpanForwarder::new(
+                "http://127.0.0.1:1",
+                protocol,
+                Duration::from_secs(5),
+                &none,
+            )
+            .unwrap();
+            assert!(
+                matches!(
+                    absent.forward(one_span()).await,
+                    Err(ForwardError::Unreachable(_))
+                ),
+                "{protocol:?}"
+            );
+        }
+    }
 }
