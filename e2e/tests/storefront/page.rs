@@ -178,4 +178,15 @@ fn assert_browser_starts_the_trace(spans: &[ReceivedSpan]) {
             .unwrap_or_else(|| panic!("no {expected} under {}:\n{}", parent.name, listing()));
         parent = span;
     }
+    // The page's baggage (one session id per page load) reaches
+    // stock-service with the trace context.
+    let consumer = spans
+        .iter()
+        .find(|span| CHECKOUT_TRACE[4].matches(span))
+        .expect("the consumer span");
+    let session = consumer.attr_str("baggage.storefront.session");
+    assert!(
+        session.is_some_and(|id| id.len() == 16),
+        "the browser's baggage on the consumer span: {session:?}"
+    );
 }
