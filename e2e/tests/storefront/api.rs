@@ -2,7 +2,10 @@
 //! status through the gateway, each traced across the services, and the
 //! relay taking an export as the OpenTelemetry JS exporter sends it.
 
+use std::time::Duration;
+
 use checkout_cli::receiver::{ReceivedSpan, SpanKind};
+use contracts::metrics::{HTTP_CLIENT_REQUEST_DURATION, HTTP_SERVER_REQUEST_DURATION};
 use e2e::{PATIENCE, PipelineOptions, TestPipeline, span_of};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -99,7 +102,11 @@ async fn an_untrusted_pages_context_is_linked_not_continued() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_orders_status_comes_from_stock_service_in_the_callers_trace() {
-    let pipeline = TestPipeline::start().await;
+    let pipeline = TestPipeline::start_with(PipelineOptions {
+        telemetry: |config| config.metrics.interval = Duration::from_millis(200),
+        ..PipelineOptions::default()
+    })
+    .await;
     let (status, accepted) = pipeline
         .checkout(&json!({"items": [{"id": 1, "quantity": 2}]}), &[])
         .await;
@@ -153,6 +160,50 @@ async fn an_orders_status_comes_from_stock_service_in_the_callers_trace() {
     let stock = span_of(&spans, "stock-service", SpanKind::Server);
     assert_eq!(stock.name, "GET /api/orders/{order_id}");
     assert_eq!(stock.parent_span_id.as_ref(), Some(&client.span_id));
+
+    // Measured by the route's template and the call's, never by an order id.
+    let metrics = pipeline.receiver.metrics();
+    let served = metrics
+        .wait_for_metric(
+            "gateway",
+            HTTP_SERVER_REQUEST_DURATION,
+            PATIENCE,
+            |points| {
+                [200, 404].iter().all(|status| {
+                    points.iter().any(|p| {
+                        p.attr_str("http.route") == Some("/api/orders/{orderId}")
+                            && p.attributes
+                                .get("http.response.status_code")
+                                .map(ToString::to_string)
+                                == Some(status.to_string())
+                    })
+                })
+            },
+        )
+        .await
+        .expect("the order-status requests are measured");
+    let asked = metrics
+        .wait_for_metric(
+            "gateway",
+            HTTP_CLIENT_REQUEST_DURATION,
+            PATIENCE,
+            |points| {
+                points
+                    .iter()
+                    .any(|p| p.attr_str("url.template") == Some("/api/orders/{orderId}"))
+            },
+        )
+        .await
+        .expect("the calls to stock-service are measured");
+    for point in served.iter().chain(&asked) {
+        let shown = format!("{:?}", point.attributes);
+        assert!(!shown.contains(&order_id), "{shown}");
+    }
+    assert!(
+        asked
+            .iter()
+            .all(|p| p.attr_str("server.address") == Some("127.0.0.1"))
+    );
     pipeline.shut_down().await;
 }
 
