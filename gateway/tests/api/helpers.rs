@@ -38,8 +38,8 @@ pub const UNREACHABLE: &str = "http://127.0.0.1:1";
 pub const API_KEYS: &str =
     "shop=shop-key-0123456789,app=app-key-0123456789,shop=shop-new-key-0123456789";
 
-/// The gateway's router with its default settings and a checkout-service
-/// client that cannot connect.
+/// The gateway's router with its default settings, and checkout-service
+/// and stock-service clients that cannot connect.
 pub async fn router() -> Router {
     router_with(Settings::defaults()).await
 }
@@ -57,6 +57,7 @@ pub async fn router_with_api_keys() -> Router {
 pub async fn router_with_relay(exporting: bool, relay_rate: usize) -> Router {
     let mut settings = Settings::defaults();
     settings.trace_relay_rate_limit = relay_rate;
+    settings.stock_service_url = parse_stock_url(UNREACHABLE).expect("a valid URL");
     let forwarder = exporting.then(|| {
         SpanForwarder::new(
             UNREACHABLE,
@@ -69,14 +70,22 @@ pub async fn router_with_relay(exporting: bool, relay_rate: usize) -> Router {
     router_from(settings, forwarder).await
 }
 
-async fn router_with(settings: Settings) -> Router {
+/// [`router`] asking the stock-service at `stock_url` for order status.
+pub async fn router_with_stock(stock_url: &str) -> Router {
+    let mut settings = Settings::defaults();
+    settings.stock_service_url = parse_stock_url(stock_url).expect("a valid URL");
+    router_from(settings, None).await
+}
+
+async fn router_with(mut settings: Settings) -> Router {
+    settings.stock_service_url = parse_stock_url(UNREACHABLE).expect("a valid URL");
     router_from(settings, None).await
 }
 
 async fn router_from(mut settings: Settings, forwarder: Option<SpanForwarder>) -> Router {
     settings.checkout_service_address =
         CheckoutTargets::parse(UNREACHABLE_CHECKOUT_SERVICE).expect("a valid endpoint URL");
-    settings.stock_service_url = parse_stock_url(UNREACHABLE).expect("a valid URL");
+
     let checkout = CheckoutClient::start(
         &settings.checkout_service_address,
         settings.checkout_deadline,

@@ -15,7 +15,7 @@ use prost::Message;
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
-use crate::helpers::{assert_error, get, router, router_with_relay, send_to};
+use crate::helpers::{assert_error, get, router, router_with_relay, router_with_stock, send_to};
 
 /// Sends `request` to `router`; the status, headers and raw body.
 async fn raw(router: Router, request: Request<Body>) -> (StatusCode, HeaderMap, Vec<u8>) {
@@ -258,4 +258,58 @@ async fn openapi_documents_the_pages_api() {
         "the relay is not JSON API"
     );
     assert!(document["components"]["schemas"]["CatalogBody"].is_object());
+}
+
+/// A stand-in for stock-service on a free port whose order route answers
+/// `status` with `body` after `delay`; its base URL.
+async fn fake_stock_service(
+    status: StatusCode,
+    body: &'static str,
+    delay: std::time::Duration,
+) -> String {
+    let app = Router::new().route(
+        "/api/orders/{order_id}",
+        axum::routing::get(move || async move {
+            tokio::time::sleep(delay).await;
+            (status, [(header::CONTENT_TYPE, "application/json")], body)
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    url
+}
+
+const SOME_ORDER: &str = "/api/orders/5f0c6e2a-8d1b-4a57-9a43-1f2d3c4b5a69";
+
+#[tokio::test]
+async fn stock_services_answer_is_passed_on_as_it_is() {
+    let not_yet =
+        r#"{"error":{"code":"not_found","message":"order 5f0c… has not been processed"}}"#;
+    let stock = fake_stock_service(StatusCode::NOT_FOUND, not_yet, Default::default()).await;
+    let (status, headers, body) =
+        send_to(router_with_stock(&stock).await, get_request(SOME_ORDER)).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(body, serde_json::from_str::<Value>(not_yet).unwrap());
+    assert_eq!(headers[header::CONTENT_TYPE], "application/json");
+}
+
+#[tokio::test]
+async fn an_answer_that_is_not_stock_services_json_is_502() {
+    let stock = fake_stock_service(StatusCode::OK, "<html>proxy</html>", Default::default()).await;
+    let (status, _, body) = send_to(router_with_stock(&stock).await, get_request(SOME_ORDER)).await;
+    assert_error(status, &body, StatusCode::BAD_GATEWAY, "upstream_error");
+}
+
+#[tokio::test]
+async fn a_stock_service_that_does_not_answer_in_time_is_504() {
+    let slow = gateway::stock_client::ORDER_STATUS_TIMEOUT * 3;
+    let stock = fake_stock_service(StatusCode::OK, "{}", slow).await;
+    let (status, _, body) = send_to(router_with_stock(&stock).await, get_request(SOME_ORDER)).await;
+    assert_error(
+        status,
+        &body,
+        StatusCode::GATEWAY_TIMEOUT,
+        "deadline_exceeded",
+    );
 }
