@@ -60,6 +60,7 @@ pub mod services;
 pub mod stats;
 pub mod tally;
 pub mod topology;
+pub mod wrk;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
