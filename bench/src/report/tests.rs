@@ -133,6 +133,7 @@ pub(super) fn pipeline(tracing: Tracing, c: usize, accepted: usize, p99_ms: u64)
             spans_of_checkouts: 7 * accepted,
             spans_expected_min: 6 * accepted,
         }),
+        wrk: None,
     }
 }
 
