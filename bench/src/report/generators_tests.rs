@@ -1,5 +1,6 @@
-//! Tests of the wrk windows in the report: the side-by-side table and its lines, its
-//! notes, and the figures kept in the file (with files written before wrk still read).
+//! Tests of the wrk windows in the report: the side-by-side table and its lines, the
+//! targets judged on wrk, its notes, and the figures kept in the file (with files
+//! written before wrk still read).
 
 use std::time::Duration;
 
@@ -182,6 +183,82 @@ fn the_generators_are_shown_side_by_side() {
     assert_eq!(generators::grouped(1_234_567.4), "1,234,567");
     assert_eq!(generators::grouped(999.0), "999");
     assert_eq!(generators::grouped(-1_000.0), "-1,000");
+}
+
+#[test]
+fn the_new_targets_are_judged_on_wrk_where_it_ran() {
+    let mut results = results();
+    let judged = |results: &Results| -> Vec<(Verdict, String)> {
+        targets(results)
+            .into_iter()
+            .map(|t| (t.verdict, t.measured))
+            .collect()
+    };
+    let all = judged(&results);
+    assert_eq!(
+        all[0],
+        (
+            Verdict::Missed,
+            "C=16: bench 1.00, wrk 0.96; C=64: bench 0.86, wrk 0.89".to_owned()
+        ),
+        "judged on both generators, at C=16 and 64 only"
+    );
+    assert_eq!(
+        all[3].1,
+        "C=1: 3300/3300 complete (wrk 12100/12100), 0 dropped; C=16: 22900/22900 complete \
+         (wrk 24000/24000), 0 dropped; C=64: 36800/36800 complete (wrk 40000/40000), 0 dropped"
+    );
+    assert_eq!(all[3].0, Verdict::Met);
+    assert_eq!(
+        all[6],
+        (
+            Verdict::Met,
+            "wrk 0.78 ms, 1210/s; bench 1.00 ms, 330/s".to_owned()
+        ),
+        "wrk is judged, the built-in load shown"
+    );
+    assert_eq!(
+        all[7],
+        (Verdict::Met, "wrk 1.90 ms; bench 8.00 ms".to_owned())
+    );
+    // Traced and untraced use the same CPU per checkout in the fixtures, so only the
+    // checkout counts differ.
+    assert_eq!(
+        all[8],
+        (
+            Verdict::Missed,
+            "C=16: bench 87 vs 88 µs (×1.00), wrk 83 vs 80 µs (×1.04); C=64: bench 54 vs 47 \
+             µs (×1.16), wrk 50 vs 44 µs (×1.12)"
+                .to_owned()
+        )
+    );
+    assert_eq!(all[9], (Verdict::Met, "bench 47 µs; wrk 44 µs".to_owned()));
+
+    // Without wrk, the C=1 targets fall back on the built-in load.
+    for r in results.untraced.iter_mut().chain(&mut results.traced) {
+        r.wrk = None;
+    }
+    let bench_only = judged(&results);
+    assert_eq!(
+        bench_only[6],
+        (Verdict::Missed, "bench 1.00 ms, 330/s".to_owned())
+    );
+    assert_eq!(bench_only[7], (Verdict::Missed, "bench 8.00 ms".to_owned()));
+    assert_eq!(bench_only[0].1, "C=16: 1.00; C=64: 0.86");
+    assert_eq!(
+        bench_only[8].1,
+        "C=16: bench 87 vs 88 µs (×1.00); C=64: bench 54 vs 47 µs (×1.16)"
+    );
+    assert_eq!(bench_only[9], (Verdict::Met, "bench 47 µs".to_owned()));
+
+    // An incomplete wrk window misses the spans target.
+    let mut short = self::results();
+    if let Some(w) = &mut short.traced[1].wrk {
+        w.complete_traces = Some(23_990);
+    }
+    let spans = &targets(&short)[3];
+    assert_eq!(spans.verdict, Verdict::Missed);
+    assert!(spans.measured.contains("(wrk 23990/24000)"), "{spans:?}");
 }
 
 #[test]
