@@ -53,7 +53,8 @@ pub struct WrkFigures {
     pub cpu_window: Duration,
     /// Share of the machine's CPU busy over the window.
     pub machine_busy: f64,
-    /// Share busy in processes not measured, wrk among them.
+    /// Share busy in processes not measured, wrk's own CPU taken out (see
+    /// [`PipelineResult::unaccounted_busy`]).
     pub unaccounted_busy: f64,
     /// Orders stock-service applied from the start of wrk until the end of the apply
     /// wait: wrk's accepted ones, and possibly some of the up to C requests wrk left in

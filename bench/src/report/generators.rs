@@ -7,7 +7,8 @@
 //! same generator compares across implementations, and the difference between the two
 //! generators here says how much of a figure is the load generator's.
 
-use super::tables::{Table, cpu_per_k, ms, opt, services_cpu_us, services_us};
+use super::tables::{Table, cpu_per_k, ms, opt, percent, services_cpu_us, services_us};
+use super::targets::limits;
 use super::{Results, kind, levels};
 use crate::pipeline::{PipelineResult, Tracing, WrkFigures};
 use crate::stats;
@@ -200,8 +201,8 @@ pub fn generators_lines(results: &Results) -> Vec<String> {
     lines
 }
 
-/// Notes on the wrk windows: failed requests, late responses, orders not applied,
-/// incomplete traces.
+/// Notes on the wrk windows: disturbed windows, failed requests, late responses,
+/// orders not applied, incomplete traces.
 pub fn wrk_notes(results: &Results) -> Vec<String> {
     let mut notes = Vec::new();
     for r in results.pipelines() {
@@ -216,17 +217,24 @@ pub fn wrk_notes(results: &Results) -> Vec<String> {
 fn notes_of(r: &PipelineResult, w: &WrkFigures) -> Vec<String> {
     let run = format!("{} C={} (wrk)", kind(r.tracing), r.concurrency);
     let mut notes = Vec::new();
+    if w.unaccounted_busy > limits::UNACCOUNTED_BUSY {
+        notes.push(format!(
+            "{run}: {} of the machine's CPU went to processes not measured here (wrk's own \
+             excluded): something else ran on the machine, so these figures may be disturbed",
+            percent(w.unaccounted_busy)
+        ));
+    }
     let e = &w.report.errors;
     let failed: Vec<String> = [
         ("non-2xx", e.status),
         ("connect errors", e.connect),
         ("read errors", e.read),
         ("write errors", e.write),
-        ("responses later than wrk's timeout", e.timeout),
+        ("responses over wrk's timeout", e.timeout),
     ]
     .iter()
     .filter(|(_, n)| *n > 0)
-    .map(|(what, n)| format!("{n} {what}"))
+    .map(|(what, n)| format!("{what} × {n}"))
     .collect();
     if !failed.is_empty() {
         notes.push(format!("{run}: {}", failed.join(", ")));
