@@ -36,6 +36,16 @@ pub fn parse_stat_cpu(stat: &str) -> Option<CpuTicks> {
     Some(CpuTicks(utime + stime))
 }
 
+/// Parses `cutime + cstime` (fields 16 and 17) out of the contents of
+/// `/proc/<pid>/stat`: the CPU time of the process's children that it has waited for.
+pub fn parse_stat_children_cpu(stat: &str) -> Option<CpuTicks> {
+    let after_name = &stat[stat.rfind(')')? + 1..];
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    let cutime: u64 = fields.get(16 - 3)?.parse().ok()?;
+    let cstime: u64 = fields.get(17 - 3)?.parse().ok()?;
+    Some(CpuTicks(cutime + cstime))
+}
+
 /// The value in kB of a `Name:   1234 kB` line of `/proc/<pid>/status` (e.g. `VmHWM`).
 pub fn parse_status_kb(status: &str, name: &str) -> Option<u64> {
     status.lines().find_map(|line| {
@@ -92,6 +102,13 @@ pub fn cpu_ticks(pid: u32) -> anyhow::Result<CpuTicks> {
     let path = format!("/proc/{pid}/stat");
     let stat = std::fs::read_to_string(&path).with_context(|| format!("cannot read {path}"))?;
     parse_stat_cpu(&stat).with_context(|| format!("cannot parse {path}"))
+}
+
+/// Reads the CPU time of this process's children it has waited for: how the CPU of a
+/// short-lived child (wrk) is measured, since its `/proc` entry is gone once it exited.
+pub fn children_cpu_ticks() -> anyhow::Result<CpuTicks> {
+    let stat = std::fs::read_to_string("/proc/self/stat").context("cannot read /proc/self/stat")?;
+    parse_stat_children_cpu(&stat).context("cannot parse /proc/self/stat")
 }
 
 /// Reads a process's peak resident set (`VmHWM`), in kB.
@@ -304,6 +321,10 @@ mod tests {
         assert_eq!(parse_stat_cpu(odd_name), Some(CpuTicks(33)));
         assert_eq!(parse_stat_cpu("42 (short) R 1 2"), None);
         assert_eq!(parse_stat_cpu("no parenthesis"), None);
+        let waited = "8620 (bench) S 1 8619 8619 0 -1 4194560 100 0 0 0 1234 567 80 9 20 0";
+        assert_eq!(parse_stat_children_cpu(waited), Some(CpuTicks(80 + 9)));
+        assert_eq!(parse_stat_children_cpu("42 (short) R 1 2"), None);
+        assert!(children_cpu_ticks().is_ok());
     }
 
     #[test]

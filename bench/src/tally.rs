@@ -160,6 +160,10 @@ struct Tally {
 struct Tallies {
     traces: Mutex<HashMap<TraceId, Tally>>,
     spans: AtomicUsize,
+    /// Traces that have every span of a checkout: counted as each becomes complete, so
+    /// traces whose ids nobody knows (wrk's, started by the gateway) can be counted
+    /// without a scan of the map.
+    complete: AtomicUsize,
 }
 
 impl Tallies {
@@ -179,7 +183,11 @@ impl Tallies {
                 };
                 let tally = traces.entry(trace_id).or_default();
                 tally.spans += 1;
+                let was = tally.seen;
                 tally.seen |= verify::seen_by_parts(service, SpanKind::from(span.kind), &span.name);
+                if was != ALL_SEEN && tally.seen == ALL_SEEN {
+                    self.complete.fetch_add(1, Ordering::Relaxed);
+                }
             }
         }
         self.spans.fetch_add(count, Ordering::Relaxed);
@@ -307,6 +315,25 @@ impl SpanTally {
     /// Spans received, of any trace.
     pub fn spans(&self) -> usize {
         self.tallies.spans.load(Ordering::Relaxed)
+    }
+
+    /// Traces received so far that are complete (every span of a checkout), whatever
+    /// their ids.
+    pub fn complete_traces(&self) -> usize {
+        self.tallies.complete.load(Ordering::Relaxed)
+    }
+
+    /// Waits up to `timeout` until at least `target` traces are complete
+    /// ([`SpanTally::complete_traces`]), then says how many are.
+    pub async fn wait_complete_traces(&self, target: usize, timeout: Duration) -> usize {
+        let started = Instant::now();
+        loop {
+            let complete = self.complete_traces();
+            if complete >= target || started.elapsed() >= timeout {
+                return complete;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 
     /// Spans received of the traces in `trace_ids` (lowercase hex).
@@ -551,6 +578,16 @@ mod wire_tests {
             .check(&[hex(partial)], Duration::from_millis(200))
             .await;
         assert_eq!(check.complete, 0, "{check:?}");
+        assert_eq!(
+            sink.complete_traces(),
+            1,
+            "the partial trace does not count"
+        );
+        assert_eq!(
+            sink.wait_complete_traces(2, Duration::from_millis(200))
+                .await,
+            1
+        );
         sink.shutdown().await;
     }
 }

@@ -8,6 +8,7 @@ use std::time::Duration;
 use telemetry::BatchSettings;
 
 use crate::postgres::PostgresServer;
+use crate::wrk::WrkConfig;
 
 /// Whether the services record and export spans (and, [`Tracing::Full`],
 /// metrics and OTLP log records).
@@ -83,4 +84,7 @@ pub struct PipelineConfig {
     pub start_timeout: Duration,
     /// Longest wait for a service to exit after SIGTERM.
     pub stop_timeout: Duration,
+    /// wrk and its script, to drive the pipeline after the built-in load's window
+    /// (`None`: `--no-wrk`).
+    pub wrk: Option<WrkConfig>,
 }

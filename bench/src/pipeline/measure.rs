@@ -1,7 +1,8 @@
 //! The measurement of one started pipeline: warmup and its drain, the measured load
 //! window with CPU snapshots around it (covering the downstream work and span export
-//! each checkout causes), peak memory, apply latency, the services' stop, and the
-//! trace check; steps 3 to 5 of [the `pipeline` module](super), in that order.
+//! each checkout causes), then the same with wrk ([`wrk_window`](super::wrk_window)),
+//! peak memory, apply latency, the services' stop, and the trace check; steps 3 to 6
+//! of [the `pipeline` module](super), in that order.
 
 use std::time::Duration;
 
@@ -12,6 +13,7 @@ use tokio::time::Instant;
 
 use super::applied::{apply_latency, wait_applied};
 use super::processes::Pipeline;
+use super::wrk_window::{Readers, wrk_window};
 use super::{PipelineConfig, PipelineResult, ServiceFigures, TraceFigures, Tracing, http_client};
 use crate::procfs::{self, Snapshot};
 use crate::tally::SpanTally;
@@ -29,7 +31,8 @@ pub(super) async fn measure(
     receiver: &SpanTally,
 ) -> anyhow::Result<PipelineResult> {
     let client = http_client()?;
-    let mut gateways = pipeline.gateway_urls();
+    let all_gateways = pipeline.gateway_urls();
+    let mut gateways = all_gateways.clone();
     anyhow::ensure!(!gateways.is_empty(), "no gateway started");
     let gateway = gateways.remove(0);
     let load_config = |duration| LoadConfig {
@@ -70,7 +73,8 @@ pub(super) async fn measure(
             .map(postgres::server_processes)
             .unwrap_or_default()
     };
-    let before = Snapshot::take_with(&measured, &postgres())?;
+    let snapshot = || Snapshot::take_with(&measured, &postgres());
+    let before = snapshot()?;
     let window_start = Instant::now();
     let load = run_load(load_config(config.duration)).await?;
     let load_done = Instant::now();
@@ -91,9 +95,31 @@ pub(super) async fn measure(
         ),
         Tracing::Off => None,
     };
-    let after = Snapshot::take_with(&measured, &postgres())?;
+    let after = snapshot()?;
     let cpu_window = window_start.elapsed();
     let usage = before.until(&after, clock_ticks);
+
+    let wrk = match &config.wrk {
+        Some(wrk_config) => Some(
+            wrk_window(
+                config,
+                wrk_config,
+                tracing,
+                concurrency,
+                &all_gateways,
+                Readers {
+                    client: &client,
+                    stock,
+                    receiver,
+                    snapshot,
+                    clock_ticks,
+                },
+            )
+            .await
+            .context("wrk")?,
+        ),
+        None => None,
+    };
 
     let mut peaks = Vec::new();
     for service in pipeline.services() {
@@ -154,6 +180,7 @@ pub(super) async fn measure(
         services,
         spans_received: receiver.spans(),
         traces,
+        wrk,
         load,
     })
 }

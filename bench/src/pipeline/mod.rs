@@ -19,15 +19,19 @@
 //!    traced: wait (bounded) until every accepted checkout's trace is complete; CPU
 //!    snapshot. The CPU window thus covers the work each checkout causes, downstream and
 //!    span export included;
-//! 5. peak RSS; `processedAt` of a sample of the accepted orders; in a cluster, the
+//! 5. unless `--no-wrk`, the same again with wrk as the load generator, at the same C
+//!    for the same duration: CPU snapshot; wrk; wait until stock-service applied wrk's
+//!    accepted orders too; traced: wait (bounded) until as many more traces are
+//!    complete; CPU snapshot;
+//! 6. peak RSS; `processedAt` of a sample of the accepted orders; in a cluster, the
 //!    nodes the queue is replicated on; SIGTERM to every service (they flush their
 //!    spans), their logs scanned for dropped spans; the receiver's spans counted; broker
 //!    objects, database and receiver removed.
 //!
 //! The parts: `config` (what a run is given), `processes` (starting and stopping the
-//! services), `measure` (the load window and what is read around it), `applied`
-//! (asking stock-service what it applied) and `result` (what a run hands back);
-//! everything public is re-exported here.
+//! services), `measure` (the load window and what is read around it), `wrk_window`
+//! (the same with wrk), `applied` (asking stock-service what it applied) and `result`
+//! (what a run hands back); everything public is re-exported here.
 
 use std::time::Duration;
 
@@ -41,10 +45,11 @@ mod config;
 mod measure;
 mod processes;
 mod result;
+mod wrk_window;
 
 pub use config::{PipelineConfig, Tracing};
 pub use processes::RUST_LOG;
-pub use result::{ApplyLatency, PipelineResult, ServiceFigures, TraceFigures};
+pub use result::{ApplyLatency, PipelineResult, ServiceFigures, TraceFigures, WrkFigures};
 
 use measure::measure;
 use processes::Pipeline;

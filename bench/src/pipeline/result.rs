@@ -10,6 +10,7 @@ use checkout_cli::verify::TraceCheck;
 use super::Tracing;
 use crate::services::LogSummary;
 use crate::stats::Latency;
+use crate::wrk::WrkReport;
 
 /// From the 202 to stock-service's `processedAt`, over a sample of the accepted orders.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -33,6 +34,49 @@ pub struct TraceFigures {
     pub spans_of_checkouts: usize,
     /// Spans expected at least: six per accepted checkout.
     pub spans_expected_min: usize,
+}
+
+/// The wrk window of a run: wrk at the same C for the same duration, on the same warm
+/// pipeline, after the built-in load's window.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WrkFigures {
+    /// What wrk's script reported.
+    pub report: WrkReport,
+    /// CPU time per process over the wrk window (from the start of wrk until its
+    /// accepted orders were applied and, traced, their traces complete): the services,
+    /// the broker, this process (the span sink, when traced) and PostgreSQL's, labelled
+    /// as in [`PipelineResult::cpu`].
+    pub cpu: Vec<(String, Duration)>,
+    /// wrk's own CPU time.
+    pub wrk_cpu: Duration,
+    /// Length of the CPU window.
+    pub cpu_window: Duration,
+    /// Share of the machine's CPU busy over the window.
+    pub machine_busy: f64,
+    /// Share busy in processes not measured, wrk's own CPU taken out (see
+    /// [`PipelineResult::unaccounted_busy`]).
+    pub unaccounted_busy: f64,
+    /// Orders stock-service applied from the start of wrk until the end of the apply
+    /// wait: wrk's accepted ones, and possibly some of the up to C requests wrk left in
+    /// flight when it stopped (the gateway may still have accepted them).
+    pub applied: u64,
+    /// How long after wrk stopped its accepted orders were applied (or the timeout).
+    pub apply_wait: Duration,
+    /// Traced: how many more traces were complete at the end of the window than at its
+    /// start (wrk's requests carry no `traceparent`, so their ids are unknown).
+    pub complete_traces: Option<usize>,
+}
+
+impl WrkFigures {
+    /// Accepted checkouts (responses below 400).
+    pub fn accepted(&self) -> u64 {
+        self.report.ok()
+    }
+
+    /// Accepted checkouts per second.
+    pub fn throughput(&self) -> f64 {
+        self.report.throughput()
+    }
 }
 
 /// One service's end of run.
@@ -85,11 +129,13 @@ pub struct PipelineResult {
     pub unaccounted_busy: f64,
     /// Per service process (replicas share a name): memory, dropped spans, logs.
     pub services: Vec<ServiceFigures>,
-    /// All spans the receiver got (also those of the warmup and of the order queries;
-    /// 0 when untraced).
+    /// All spans the receiver got (also those of the warmup, of the order queries and
+    /// of the wrk window; 0 when untraced).
     pub spans_received: usize,
     /// Traced runs: the accepted checkouts' traces.
     pub traces: Option<TraceFigures>,
+    /// The wrk window, unless `--no-wrk`.
+    pub wrk: Option<WrkFigures>,
 }
 
 impl PipelineResult {

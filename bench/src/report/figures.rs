@@ -9,6 +9,7 @@
 //! own, so the comparison is always between the two parts the file shows.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
@@ -68,6 +69,23 @@ pub struct PipelineFigures {
     pub p99_ms: f64,
     /// CPU per accepted checkout, µs, by process label (summed over replicas and nodes).
     pub cpu_us: BTreeMap<String, f64>,
+    /// The run's wrk window (absent in files written before wrk was added, and with
+    /// `--no-wrk`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wrk: Option<WrkRunFigures>,
+}
+
+/// One pipeline run's wrk window.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WrkRunFigures {
+    /// Accepted checkouts per second.
+    pub per_s: f64,
+    /// Response latency, ms.
+    pub p50_ms: f64,
+    /// Response latency, ms.
+    pub p99_ms: f64,
+    /// CPU per accepted checkout, µs, by process label, as [`PipelineFigures::cpu_us`].
+    pub cpu_us: BTreeMap<String, f64>,
 }
 
 /// The components whose CPU is summarised, as labelled in the measurements.
@@ -113,13 +131,13 @@ impl Figures {
                     per_s: r.throughput(),
                     p50_ms: r.latency().p50.as_secs_f64() * 1e3,
                     p99_ms: r.latency().p99.as_secs_f64() * 1e3,
-                    cpu_us: LABELS
-                        .iter()
-                        .filter_map(|label| {
-                            let us = micros(cpu_per_k(&r.cpu, label, r.accepted()))?;
-                            Some(((*label).to_owned(), us))
-                        })
-                        .collect(),
+                    cpu_us: cpu_us(&r.cpu, r.accepted()),
+                    wrk: r.wrk.as_ref().map(|w| WrkRunFigures {
+                        per_s: w.throughput(),
+                        p50_ms: w.report.latency.p50.as_secs_f64() * 1e3,
+                        p99_ms: w.report.latency.p99.as_secs_f64() * 1e3,
+                        cpu_us: cpu_us(&w.cpu, w.accepted()),
+                    }),
                 })
                 .collect(),
         }
@@ -142,9 +160,20 @@ impl Figures {
     }
 }
 
+/// CPU per operation, µs, of each of [`LABELS`] measured in a window.
+fn cpu_us(cpu: &[(String, Duration)], operations: u64) -> BTreeMap<String, f64> {
+    LABELS
+        .iter()
+        .filter_map(|label| {
+            let us = cpu_per_k(cpu, label, operations)? * 1_000.0;
+            Some(((*label).to_owned(), us))
+        })
+        .collect()
+}
+
 /// The three services' CPU per checkout together, µs.
-fn services_us(run: &PipelineFigures) -> Option<f64> {
-    SERVICES.iter().map(|s| run.cpu_us.get(*s).copied()).sum()
+fn services_us(cpu_us: &BTreeMap<String, f64>) -> Option<f64> {
+    SERVICES.iter().map(|s| cpu_us.get(*s).copied()).sum()
 }
 
 /// `before → after` with the ratio, e.g. `3922 → 2104 (×0.54)`.
@@ -202,7 +231,8 @@ pub fn replication_section(single: Option<&Figures>, cluster: Option<&Figures>) 
          broker over its nodes; *services* are the gateway, checkout-service and \
          stock-service together, so on the single node they include SQLite (in \
          stock-service's process), whereas the cluster's PostgreSQL is the next column \
-         (the backends serving the run's database).\n\n",
+         (the backends serving the run's database). Rows `…, wrk` compare the runs' wrk \
+         windows, where both topologies had them.\n\n",
         single.date,
         single.commit,
         settings(single),
@@ -241,25 +271,70 @@ pub fn replication_table(single: &Figures, cluster: &Figures) -> Table {
             "–".to_owned(),
         ]);
     }
-    for s in &single.pipeline {
-        let Some(c) = cluster
-            .pipeline
-            .iter()
-            .find(|c| c.kind == s.kind && c.c == s.c)
-        else {
-            continue;
-        };
-        let cpu = |f: &PipelineFigures, label: &str| f.cpu_us.get(label).copied();
-        table.row(vec![
-            s.kind.clone(),
-            s.c.to_string(),
-            change(s.per_s, c.per_s, 0),
-            change(s.p50_ms, c.p50_ms, 2),
-            change(s.p99_ms, c.p99_ms, 2),
-            change_opt(cpu(s, "broker"), cpu(c, "broker"), 0),
-            change_opt(services_us(s), services_us(c), 0),
-            change_opt(cpu(s, postgres::BACKENDS), cpu(c, postgres::BACKENDS), 0),
-        ]);
+    // The built-in load's windows, then wrk's where both topologies have them.
+    let pairs: Vec<(&PipelineFigures, &PipelineFigures)> = single
+        .pipeline
+        .iter()
+        .filter_map(|s| {
+            let c = cluster
+                .pipeline
+                .iter()
+                .find(|c| c.kind == s.kind && c.c == s.c)?;
+            Some((s, c))
+        })
+        .collect();
+    for &(s, c) in &pairs {
+        pipeline_row(&mut table, s.kind.clone(), s.c, s.into(), c.into());
+    }
+    for &(s, c) in &pairs {
+        if let (Some(s_wrk), Some(c_wrk)) = (&s.wrk, &c.wrk) {
+            let run = format!("{}, wrk", s.kind);
+            pipeline_row(&mut table, run, s.c, s_wrk.into(), c_wrk.into());
+        }
     }
     table
+}
+
+/// The figures of one load window, whichever load generator's.
+struct Window<'a> {
+    per_s: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    cpu_us: &'a BTreeMap<String, f64>,
+}
+
+impl<'a> From<&'a PipelineFigures> for Window<'a> {
+    fn from(f: &'a PipelineFigures) -> Self {
+        Self {
+            per_s: f.per_s,
+            p50_ms: f.p50_ms,
+            p99_ms: f.p99_ms,
+            cpu_us: &f.cpu_us,
+        }
+    }
+}
+
+impl<'a> From<&'a WrkRunFigures> for Window<'a> {
+    fn from(f: &'a WrkRunFigures) -> Self {
+        Self {
+            per_s: f.per_s,
+            p50_ms: f.p50_ms,
+            p99_ms: f.p99_ms,
+            cpu_us: &f.cpu_us,
+        }
+    }
+}
+
+fn pipeline_row(table: &mut Table, run: String, c: usize, s: Window<'_>, k: Window<'_>) {
+    let cpu = |w: &Window<'_>, label: &str| w.cpu_us.get(label).copied();
+    table.row(vec![
+        run,
+        c.to_string(),
+        change(s.per_s, k.per_s, 0),
+        change(s.p50_ms, k.p50_ms, 2),
+        change(s.p99_ms, k.p99_ms, 2),
+        change_opt(cpu(&s, "broker"), cpu(&k, "broker"), 0),
+        change_opt(services_us(s.cpu_us), services_us(k.cpu_us), 0),
+        change_opt(cpu(&s, postgres::BACKENDS), cpu(&k, postgres::BACKENDS), 0),
+    ]);
 }

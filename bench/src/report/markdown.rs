@@ -16,6 +16,7 @@ use std::fmt::{Display, Write as _};
 use std::time::Duration;
 
 use super::figures::{Figures, replication_section};
+use super::generators::{generators_lines, generators_table, has_wrk};
 use super::tables::{pipeline_table, ratios_table, raw_table, resources_table};
 use super::targets::{targets, targets_table};
 use super::{Environment, HISTORY_HEADING, Results, Settings, notes};
@@ -88,6 +89,7 @@ pub fn render_section(
                 "### Pipeline, traced (`OTEL_TRACES_SAMPLER=always_on`)",
                 "### CPU seconds per 1,000 checkouts, and peak RSS",
                 "### Ratios",
+                "### Load generators side by side",
                 "## Targets (single node)",
                 "### Notes",
             ]
@@ -101,25 +103,37 @@ pub fn render_section(
                 "### Cluster: pipeline, traced (`OTEL_TRACES_SAMPLER=always_on`)",
                 "### Cluster: CPU seconds per 1,000 checkouts, and peak RSS",
                 "### Cluster: ratios",
+                "### Cluster: load generators side by side",
                 "### Cluster: targets",
                 "### Cluster: notes",
             ]
         }
     };
-    let tables = [
-        raw_table(results).render(),
-        pipeline_table(&results.untraced, false).render(),
-        pipeline_table(&results.traced, true).render(),
-        resources_table(results).render(),
-        ratios_table(results).render(),
-        targets_table(&targets(results)).render(),
+    // Each section's body; the side-by-side one only when wrk ran, with its lines.
+    let generators = has_wrk(results).then(|| {
+        let mut body = generators_table(results).render();
+        for line in generators_lines(results) {
+            let _ = write!(body, "\n{line}\n");
+        }
+        body
+    });
+    let sections = [
+        Some(raw_table(results).render()),
+        Some(pipeline_table(&results.untraced, false).render()),
+        Some(pipeline_table(&results.traced, true).render()),
+        Some(resources_table(results).render()),
+        Some(ratios_table(results).render()),
+        generators,
+        Some(targets_table(&targets(results)).render()),
     ];
-    for (heading, table) in headings.iter().zip(&tables) {
-        let _ = write!(md, "{heading}\n\n{table}\n");
+    for (heading, body) in headings.iter().zip(&sections) {
+        if let Some(body) = body {
+            let _ = write!(md, "{heading}\n\n{body}\n");
+        }
     }
     let notes = notes(results);
     if !notes.is_empty() {
-        let _ = write!(md, "{}\n\n", headings[6]);
+        let _ = write!(md, "{}\n\n", headings[7]);
         for note in notes {
             let _ = writeln!(md, "- {note}");
         }

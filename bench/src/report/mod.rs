@@ -4,9 +4,9 @@
 //!
 //! This module holds what a benchmark run hands over (its [`Environment`], [`Settings`]
 //! and [`Results`]) and the entry points, [`render_summary`] for stdout, and
-//! [`render_section`] and [`compose`] for `BENCHMARKS.md`; the tables, the targets, the
-//! notes, the figures kept for the comparison and the Markdown file are each in a
-//! submodule of their own.
+//! [`render_section`] and [`compose`] for `BENCHMARKS.md`; the tables, the two load
+//! generators side by side, the targets, the notes, the figures kept for the
+//! comparison and the Markdown file are each in a submodule of their own.
 
 use std::fmt::Write as _;
 use std::time::Duration;
@@ -18,6 +18,9 @@ use crate::pipeline::{PipelineResult, Tracing};
 use crate::topology::Topology;
 
 mod figures;
+mod generators;
+#[cfg(test)]
+mod generators_tests;
 mod markdown;
 mod notes;
 mod tables;
@@ -27,7 +30,12 @@ mod tests;
 #[cfg(test)]
 mod topology_tests;
 
-pub use figures::{Figures, PipelineFigures, RawFigures, replication_section, replication_table};
+pub use figures::{
+    Figures, PipelineFigures, RawFigures, WrkRunFigures, replication_section, replication_table,
+};
+pub use generators::{
+    GO_ORIGINAL_WRK_TRACED, GoFigures, generators_lines, generators_table, has_wrk, wrk_notes,
+};
 pub use markdown::{compose, history_of, part_of, render_section};
 pub use notes::notes;
 pub use tables::{Align, Table, pipeline_table, ratios_table, raw_table, resources_table};
@@ -218,30 +226,48 @@ fn levels(results: &Results) -> Vec<usize> {
 pub fn render_summary(settings: &Settings, results: &Results) -> String {
     let mut out = String::new();
     let topology = settings.topology.title();
+    // Each table with the lines printed under it.
     let mut tables = vec![
-        ("Raw broker (ceiling)", raw_table(results)),
+        ("Raw broker (ceiling)", raw_table(results), Vec::new()),
         (
             "Pipeline, untraced",
             pipeline_table(&results.untraced, false),
+            Vec::new(),
         ),
-        ("Pipeline, traced", pipeline_table(&results.traced, true)),
+        (
+            "Pipeline, traced",
+            pipeline_table(&results.traced, true),
+            Vec::new(),
+        ),
     ];
     if !results.full.is_empty() {
         tables.push((
             "Pipeline, traced + metrics + logs",
             pipeline_table(&results.full, true),
+            Vec::new(),
         ));
     }
     tables.extend([
         (
             "CPU seconds per 1,000 checkouts, peak RSS",
             resources_table(results),
+            Vec::new(),
         ),
-        ("Ratios", ratios_table(results)),
-        ("Targets", targets_table(&targets(results))),
+        ("Ratios", ratios_table(results), Vec::new()),
     ]);
-    for (title, table) in tables {
+    if has_wrk(results) {
+        tables.push((
+            "Load generators side by side",
+            generators_table(results),
+            generators_lines(results),
+        ));
+    }
+    tables.push(("Targets", targets_table(&targets(results)), Vec::new()));
+    for (title, table, lines) in tables {
         let _ = writeln!(out, "{topology}: {title}\n{}", table.render());
+        for line in lines {
+            let _ = writeln!(out, "{line}\n");
+        }
     }
     let notes = notes(results);
     if !notes.is_empty() {

@@ -1,5 +1,6 @@
 //! The notes under the tables: what in a run is worth a look.
 
+use super::generators::wrk_notes;
 use super::tables::percent;
 use super::targets::limits;
 use super::{Results, kind};
@@ -7,7 +8,8 @@ use crate::cluster::CLUSTER_NODES;
 use crate::pipeline::Tracing;
 
 /// Things worth a look: failed runs, failed requests, orders not applied, incomplete
-/// or dropped spans, service warnings, services that had to be killed.
+/// or dropped spans, service warnings, services that had to be killed; the same of the
+/// wrk windows.
 pub fn notes(results: &Results) -> Vec<String> {
     let mut notes: Vec<String> = results
         .failures
@@ -117,6 +119,7 @@ pub fn notes(results: &Results) -> Vec<String> {
             }
         }
     }
+    notes.extend(wrk_notes(results));
     notes
 }
 

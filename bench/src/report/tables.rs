@@ -349,10 +349,15 @@ pub fn ratios_table(results: &Results) -> Table {
 
 /// CPU the three services spent per accepted checkout, µs: what tracing costs the
 /// pipeline itself, apart from the span sink and the broker.
-fn services_cpu_us(run: &PipelineResult) -> Option<f64> {
+pub(super) fn services_cpu_us(run: &PipelineResult) -> Option<f64> {
+    services_us(&run.cpu, run.accepted())
+}
+
+/// CPU the three services spent per operation, µs, out of a window's CPU times.
+pub(super) fn services_us(cpu: &[(String, Duration)], operations: u64) -> Option<f64> {
     ["gateway", "checkout-service", "stock-service"]
         .iter()
-        .map(|service| cpu_per_k(&run.cpu, service, run.accepted()))
+        .map(|service| cpu_per_k(cpu, service, operations))
         .sum::<Option<f64>>()
         .map(|seconds_per_1k| seconds_per_1k * 1000.0)
 }

@@ -1,7 +1,13 @@
 //! The targets the benchmark checks, their limits, and a met/missed [`Verdict`] for
 //! each against the [`Results`].
+//!
+//! Each is judged on the runs shown (the median of each (kind, C) with `--repeat`),
+//! where it was measured; those that the wrk windows measure too are judged on both
+//! load generators, or, for the C=1 targets set from wrk's figures of the Go original,
+//! on wrk when it ran.
 
-use super::tables::{Align, Table, cpu_per_k, mb, opt};
+use super::generators::wrk_services_us;
+use super::tables::{Align, Table, cpu_per_k, mb, opt, services_cpu_us};
 use super::{Results, levels};
 use crate::pipeline::{PipelineResult, Tracing};
 use crate::stats;
@@ -50,8 +56,27 @@ pub struct Target {
 
 /// Limits of the targets.
 pub mod limits {
-    /// Traced throughput at least this share of untraced, at every C.
+    /// Traced throughput at least this share of untraced…
     pub const TRACED_THROUGHPUT: f64 = 0.95;
+    /// …at these concurrencies, with either load generator (at C=1 the pipeline waits
+    /// on one request at a time; [`C1_TRACED_P50_MS`] and [`C1_TRACED_THROUGHPUT`]
+    /// judge it there).
+    pub const TRACED_THROUGHPUT_AT: [usize; 2] = [16, 64];
+    /// C=1 traced: median latency at most this, ms (the Go original's under wrk)…
+    pub const C1_TRACED_P50_MS: f64 = 0.8;
+    /// …and at least this many accepted checkouts per second (above the Go original's
+    /// 969–1,159 under wrk).
+    pub const C1_TRACED_THROUGHPUT: f64 = 1_200.0;
+    /// C=1 traced: p99 at most this, ms.
+    pub const C1_TRACED_P99_MS: f64 = 2.0;
+    /// The three services' CPU per checkout traced at most this multiple of untraced…
+    pub const TRACED_CPU_RATIO: f64 = 1.10;
+    /// …at these concurrencies, in both load generators' windows.
+    pub const TRACED_CPU_AT: [usize; 2] = [16, 64];
+    /// The three services together at most this much CPU per checkout, µs…
+    pub const SERVICES_CPU_MICROS: f64 = 100.0;
+    /// …untraced at this concurrency, in both load generators' windows.
+    pub const SERVICES_CPU_AT: usize = 64;
     /// Traced p99 at most this much (percent) above untraced, at every C.
     pub const TRACED_P99_PERCENT: f64 = 10.0;
     /// Untraced pipeline throughput at least this share of the raw broker's…
@@ -81,19 +106,29 @@ pub fn targets(results: &Results) -> Vec<Target> {
         })
         .collect();
 
-    let ratios: Vec<(usize, Option<f64>)> = both
+    let mut ratio_checks = Vec::new();
+    let ratios = both
         .iter()
-        .map(|(c, t, u)| (*c, stats::ratio(t.throughput(), u.throughput())))
-        .collect();
+        .filter(|(c, _, _)| limits::TRACED_THROUGHPUT_AT.contains(c))
+        .map(|(c, t, u)| {
+            let bench = stats::ratio(t.throughput(), u.throughput());
+            let wrk = t
+                .wrk
+                .as_ref()
+                .zip(u.wrk.as_ref())
+                .map(|(t, u)| stats::ratio(t.throughput(), u.throughput()));
+            for ratio in std::iter::once(bench).chain(wrk) {
+                ratio_checks.push(ratio.is_some_and(|r| r >= limits::TRACED_THROUGHPUT));
+            }
+            match wrk {
+                Some(wrk) => format!("C={c}: bench {}, wrk {}", opt(bench, 2), opt(wrk, 2)),
+                None => format!("C={c}: {}", opt(bench, 2)),
+            }
+        });
     out.push(Target {
-        goal: "traced / untraced throughput ≥ 0.95 at every C",
-        measured: join(ratios.iter().map(|(c, r)| format!("C={c}: {}", opt(*r, 2)))),
-        verdict: Verdict::of(
-            &ratios
-                .iter()
-                .map(|(_, r)| r.is_some_and(|r| r >= limits::TRACED_THROUGHPUT))
-                .collect::<Vec<_>>(),
-        ),
+        goal: "traced / untraced throughput ≥ 0.95 at C=16 and C=64 (each load generator)",
+        measured: join(ratios),
+        verdict: Verdict::of(&ratio_checks),
     });
 
     let p99s: Vec<(usize, Option<f64>)> = both
@@ -149,17 +184,28 @@ pub fn targets(results: &Results) -> Vec<Target> {
                 .traces
                 .as_ref()
                 .map_or((0, 0), |t| (t.check.complete, t.check.checked));
-            let ok = dropped == 0 && complete == checked;
+            // wrk's traces are counted, not checked by id: as many more complete as
+            // it got accepted.
+            let wrk = r.wrk.as_ref().and_then(|w| {
+                let accepted = w.accepted();
+                Some(((w.complete_traces? as u64).min(accepted), accepted))
+            });
+            let ok = dropped == 0
+                && complete == checked
+                && wrk.is_none_or(|(complete, accepted)| complete == accepted);
             let dropped = if exact {
                 dropped.to_string()
             } else {
                 format!("≥{dropped}")
             };
+            let wrk = wrk
+                .map(|(complete, accepted)| format!(" (wrk {complete}/{accepted})"))
+                .unwrap_or_default();
             (
                 r.concurrency,
                 ok,
                 format!(
-                    "C={}: {complete}/{checked} complete, {dropped} dropped",
+                    "C={}: {complete}/{checked} complete{wrk}, {dropped} dropped",
                     r.concurrency
                 ),
             )
@@ -217,7 +263,133 @@ pub fn targets(results: &Results) -> Vec<Target> {
         measured: join(cpu.into_iter()),
         verdict: Verdict::of(&cpu_checks),
     });
+    out.extend(c1_targets(results));
+    out.extend(services_cpu_targets(results, &both));
     out
+}
+
+/// One load generator's figures of a window, for the C=1 targets.
+struct Window {
+    generator: &'static str,
+    per_s: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+}
+
+impl Window {
+    fn new(generator: &'static str, per_s: f64, latency: stats::Latency) -> Self {
+        let to_ms = |d: std::time::Duration| d.as_secs_f64() * 1e3;
+        Self {
+            generator,
+            per_s,
+            p50_ms: to_ms(latency.p50),
+            p99_ms: to_ms(latency.p99),
+        }
+    }
+}
+
+/// C=1 traced, judged on wrk when it ran, else on the built-in load (both shown):
+/// median latency and throughput, then p99.
+fn c1_targets(results: &Results) -> [Target; 2] {
+    // Each generator that measured it, the judged one first.
+    let mut windows = Vec::new();
+    if let Some(r) = results.pipeline_at(Tracing::On, 1) {
+        if let Some(w) = &r.wrk {
+            windows.push(Window::new("wrk", w.throughput(), w.report.latency));
+        }
+        windows.push(Window::new("bench", r.throughput(), r.latency()));
+    }
+    let text = |show: fn(&Window) -> String| {
+        if windows.is_empty() {
+            "traced C=1 not run".to_owned()
+        } else {
+            join(windows.iter().map(show))
+        }
+    };
+    let judged = |check: fn(&Window) -> bool| {
+        Verdict::of(&windows.first().map(check).into_iter().collect::<Vec<_>>())
+    };
+    [
+        Target {
+            goal: "C=1 traced: p50 ≤ 0.8 ms and ≥ 1,200 checkouts/s (judged on wrk when it ran)",
+            measured: text(|w| format!("{} {:.2} ms, {:.0}/s", w.generator, w.p50_ms, w.per_s)),
+            verdict: judged(|w| {
+                w.p50_ms <= limits::C1_TRACED_P50_MS && w.per_s >= limits::C1_TRACED_THROUGHPUT
+            }),
+        },
+        Target {
+            goal: "C=1 traced: p99 ≤ 2 ms (judged on wrk when it ran)",
+            measured: text(|w| format!("{} {:.2} ms", w.generator, w.p99_ms)),
+            verdict: judged(|w| w.p99_ms <= limits::C1_TRACED_P99_MS),
+        },
+    ]
+}
+
+/// The three services' CPU per checkout, in each load generator's window: traced
+/// against untraced at C=16 and C=64, and untraced at C=64 in absolute terms.
+fn services_cpu_targets(
+    results: &Results,
+    both: &[(usize, &PipelineResult, &PipelineResult)],
+) -> [Target; 2] {
+    // (bench, wrk) services' µs per checkout of a run.
+    let per_generator =
+        |r: &PipelineResult| (services_cpu_us(r), r.wrk.as_ref().and_then(wrk_services_us));
+    let mut ratio_checks = Vec::new();
+    let ratios = both
+        .iter()
+        .filter(|(c, _, _)| limits::TRACED_CPU_AT.contains(c))
+        .map(|(c, t, u)| {
+            let (t_bench, t_wrk) = per_generator(t);
+            let (u_bench, u_wrk) = per_generator(u);
+            let mut parts = Vec::new();
+            for (generator, traced, untraced) in
+                [("bench", t_bench, u_bench), ("wrk", t_wrk, u_wrk)]
+            {
+                let (Some(traced), Some(untraced)) = (traced, untraced) else {
+                    continue;
+                };
+                let ratio = stats::ratio(traced, untraced);
+                ratio_checks.push(ratio.is_some_and(|r| r <= limits::TRACED_CPU_RATIO));
+                parts.push(format!(
+                    "{generator} {traced:.0} vs {untraced:.0} µs (×{})",
+                    opt(ratio, 2)
+                ));
+            }
+            if parts.is_empty() {
+                format!("C={c}: –")
+            } else {
+                format!("C={c}: {}", parts.join(", "))
+            }
+        });
+    let ratio_target = Target {
+        goal: "the services' CPU per checkout traced ≤ 1.10 × untraced at C=16 and C=64 (each load generator)",
+        measured: join(ratios),
+        verdict: Verdict::of(&ratio_checks),
+    };
+
+    let at = limits::SERVICES_CPU_AT;
+    let mut checks = Vec::new();
+    let measured = match results.pipeline_at(Tracing::Off, at) {
+        Some(u) => {
+            let (bench, wrk) = per_generator(u);
+            let parts: Vec<String> = [("bench", bench), ("wrk", wrk)]
+                .into_iter()
+                .filter_map(|(generator, us)| {
+                    let us = us?;
+                    checks.push(us <= limits::SERVICES_CPU_MICROS);
+                    Some(format!("{generator} {us:.0} µs"))
+                })
+                .collect();
+            join(parts.into_iter())
+        }
+        None => format!("untraced C={at} not run"),
+    };
+    let total_target = Target {
+        goal: "the three services together ≤ 100 µs CPU per checkout, untraced at C=64 (each load generator)",
+        measured,
+        verdict: Verdict::of(&checks),
+    };
+    [ratio_target, total_target]
 }
 
 fn join(parts: impl Iterator<Item = String>) -> String {

@@ -133,6 +133,7 @@ pub(super) fn pipeline(tracing: Tracing, c: usize, accepted: usize, p99_ms: u64)
             spans_of_checkouts: 7 * accepted,
             spans_expected_min: 6 * accepted,
         }),
+        wrk: None,
     }
 }
 
@@ -176,15 +177,22 @@ fn targets_are_judged_against_their_limits() {
     assert_eq!(
         verdicts,
         [
-            Verdict::Missed, // 0.90 < 0.95 at C=64
-            Verdict::Missed, // +50 % at C=64
-            Verdict::Met,    // 0.80 ≥ 0.75
-            Verdict::Met,    // all complete, none dropped
-            Verdict::Missed, // stock-service 60 MB
-            Verdict::Met,    // gateway 1 s / 9,700 = 103 µs worst
+            Verdict::Missed,      // 0.90 < 0.95 at C=64
+            Verdict::Missed,      // +50 % at C=64
+            Verdict::Met,         // 0.80 ≥ 0.75
+            Verdict::Met,         // all complete, none dropped
+            Verdict::Missed,      // stock-service 60 MB
+            Verdict::Met,         // gateway 1 s / 9,700 = 103 µs worst
+            Verdict::Missed,      // C=1 traced: 970/s, p50 1 ms
+            Verdict::Missed,      // C=1 traced: p99 10 ms
+            Verdict::NotMeasured, // no stock-service CPU in these runs
+            Verdict::NotMeasured, // likewise
         ]
     );
-    assert_eq!(targets[0].measured, "C=1: 0.97; C=64: 0.90");
+    assert_eq!(targets[0].measured, "C=64: 0.90", "C=1 is not judged");
+    assert_eq!(targets[6].measured, "bench 1.00 ms, 970/s");
+    assert_eq!(targets[7].measured, "bench 10.00 ms");
+    assert_eq!(targets[8].measured, "C=64: –");
     assert_eq!(targets[1].measured, "C=1: +0.0 %; C=64: +50.0 %");
     assert_eq!(targets[2].measured, "0.80");
     assert!(
