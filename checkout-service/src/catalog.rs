@@ -11,17 +11,52 @@ use contracts::{
     limits::{MAX_LINE_ITEMS, MAX_QUANTITY},
 };
 
-/// Prices by item id.
+/// The items on sale, by id: each with its price and name.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Catalog {
-    prices: BTreeMap<i32, i32>,
+    items: BTreeMap<i32, Item>,
+}
+
+/// One item on sale.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Item {
+    /// What a unit costs, in the catalog's currency units.
+    pub price: i32,
+    /// What it is called.
+    pub name: String,
+}
+
+/// The names of items 1–4 when the setting gives none: the demo's shop.
+const DEFAULT_NAMES: [(i32, &str); 4] = [
+    (1, "Espresso cup"),
+    (2, "Tea towel"),
+    (3, "Notebook"),
+    (4, "Desk lamp"),
+];
+
+/// The longest item name accepted, in characters.
+pub const MAX_NAME_CHARS: usize = 64;
+
+/// The name of item `id` when the setting gives none: the demo's for items
+/// 1–4, else `Item {id}`.
+fn default_name(id: i32) -> String {
+    DEFAULT_NAMES
+        .iter()
+        .find(|(known, _)| *known == id)
+        .map_or_else(|| format!("Item {id}"), |(_, name)| (*name).to_owned())
 }
 
 impl Default for Catalog {
-    /// Items 1–4, as in the original demo.
+    /// Items 1–4, as in the original demo, with the demo's names.
     fn default() -> Self {
         Self {
-            prices: BTreeMap::from([(1, 100), (2, 250), (3, 399), (4, 1250)]),
+            items: [(1, 100), (2, 250), (3, 399), (4, 1250)]
+                .into_iter()
+                .map(|(id, price)| {
+                    let name = default_name(id);
+                    (id, Item { price, name })
+                })
+                .collect(),
         }
     }
 }
@@ -29,13 +64,22 @@ impl Default for Catalog {
 impl FromStr for Catalog {
     type Err = String;
 
-    /// Parses `1=100,2=250`: item id = price.
+    /// Parses `1=100,2=250:Tea towel`: item id = price, optionally `:` and
+    /// a name (everything after the first `:`, trimmed; at most
+    /// [`MAX_NAME_CHARS`] characters, no control characters, and no `,`,
+    /// which separates items). An item without a name gets the demo's name
+    /// for items 1–4, else `Item N`; so every `id=price` setting written
+    /// before names existed still parses, to the same prices.
     fn from_str(raw: &str) -> Result<Self, Self::Err> {
-        let mut prices = BTreeMap::new();
+        let mut items = BTreeMap::new();
         for entry in raw.split(',').map(str::trim).filter(|e| !e.is_empty()) {
-            let (id, price) = entry
+            let (id, rest) = entry
                 .split_once('=')
-                .ok_or_else(|| format!("expected id=price, got {entry:?}"))?;
+                .ok_or_else(|| format!("expected id=price or id=price:name, got {entry:?}"))?;
+            let (price, name) = match rest.split_once(':') {
+                Some((price, name)) => (price, Some(name.trim())),
+                None => (rest, None),
+            };
             let id: i32 = id
                 .trim()
                 .parse()
@@ -46,12 +90,26 @@ impl FromStr for Catalog {
                 .ok()
                 .filter(|p| *p >= 0)
                 .ok_or_else(|| format!("bad price in {entry:?}"))?;
-            prices.insert(id, price);
+            let name = match name {
+                None => default_name(id),
+                Some(name) => {
+                    if name.is_empty()
+                        || name.chars().count() > MAX_NAME_CHARS
+                        || name.chars().any(char::is_control)
+                    {
+                        return Err(format!(
+                            "bad name in {entry:?}: 1 to {MAX_NAME_CHARS} characters, no control characters"
+                        ));
+                    }
+                    name.to_owned()
+                }
+            };
+            items.insert(id, Item { price, name });
         }
-        if prices.is_empty() {
+        if items.is_empty() {
             return Err("the catalog is empty".to_owned());
         }
-        Ok(Self { prices })
+        Ok(Self { items })
     }
 }
 
@@ -92,12 +150,12 @@ pub struct PricedOrder {
 impl Catalog {
     /// The price of `item`, if sold.
     pub fn price(&self, item: i32) -> Option<i32> {
-        self.prices.get(&item).copied()
+        self.items.get(&item).map(|item| item.price)
     }
 
-    /// The item ids on sale.
-    pub fn items(&self) -> impl Iterator<Item = i32> + '_ {
-        self.prices.keys().copied()
+    /// The items on sale with their ids, in ascending id.
+    pub fn items(&self) -> impl Iterator<Item = (i32, &Item)> + '_ {
+        self.items.iter().map(|(id, item)| (*id, item))
     }
 
     /// Validates and prices a cart. Lines naming the same item are merged, so
@@ -198,5 +256,36 @@ mod tests {
         assert!("1=x".parse::<Catalog>().is_err());
         assert!("1=-5".parse::<Catalog>().is_err());
         assert!("".parse::<Catalog>().is_err());
+    }
+
+    #[test]
+    fn names_are_optional_and_default_to_the_demos_or_item_n() {
+        let catalog: Catalog = "1=10, 2=20:Blue mug, 7=3, 8=5: Tea: green "
+            .parse()
+            .unwrap();
+        let names: Vec<(i32, &str, i32)> = catalog
+            .items()
+            .map(|(id, item)| (id, item.name.as_str(), item.price))
+            .collect();
+        assert_eq!(
+            names,
+            [
+                (1, "Espresso cup", 10),
+                (2, "Blue mug", 20),
+                (7, "Item 7", 3),
+                (8, "Tea: green", 5)
+            ]
+        );
+        for bad in ["1=10:", "1=10:  ", "1=10:tab\there", "1=x:Mug"] {
+            assert!(bad.parse::<Catalog>().is_err(), "{bad:?}");
+        }
+        let long = format!("1=10:{}", "n".repeat(MAX_NAME_CHARS + 1));
+        assert!(long.parse::<Catalog>().is_err());
+    }
+
+    #[test]
+    fn the_default_setting_is_the_default_catalog() {
+        let parsed: Catalog = "1=100,2=250,3=399,4=1250".parse().unwrap();
+        assert_eq!(parsed, Catalog::default());
     }
 }

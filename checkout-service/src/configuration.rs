@@ -28,7 +28,7 @@ pub struct Settings {
     /// Checkouts served at once; more are refused at once with `RESOURCE_EXHAUSTED` (503 + `Retry-After` at the gateway); a connection may open twice as many HTTP/2 streams.
     #[arg(long, env = "MAX_CONCURRENT_CALLS", default_value = "512", value_parser = parse_positive)]
     pub max_concurrent_calls: usize,
-    /// Item prices, `id=price,…`.
+    /// The items on sale, `id=price,…` or `id=price:name,…` (names optional: items 1–4 are then the demo's Espresso cup, Tea towel, Notebook and Desk lamp, any other `Item N`).
     #[arg(long, env = "CATALOG", default_value = "1=100,2=250,3=399,4=1250")]
     pub catalog: Catalog,
     /// Where the fault-injection admin endpoint (`/admin/faults`) listens when `FAULT_ADMIN_TOKEN` is set (loopback by default).

@@ -1,8 +1,9 @@
-//! The `checkout.Checkout` gRPC service.
+//! The `checkout.Checkout` gRPC service: `DoCheckout` prices and publishes
+//! an order, `ListItems` lists the catalog.
 //!
 //! Each call runs inside a SERVER span ([`telemetry::spans::grpc::server`])
 //! that continues the caller's trace from the request metadata. The PRODUCER
-//! span of the publish is its child.
+//! span of a checkout's publish is its child.
 //!
 //! # Idempotency
 //!
@@ -26,7 +27,8 @@
 use contracts::{
     amqp::{CheckoutProcessed, OrderLine},
     grpc::{
-        CheckoutRequest, CheckoutResponse, DO_CHECKOUT, SERVICE_NAME, checkout_server::Checkout,
+        CheckoutRequest, CheckoutResponse, DO_CHECKOUT, Item, LIST_ITEMS, ListItemsRequest,
+        ListItemsResponse, SERVICE_NAME, checkout_server::Checkout,
     },
     limits::{check_client_id, check_idempotency_key},
 };
@@ -160,6 +162,27 @@ impl Checkout for CheckoutService {
             .checkout(request.into_inner())
             .instrument(span.clone())
             .await;
+        spans::grpc::record_server_status(&span, &self.call_durations, call, &result);
+        result.map(Response::new)
+    }
+
+    async fn list_items(
+        &self,
+        request: Request<ListItemsRequest>,
+    ) -> Result<Response<ListItemsResponse>, Status> {
+        let call = spans::grpc::Call::start(SERVICE_NAME, LIST_ITEMS);
+        let span = spans::grpc::server(request.metadata(), SERVICE_NAME, LIST_ITEMS);
+        let result = Ok(ListItemsResponse {
+            items: self
+                .catalog
+                .items()
+                .map(|(id, item)| Item {
+                    id,
+                    name: item.name.clone(),
+                    price: item.price,
+                })
+                .collect(),
+        });
         spans::grpc::record_server_status(&span, &self.call_durations, call, &result);
         result.map(Response::new)
     }

@@ -16,5 +16,8 @@ pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("chec
 /// The fully-qualified gRPC service name, as used in span names and `rpc.service`.
 pub const SERVICE_NAME: &str = "checkout.Checkout";
 
-/// The one method, as used in span names and `rpc.method`.
+/// The checkout method, as used in span names and `rpc.method`.
 pub const DO_CHECKOUT: &str = "DoCheckout";
+
+/// The catalog method, as used in span names and `rpc.method`.
+pub const LIST_ITEMS: &str = "ListItems";

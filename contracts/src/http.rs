@@ -1,7 +1,10 @@
 //! The JSON bodies of the HTTP APIs.
 //!
 //! - gateway: `POST /api/checkout` takes a [`CheckoutBody`] and answers
-//!   `202` with a [`CheckoutAccepted`];
+//!   `202` with a [`CheckoutAccepted`]; `GET /api/catalog` answers a
+//!   [`CatalogBody`]; `GET /api/orders/{orderId}` passes stock-service's
+//!   [`OrderView`] on; the storefront page reads a [`StorefrontConfig`] from
+//!   `GET /config.json`;
 //! - stock-service: `GET /api/stock/{itemId}` answers a [`StockLevel`],
 //!   `GET /api/orders/{orderId}` an [`OrderView`];
 //! - both, and checkout-service's admin port: `GET /healthz` and `/readyz`
@@ -84,6 +87,37 @@ pub struct CheckoutAccepted {
     pub trace_id: String,
 }
 
+/// `GET /api/catalog`: every item on sale, in ascending id
+/// (`{"items":[{"id":1,"name":"Espresso cup","price":100}]}`).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(example = json!({"items": [{"id": 1, "name": "Espresso cup", "price": 100}, {"id": 2, "name": "Tea towel", "price": 250}]}))]
+pub struct CatalogBody {
+    /// The items, in ascending id.
+    pub items: Vec<CatalogItem>,
+}
+
+/// One item of a [`CatalogBody`].
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CatalogItem {
+    /// The id a checkout names it by.
+    pub id: i32,
+    /// What it is called.
+    pub name: String,
+    /// Its price, in the catalog's currency units, as a checkout charges it.
+    pub price: i32,
+}
+
+/// `GET /config.json`: what the storefront page needs to know about its
+/// deployment (`{"jaegerUrl":"http://localhost:16686"}`).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct StorefrontConfig {
+    /// The Jaeger UI the page links a trace to (`{jaegerUrl}/trace/{traceId}`).
+    pub jaeger_url: String,
+}
+
 /// `GET /api/stock/{itemId}`: `{"itemId":1,"available":998}`.
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
@@ -94,13 +128,17 @@ pub struct StockLevel {
     pub available: i64,
 }
 
-/// `GET /api/orders/{orderId}`: what stock-service decided for an order.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+/// `GET /api/orders/{orderId}`: what stock-service decided for an order
+/// (the gateway answers the same body, passed on from stock-service).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
+#[schema(example = json!({"orderId": "5f0c6e2a-8d1b-4a57-9a43-1f2d3c4b5a69", "status": "applied", "reason": null, "totalAmount": 599, "processedAt": 1764690000000_i64}))]
 #[serde(rename_all = "camelCase")]
 pub struct OrderView {
     /// The order.
+    #[schema(value_type = String)]
     pub order_id: Uuid,
     /// `applied` or `rejected`.
+    #[schema(example = "applied")]
     pub status: String,
     /// Why it was rejected; `null` when applied.
     pub reason: Option<String>,
@@ -197,6 +235,30 @@ mod tests {
         assert_eq!(
             json,
             serde_json::json!({"orderId":"o","totalAmount":5,"traceId":"t"})
+        );
+    }
+
+    #[test]
+    fn catalog_and_config_bodies_use_camel_case() {
+        let catalog = serde_json::to_value(CatalogBody {
+            items: vec![CatalogItem {
+                id: 1,
+                name: "Espresso cup".into(),
+                price: 100,
+            }],
+        })
+        .unwrap();
+        assert_eq!(
+            catalog,
+            serde_json::json!({"items":[{"id":1,"name":"Espresso cup","price":100}]})
+        );
+        let config = serde_json::to_value(StorefrontConfig {
+            jaeger_url: "http://localhost:16686".into(),
+        })
+        .unwrap();
+        assert_eq!(
+            config,
+            serde_json::json!({"jaegerUrl":"http://localhost:16686"})
         );
     }
 

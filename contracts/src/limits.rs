@@ -1,9 +1,19 @@
-//! The bounds of a checkout, shared by every hop.
+//! The bounds of a checkout, shared by every hop, and those of the spans a
+//! browser may hand the gateway's relay.
 //!
 //! The gateway enforces all of them at the edge, so a client hears about a
-//! bad request without a gRPC hop; checkout-service enforces them again with
-//! the same constants, because gRPC callers need not come through the
-//! gateway.
+//! bad request without a gRPC hop; checkout-service enforces the checkout's
+//! again with the same constants, because gRPC callers need not come
+//! through the gateway.
+//!
+//! The relay's (`POST /v1/traces`, the storefront page's OTLP exporter) are
+//! generous for a page that exports a few spans per click in batches, and
+//! small enough that no browser makes the gateway buffer, decode or forward
+//! much: [`MAX_RELAY_BODY_BYTES`], [`MAX_RELAY_SPANS`], and per span
+//! [`MAX_RELAY_SPAN_ATTRIBUTES`], [`MAX_RELAY_SPAN_EVENTS`] and
+//! [`MAX_RELAY_SPAN_LINKS`] (what is past those is dropped and counted in
+//! the span's `dropped_*_count`, as an SDK does). Their rate is the
+//! gateway's `TRACE_RELAY_RATE_LIMIT` setting.
 
 /// Largest HTTP request body accepted, in bytes.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -35,6 +45,28 @@ pub const MAX_IDEMPOTENCY_KEY_LEN: usize = 255;
 /// The longest client id (the name an API key is configured under, passed
 /// from the gateway to checkout-service) accepted.
 pub const MAX_CLIENT_ID_LEN: usize = 64;
+
+/// Largest OTLP export request body the relay reads, in bytes (a 413
+/// past it). The page's batches are a few KiB.
+pub const MAX_RELAY_BODY_BYTES: usize = 256 * 1024;
+
+/// The most spans one export request to the relay may carry (a 413 past it:
+/// the request is too large, though under the byte limit, and the exporter
+/// should send smaller batches; the OpenTelemetry JS SDK's default batch is
+/// 512).
+pub const MAX_RELAY_SPANS: usize = 512;
+
+/// The most attributes the relay forwards per span, per event and per link,
+/// and on the resource; the rest are dropped and counted.
+pub const MAX_RELAY_SPAN_ATTRIBUTES: usize = 128;
+
+/// The most events the relay forwards per span; the rest are dropped and
+/// counted.
+pub const MAX_RELAY_SPAN_EVENTS: usize = 128;
+
+/// The most links the relay forwards per span; the rest are dropped and
+/// counted.
+pub const MAX_RELAY_SPAN_LINKS: usize = 128;
 
 /// 1 to `max` printable ASCII characters: no spaces, no control characters,
 /// nothing a log line or a header could be confused by.

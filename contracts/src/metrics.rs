@@ -18,6 +18,9 @@
 
 /// Duration of an HTTP request served (gateway, stock-service's API), in seconds.
 pub const HTTP_SERVER_REQUEST_DURATION: &str = "http.server.request.duration";
+/// Duration of an HTTP request made (the gateway's order-status call to
+/// stock-service), in seconds.
+pub const HTTP_CLIENT_REQUEST_DURATION: &str = "http.client.request.duration";
 /// Duration of a gRPC call made (the gateway's call to checkout-service), in seconds.
 pub const RPC_CLIENT_DURATION: &str = "rpc.client.call.duration";
 /// Duration of a gRPC call served (checkout-service), in seconds.
@@ -30,14 +33,15 @@ pub const MESSAGING_PROCESS_DURATION: &str = "messaging.process.duration";
 pub const DB_CLIENT_OPERATION_DURATION: &str = "db.client.operation.duration";
 
 /// Every operation-duration histogram, in the order `checkout top` lists them:
-/// the order a checkout goes through them.
-pub const OPERATION_DURATIONS: [&str; 6] = [
+/// the order a checkout goes through them, then the order-status call.
+pub const OPERATION_DURATIONS: [&str; 7] = [
     HTTP_SERVER_REQUEST_DURATION,
     RPC_CLIENT_DURATION,
     RPC_SERVER_DURATION,
     MESSAGING_CLIENT_OPERATION_DURATION,
     MESSAGING_PROCESS_DURATION,
     DB_CLIENT_OPERATION_DURATION,
+    HTTP_CLIENT_REQUEST_DURATION,
 ];
 
 /// Messages published and confirmed or refused (checkout-service): a

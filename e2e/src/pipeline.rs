@@ -151,9 +151,14 @@ impl TestPipeline {
     }
 
     /// Starts the gateway in front of checkout-service replicas at
-    /// `checkout_addrs` (for a pipeline started with no replica of its own).
+    /// `checkout_addrs` (for a pipeline started with no replica of its own),
+    /// asking the pipeline's stock-service for order status.
     pub fn start_gateway(&mut self, checkout_addrs: &[SocketAddr]) {
         let mut settings = gateway_settings_for(checkout_addrs);
+        if !self.stock_url.is_empty() {
+            settings.stock_service_url = gateway::stock_client::parse_stock_url(&self.stock_url)
+                .expect("stock-service's URL");
+        }
         (self.adjust_gateway)(&mut settings);
         let gateway =
             start_gateway(&self.otlp_endpoint, self.telemetry, settings).expect("gateway starts");

@@ -254,6 +254,15 @@ impl contracts::grpc::checkout_server::Checkout for Slow {
         tokio::time::sleep(Duration::from_secs(60)).await;
         Err(tonic::Status::internal("unreachable"))
     }
+
+    async fn list_items(
+        &self,
+        _: tonic::Request<contracts::grpc::ListItemsRequest>,
+    ) -> Result<tonic::Response<contracts::grpc::ListItemsResponse>, tonic::Status> {
+        self.arrived.notify_one();
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        Err(tonic::Status::internal("unreachable"))
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

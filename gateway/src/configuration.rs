@@ -3,10 +3,12 @@
 
 use std::{net::SocketAddr, time::Duration};
 
+use axum::http::Uri;
 use clap::Parser;
 use service::{
     configuration::{
-        parse_bool, parse_listen_addr, parse_millis, parse_millis_at_least_one, parse_positive,
+        parse_bool, parse_endpoint_url, parse_listen_addr, parse_millis, parse_millis_at_least_one,
+        parse_positive,
     },
     http::HttpLimits,
     secret::secret_parser,
@@ -16,6 +18,7 @@ use telemetry::TelemetryArgs;
 use crate::{
     auth::ApiKeys,
     checkout_client::{CheckoutTargets, Refresh},
+    stock_client::parse_stock_url,
 };
 
 /// Everything the gateway needs to start.
@@ -23,7 +26,7 @@ use crate::{
 #[command(
     name = "gateway",
     version,
-    about = "The HTTP entry point of the traced checkout pipeline: POST /api/checkout → gRPC checkout-service."
+    about = "The HTTP entry point of the traced checkout pipeline: POST /api/checkout → gRPC checkout-service, and the storefront page at /."
 )]
 pub struct Settings {
     /// Where the HTTP API listens (Go-style `:8081` accepted; port 0 picks a free port).
@@ -53,6 +56,15 @@ pub struct Settings {
     /// API keys, `client=key,…` (secret): when set, a checkout needs `Authorization: Bearer <key>` and idempotency keys are scoped to the key's client; unset, every caller is one anonymous client.
     #[arg(long, env = "API_KEYS", value_parser = secret_parser(ApiKeys::parse))]
     pub api_keys: Option<ApiKeys>,
+    /// stock-service's HTTP API, `http://host:port`, which `GET /api/orders/{orderId}` asks for an order's status (each call within 2 s: 503 if it cannot connect, 504 if it does not answer).
+    #[arg(long, env = "STOCK_SERVICE_URL", default_value = "http://127.0.0.1:8082", value_parser = parse_stock_url)]
+    pub stock_service_url: Uri,
+    /// The Jaeger UI the storefront page links each order's trace to (`GET /config.json`).
+    #[arg(long, env = "JAEGER_UI_URL", default_value = "http://localhost:16686", value_parser = parse_endpoint_url)]
+    pub jaeger_ui_url: String,
+    /// Span exports from browsers the relay (`POST /v1/traces`) takes per second, from all clients together, with bursts of twice as many; more are refused with 429 + `Retry-After`.
+    #[arg(long, env = "TRACE_RELAY_RATE_LIMIT", default_value = "20", value_parser = parse_positive)]
+    pub trace_relay_rate_limit: usize,
     /// Bounds on the HTTP listener's connections.
     #[command(flatten)]
     pub http: HttpLimits,

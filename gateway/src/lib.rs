@@ -1,4 +1,5 @@
-//! gateway: the HTTP front door of the checkout pipeline.
+//! gateway: the HTTP front door of the checkout pipeline, and the
+//! storefront page whose click starts the trace in the browser.
 //!
 //! `POST /api/checkout` takes a JSON cart, parses it into a [`domain::Cart`],
 //! and calls `checkout.Checkout/DoCheckout` on one of checkout-service's
@@ -16,7 +17,12 @@
 //!   [`domain::IdempotencyKey`].
 //! - [`checkout_client`]: the gRPC client: the replicas (discovery, health),
 //!   the choice of replica, the retry, the deadline and the CLIENT spans.
-//! - [`routes`]: the handlers; every failure is a `contracts::error::ApiError`.
+//! - [`stock_client`]: the HTTP client that asks stock-service for an
+//!   order's status, with its CLIENT span.
+//! - [`routes`]: the API handlers (checkout, catalog, order status, health);
+//!   every failure is a `contracts::error::ApiError`.
+//! - [`storefront`]: the page, its assets, `/config.json` and the relay of
+//!   the page's spans (`POST /v1/traces`).
 //! - [`openapi`]: the OpenAPI document, generated from the code.
 //! - [`startup`]: [`startup::Application`]: the router, its middleware, serving.
 
@@ -27,6 +33,8 @@ pub mod domain;
 pub mod openapi;
 pub mod routes;
 pub mod startup;
+pub mod stock_client;
+pub mod storefront;
 
 pub use configuration::Settings;
 pub use startup::Application;

@@ -20,11 +20,20 @@ use crate::routes;
         title = "Checkout gateway",
         description = "The HTTP entry point of the traced checkout pipeline."
     ),
-    paths(routes::checkout, routes::healthz, routes::readyz),
+    paths(
+        routes::checkout,
+        routes::catalog,
+        routes::order,
+        routes::healthz,
+        routes::readyz
+    ),
     components(schemas(
         http::CheckoutBody,
         http::LineItemBody,
         http::CheckoutAccepted,
+        http::CatalogBody,
+        http::CatalogItem,
+        http::OrderView,
         error::ErrorBody,
         error::ErrorDetail
     )),

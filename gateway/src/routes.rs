@@ -1,20 +1,29 @@
-//! The gateway's HTTP handlers.
+//! The gateway's API handlers: checkout, the catalog, an order's status,
+//! the health probes. (The storefront page's routes are in
+//! [`crate::storefront`].)
 
 use axum::{
     Json,
-    extract::{State, rejection::JsonRejection},
-    http::{HeaderMap, StatusCode},
+    extract::{Path, State, rejection::JsonRejection},
+    http::{HeaderMap, HeaderValue, StatusCode, header},
+    response::{IntoResponse, Response},
 };
 use contracts::{
     error::{ApiError, ErrorBody},
-    http::{CheckoutAccepted, CheckoutBody, IDEMPOTENCY_KEY_HEADER, Status},
+    http::{
+        CatalogBody, CatalogItem, CheckoutAccepted, CheckoutBody, IDEMPOTENCY_KEY_HEADER,
+        OrderView, Status,
+    },
 };
 use telemetry::spans::current_trace_id;
+use uuid::Uuid;
 
 use crate::{
     auth::{ApiKeys, Client},
     checkout_client::CheckoutClient,
     domain::{Cart, IdempotencyKey},
+    stock_client::StockClient,
+    storefront::Storefront,
 };
 
 /// What the handlers share.
@@ -25,6 +34,10 @@ pub struct AppState {
     /// The clients and their API keys; `None`: no key is asked for and every
     /// caller is the anonymous client.
     pub api_keys: Option<ApiKeys>,
+    /// The stock-service client (order status).
+    pub stock: StockClient,
+    /// The storefront page's configuration and span relay.
+    pub storefront: Storefront,
 }
 
 /// Check out a cart.
@@ -104,6 +117,87 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<IdempotencyKey>, ApiErr
                 contracts::limits::InvalidIdempotencyKey.to_string(),
             )
         })
+}
+
+/// The catalog: every item on sale, with its name and price.
+///
+/// Asks checkout-service (`checkout.Checkout/ListItems`), which prices
+/// checkouts from the same catalog, within the checkout deadline.
+#[utoipa::path(get, path = "/api/catalog", tag = "storefront",
+    responses(
+        (status = 200, description = "The items on sale, in ascending id", body = CatalogBody),
+        (status = 503, description = "checkout-service is unavailable; retry later", body = ErrorBody,
+            headers(("Retry-After" = String, description = "Seconds to wait"))),
+        (status = 504, description = "checkout-service did not answer within the deadline", body = ErrorBody),
+    ))]
+pub async fn catalog(State(state): State<AppState>) -> Result<Json<CatalogBody>, ApiError> {
+    let response = state.checkout.list_items().await?;
+    let mut items: Vec<CatalogItem> = response
+        .items
+        .into_iter()
+        .map(|item| CatalogItem {
+            id: item.id,
+            name: item.name,
+            price: item.price,
+        })
+        .collect();
+    items.sort_by_key(|item| item.id);
+    Ok(Json(CatalogBody { items }))
+}
+
+/// What stock-service decided for an order.
+///
+/// Passes stock-service's answer on: 200 with the order's status once it is
+/// processed (`applied`, or `rejected` with the reason), 404 until then.
+/// A checkout's 202 means the broker has the order; poll this until it
+/// stops answering 404.
+#[utoipa::path(get, path = "/api/orders/{orderId}", tag = "storefront",
+    params(("orderId" = String, Path, description = "The order id a checkout answered (a UUID)")),
+    responses(
+        (status = 200, description = "The order is processed", body = OrderView),
+        (status = 400, description = "The order id is not a UUID", body = ErrorBody),
+        (status = 404, description = "The order is not processed (yet), or unknown", body = ErrorBody),
+        (status = 502, description = "stock-service answered something that is not its API's", body = ErrorBody),
+        (status = 503, description = "stock-service is unavailable; retry later", body = ErrorBody,
+            headers(("Retry-After" = String, description = "Seconds to wait"))),
+        (status = 504, description = "stock-service did not answer in time", body = ErrorBody),
+    ))]
+pub async fn order(
+    State(state): State<AppState>,
+    Path(order_id): Path<String>,
+) -> Result<Response, ApiError> {
+    let order_id: Uuid = order_id.parse().map_err(|_| {
+        ApiError::bad_request(
+            "invalid_order_id",
+            format!("orderId must be a UUID, got {order_id:?}"),
+        )
+    })?;
+    let answer = state.stock.order(order_id).await?;
+    // Passed on as it is, once it is the JSON it should be: stock-service's
+    // own errors are already the one error body.
+    let json = serde_json::from_slice::<serde_json::Value>(&answer.body).is_ok();
+    if !json || answer.status.is_informational() || answer.status.is_redirection() {
+        return Err(ApiError::new(
+            StatusCode::BAD_GATEWAY,
+            "upstream_error",
+            format!(
+                "stock-service answered {} without its JSON body",
+                answer.status
+            ),
+        ));
+    }
+    let mut response = (answer.status, answer.body).into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    if answer.status == StatusCode::SERVICE_UNAVAILABLE {
+        response.headers_mut().insert(
+            header::RETRY_AFTER,
+            HeaderValue::from_static(contracts::error::RETRY_AFTER_SECONDS),
+        );
+    }
+    Ok(response)
 }
 
 /// Liveness: the process is up.

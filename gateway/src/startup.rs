@@ -4,12 +4,15 @@
 //! a connection may take to send its headers or stay idle, and how many
 //! connections are open (`HTTP_*` settings).
 //!
-//! The middleware, outermost first: the HTTP SERVER span (tower-http
-//! `TraceLayer`), a request timeout answering 504, and the 64 KiB body limit
-//! the JSON extractor enforces with a 413. The checkout route alone also has
-//! a concurrency limit with load shedding: past the limit a request is
-//! refused at once (503 + `Retry-After`) instead of queueing without bound,
-//! while the health endpoints keep answering.
+//! The middleware of the API routes, outermost first: the HTTP SERVER span
+//! (tower-http `TraceLayer`), a request timeout answering 504, and the
+//! 64 KiB body limit the JSON extractor enforces with a 413. The checkout
+//! route alone also has a concurrency limit with load shedding: past the
+//! limit a request is refused at once (503 + `Retry-After`) instead of
+//! queueing without bound, while the health endpoints keep answering. The
+//! storefront's page, assets, `/config.json` and span relay
+//! ([`crate::storefront`]) are merged in beside the API routes, with the
+//! same timeout but no SERVER span, and the relay's own bounds.
 
 use std::net::SocketAddr;
 
@@ -32,6 +35,8 @@ use crate::{
     checkout_client::CheckoutClient,
     configuration::Settings,
     routes::{self, AppState},
+    stock_client::StockClient,
+    storefront::{self, Storefront},
 };
 
 /// A bound gateway, ready to run.
@@ -68,6 +73,16 @@ impl Service for Application {
             settings.checkout_refresh(),
         )
         .await;
+        let forwarder = telemetry::SpanForwarder::current();
+        if forwarder.is_none() {
+            tracing::info!("traces are not exported: the storefront's span relay answers 404");
+        }
+        let storefront = Storefront::new(
+            &settings.jaeger_ui_url,
+            forwarder,
+            settings.trace_relay_rate_limit,
+        );
+        let stock = StockClient::new(settings.stock_service_url.clone());
         match &settings.api_keys {
             Some(keys) => tracing::info!(clients = keys.clients(), "checkouts need an API key"),
             None => tracing::info!(
@@ -82,6 +97,8 @@ impl Service for Application {
                 AppState {
                     checkout,
                     api_keys: settings.api_keys.clone(),
+                    stock,
+                    storefront,
                 },
                 &settings,
             ),
@@ -107,7 +124,8 @@ impl Service for Application {
 
 /// The routes and their middleware.
 pub fn router(state: AppState, settings: &Settings) -> Router {
-    Router::new()
+    let storefront = storefront::router(state.storefront.clone());
+    let api = Router::new()
         .route(
             "/api/checkout",
             post(routes::checkout).layer(
@@ -121,6 +139,8 @@ pub fn router(state: AppState, settings: &Settings) -> Router {
                     )),
             ),
         )
+        .route("/api/catalog", get(routes::catalog))
+        .route("/api/orders/{orderId}", get(routes::order))
         .route("/healthz", get(routes::healthz))
         .route("/readyz", get(routes::readyz))
         .route("/openapi.json", get(crate::openapi::openapi_json))
@@ -137,5 +157,14 @@ pub fn router(state: AppState, settings: &Settings) -> Router {
                     ApiError::request_timeout()
                 }))
                 .timeout(settings.request_timeout),
+        );
+    storefront
+        .layer(
+            ServiceBuilder::new()
+                .layer(HandleErrorLayer::new(|_: tower::BoxError| async {
+                    ApiError::request_timeout()
+                }))
+                .timeout(settings.request_timeout),
         )
+        .merge(api)
 }

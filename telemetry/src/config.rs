@@ -13,12 +13,17 @@ use std::time::Duration;
 
 use opentelemetry_sdk::trace::Sampler;
 use percent_encoding::percent_decode_str;
-use service::configuration::{parse_bool, parse_endpoint_url, parse_millis, parse_ratio};
+use service::{
+    configuration::{parse_bool, parse_endpoint_url, parse_millis, parse_ratio},
+    secret::secret_parser,
+};
 
 use crate::propagation::Propagators;
 
+pub mod headers;
 pub mod signals;
 
+pub use headers::OtlpHeaders;
 pub use signals::{LogsConfig, MetricsConfig, SignalArgs, SignalExporter};
 
 /// How spans are sent to the collector.
@@ -212,6 +217,9 @@ pub struct TelemetryArgs {
     #[arg(long, env = "OTEL_SDK_DISABLED", default_value = "false",
           value_parser = parse_bool, action = clap::ArgAction::Set)]
     pub otel_sdk_disabled: bool,
+    /// `otlp` sends spans to the OTLP collector; `none` records and sends none (the gateway's span relay for browsers then answers 404).
+    #[arg(long, env = "OTEL_TRACES_EXPORTER", default_value = "otlp")]
+    pub otel_traces_exporter: SignalExporter,
     /// The OTLP collector (default: http://localhost:4317 for grpc, :4318 for http/protobuf).
     #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT", value_parser = parse_endpoint_url)]
     pub otel_exporter_otlp_endpoint: Option<String>,
@@ -222,6 +230,12 @@ pub struct TelemetryArgs {
     #[arg(long, env = "OTEL_EXPORTER_OTLP_TIMEOUT", default_value = "10000",
           value_parser = parse_millis)]
     pub otel_exporter_otlp_timeout: Duration,
+    /// Headers of every OTLP export, `key=value,…` with %-encoded values (secret), e.g. a collector's API key.
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_HEADERS", value_parser = secret_parser(OtlpHeaders::parse))]
+    pub otel_exporter_otlp_headers: Option<OtlpHeaders>,
+    /// Headers of span exports, and of the gateway's relay of browser spans, in place of `OTEL_EXPORTER_OTLP_HEADERS` (secret).
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_TRACES_HEADERS", value_parser = secret_parser(OtlpHeaders::parse))]
+    pub otel_exporter_otlp_traces_headers: Option<OtlpHeaders>,
     /// always_on, always_off, traceidratio, parentbased_always_on, parentbased_always_off or parentbased_traceidratio.
     #[arg(
         long,
@@ -265,6 +279,10 @@ impl TelemetryArgs {
         service_version: &str,
     ) -> Result<TelemetryConfig, String> {
         let protocol = self.otel_exporter_otlp_protocol;
+        let headers = self.otel_exporter_otlp_headers.unwrap_or_default();
+        let trace_headers = self
+            .otel_exporter_otlp_traces_headers
+            .unwrap_or_else(|| headers.clone());
         let resource_attributes = self.otel_resource_attributes.unwrap_or_default();
         let (metrics, logs) = self.signals.into_configs(!self.otel_sdk_disabled);
         Ok(TelemetryConfig {
@@ -276,7 +294,8 @@ impl TelemetryArgs {
                         .map(str::to_owned)
                 })
                 .unwrap_or_else(|| default_service_name.to_owned()),
-            traces_enabled: !self.otel_sdk_disabled,
+            traces_enabled: !self.otel_sdk_disabled
+                && self.otel_traces_exporter == SignalExporter::Otlp,
             endpoint: self
                 .otel_exporter_otlp_endpoint
                 .unwrap_or_else(|| protocol.default_endpoint().to_owned()),
@@ -289,6 +308,8 @@ impl TelemetryArgs {
                 max_export_batch_size: self.otel_bsp_max_export_batch_size,
             },
             export_timeout: self.otel_exporter_otlp_timeout,
+            headers,
+            trace_headers,
             metrics,
             logs,
             log_filter: self.rust_log,
@@ -306,8 +327,9 @@ pub struct TelemetryConfig {
     /// `resource_attributes` ([`TelemetryArgs::into_config`] puts that one
     /// here unless `OTEL_SERVICE_NAME` is set).
     pub service_name: String,
-    /// False when `OTEL_SDK_DISABLED=true`: no spans are exported (and
-    /// `metrics` and `logs` are off too); the JSON logs are still written.
+    /// False with `OTEL_TRACES_EXPORTER=none`, or `OTEL_SDK_DISABLED=true`
+    /// (which turns `metrics` and `logs` off too): no spans are exported;
+    /// the JSON logs are still written.
     pub traces_enabled: bool,
     /// Collector endpoint (`OTEL_EXPORTER_OTLP_ENDPOINT`).
     pub endpoint: String,
@@ -320,6 +342,11 @@ pub struct TelemetryConfig {
     /// Per-export time limit (`OTEL_EXPORTER_OTLP_TIMEOUT`, milliseconds),
     /// of every signal.
     pub export_timeout: Duration,
+    /// Headers of every export (`OTEL_EXPORTER_OTLP_HEADERS`).
+    pub headers: OtlpHeaders,
+    /// Headers of span exports and the relay's forwards:
+    /// `OTEL_EXPORTER_OTLP_TRACES_HEADERS`, else [`Self::headers`].
+    pub trace_headers: OtlpHeaders,
     /// Metrics: on or off, export interval and timeout.
     pub metrics: MetricsConfig,
     /// OTLP logs: on or off, and the batch processor's bounds.
@@ -346,6 +373,8 @@ impl TelemetryConfig {
             sampler: SamplerSetting::ParentBasedAlwaysOn,
             batch: BatchSettings::default(),
             export_timeout: Duration::from_secs(10),
+            headers: OtlpHeaders::default(),
+            trace_headers: OtlpHeaders::default(),
             metrics: MetricsConfig::default(),
             logs: LogsConfig::default(),
             log_filter: "info".to_owned(),
@@ -395,6 +424,46 @@ mod tests {
                 PropagatorName::Baggage
             ]
         );
+    }
+
+    #[test]
+    fn traces_are_off_with_their_exporter_none_or_the_sdk_disabled() {
+        let on = |flags: &[&str]| {
+            args(flags)
+                .unwrap()
+                .into_config("svc", "1")
+                .unwrap()
+                .traces_enabled
+        };
+        assert!(on(&[]));
+        assert!(!on(&["--otel-traces-exporter", "none"]));
+        assert!(!on(&["--otel-sdk-disabled", "true"]));
+        let metrics_stay = args(&["--otel-traces-exporter", "none"])
+            .unwrap()
+            .into_config("svc", "1")
+            .unwrap();
+        assert!(metrics_stay.metrics.enabled && metrics_stay.logs.enabled);
+    }
+
+    #[test]
+    fn span_exports_take_their_own_headers_or_everyones() {
+        let config = |flags: &[&str]| args(flags).unwrap().into_config("svc", "1").unwrap();
+        let shared = config(&["--otel-exporter-otlp-headers", "api-key=a"]);
+        assert_eq!(shared.trace_headers.header_map()["api-key"], "a");
+        assert_eq!(shared.headers, shared.trace_headers);
+        let own = config(&[
+            "--otel-exporter-otlp-headers",
+            "api-key=a",
+            "--otel-exporter-otlp-traces-headers",
+            "api-key=t",
+        ]);
+        assert_eq!(own.trace_headers.header_map()["api-key"], "t");
+        assert_eq!(own.headers.header_map()["api-key"], "a");
+        let error = args(&["--otel-exporter-otlp-headers", "k=v,hidden-value"]).unwrap_err();
+        // (Named by its variable in a service; the flag here, the
+        // environment being left out.)
+        assert!(error.contains("otlp_headers"), "{error}");
+        assert!(!error.contains("hidden-value"), "{error}");
     }
 
     #[test]

@@ -26,6 +26,7 @@ use opentelemetry_semantic_conventions::resource::{SERVICE_INSTANCE_ID, SERVICE_
 
 use crate::{OtlpProtocol, TelemetryConfig, TelemetryError};
 
+pub(crate) mod forward;
 mod logs;
 mod metrics;
 pub(crate) mod prometheus;
@@ -117,6 +118,8 @@ pub(crate) struct Pipelines {
     pub(crate) tally: Arc<ExportTally>,
     /// The `/metrics` listener, with `METRICS_ADDRESS`.
     pub(crate) prometheus: Option<prometheus::PrometheusEndpoint>,
+    /// Where spans recorded elsewhere are forwarded, with traces on.
+    pub(crate) forwarder: Option<forward::SpanForwarder>,
 }
 
 /// Builds the pipelines `config` turns on, all with the same resource.
@@ -135,6 +138,10 @@ pub(crate) fn pipelines(config: &TelemetryConfig) -> Result<Pipelines, Telemetry
     let tracer = config
         .traces_enabled
         .then(|| traces::tracer_provider(&transport, resource.clone(), &tally))
+        .transpose()?;
+    let forwarder = config
+        .traces_enabled
+        .then(|| forward::SpanForwarder::build(&transport))
         .transpose()?;
     let (prometheus_reader, prometheus) = match config.metrics.prometheus_address {
         Some(address) => {
@@ -158,6 +165,7 @@ pub(crate) fn pipelines(config: &TelemetryConfig) -> Result<Pipelines, Telemetry
         runtime,
         tally,
         prometheus,
+        forwarder,
     })
 }
 
@@ -165,7 +173,7 @@ pub(crate) fn pipelines(config: &TelemetryConfig) -> Result<Pipelines, Telemetry
 /// and time limit, and the runtime the gRPC channels run on.
 pub(crate) struct Transport<'a> {
     pub(crate) config: &'a TelemetryConfig,
-    runtime: Option<&'a ExportRuntime>,
+    pub(crate) runtime: Option<&'a ExportRuntime>,
 }
 
 impl Transport<'_> {

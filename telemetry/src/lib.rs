@@ -24,7 +24,9 @@
 //! - [`config`]: the settings ([`TelemetryArgs`], [`TelemetryConfig`]), those
 //!   of metrics and logs in [`config::signals`].
 //! - `export`: one pipeline per signal (exporter, batching, provider), the
-//!   exporters' own runtime, and the count of what they delivered and lost.
+//!   exporters' own runtime, and the count of what they delivered and lost;
+//!   and [`SpanForwarder`], which sends spans recorded elsewhere (a
+//!   browser's, through the gateway's relay) to the same collector.
 //! - `logs`: the JSON log layer and the OTLP log layer.
 //! - [`metrics`]: how service code gets its service's meter.
 //! - [`metric_names`]: the metric names the services record and
@@ -67,9 +69,10 @@ use tracing_subscriber::{
 };
 
 pub use config::{
-    BatchSettings, LogsConfig, MetricsConfig, OtlpProtocol, ResourceAttributes, SamplerSetting,
-    SignalArgs, SignalExporter, TelemetryArgs, TelemetryConfig,
+    BatchSettings, LogsConfig, MetricsConfig, OtlpHeaders, OtlpProtocol, ResourceAttributes,
+    SamplerSetting, SignalArgs, SignalExporter, TelemetryArgs, TelemetryConfig,
 };
+pub use export::forward::{ForwardError, SpanForwarder};
 use export::{ExportRuntime, Pipelines, is_export_machinery, tally::ExportTally};
 use logs::{json_logs, otlp_logs};
 pub use propagation::{PropagatorName, Propagators};
@@ -139,6 +142,7 @@ impl Telemetry {
             runtime: export_runtime,
             tally,
             prometheus,
+            forwarder,
         } = export::pipelines(config)?;
         let own_dispatch = Arc::new(OnceLock::<WeakDispatch>::new());
         let logs_open = Arc::new(AtomicBool::new(true));
@@ -174,6 +178,8 @@ impl Telemetry {
             // both are built here, once.
             .with(propagation::service_layer(&config.propagators))
             .with(metrics::service_layer(meter.clone()))
+            // And the gateway's relay its span forwarder.
+            .with(export::forward::service_layer(forwarder))
             .with(spans);
         let dispatch = Dispatch::new(subscriber);
         let _ = own_dispatch.set(dispatch.downgrade());

@@ -31,6 +31,7 @@ mod tests {
                 metric::MESSAGING_CLIENT_OPERATION_DURATION,
                 metric::MESSAGING_PROCESS_DURATION,
                 metric::DB_CLIENT_OPERATION_DURATION,
+                metric::HTTP_CLIENT_REQUEST_DURATION,
             ]
         );
         assert_eq!(ERROR_TYPE, attribute::ERROR_TYPE);

@@ -1,5 +1,7 @@
 //! The gRPC client for checkout-service: several replicas, one call each,
-//! chosen by the checkout's idempotency key, and one retry.
+//! chosen by the checkout's idempotency key, and one retry. The catalog
+//! (`ListItems`, read-only) goes the same way, spread over the replicas
+//! rather than keyed.
 //!
 //! # Replicas
 //!
@@ -57,15 +59,25 @@ pub mod picker;
 pub mod replicas;
 pub mod targets;
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    future::Future,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
+};
 
-use contracts::grpc::{CheckoutRequest, CheckoutResponse, DO_CHECKOUT, LineItem, SERVICE_NAME};
+use contracts::grpc::{
+    CheckoutRequest, CheckoutResponse, DO_CHECKOUT, LIST_ITEMS, LineItem, ListItemsRequest,
+    ListItemsResponse, SERVICE_NAME,
+};
 use telemetry::spans;
 use tokio::time::Instant;
 use tonic::{Code, Status, metadata::MetadataValue};
 use tracing::Instrument;
 
-use self::replicas::{Replica, ReplicaSet};
+use self::replicas::{Inner, Replica, ReplicaSet};
 pub use self::{
     replicas::Refresh,
     targets::{CheckoutTargets, Target},
@@ -79,14 +91,16 @@ use crate::{
 /// attempts came before this one.
 const PREVIOUS_ATTEMPTS: &str = "grpc-previous-rpc-attempts";
 
-/// A traced `DoCheckout` caller in front of every checkout-service replica.
-/// Cloning is cheap and shares the replicas.
+/// A traced `DoCheckout` and `ListItems` caller in front of every
+/// checkout-service replica. Cloning is cheap and shares the replicas.
 #[derive(Clone)]
 pub struct CheckoutClient {
     replicas: Arc<ReplicaSet>,
     deadline: Duration,
     /// `rpc.client.call.duration`, one measurement per attempt.
     durations: spans::grpc::CallDurations,
+    /// Counts catalog calls, whose hash spreads them over the replicas.
+    catalog_calls: Arc<AtomicU64>,
 }
 
 impl CheckoutClient {
@@ -103,6 +117,7 @@ impl CheckoutClient {
             replicas,
             deadline,
             durations: spans::grpc::CallDurations::client(),
+            catalog_calls: Arc::default(),
         }
     }
 
@@ -115,7 +130,6 @@ impl CheckoutClient {
         client: &Client,
         key: &IdempotencyKey,
     ) -> Result<CheckoutResponse, Status> {
-        let deadline = Instant::now() + self.deadline;
         let message = CheckoutRequest {
             items_id: Vec::new(),
             items: cart
@@ -130,10 +144,51 @@ impl CheckoutClient {
             client_id: client.grpc_id().to_owned(),
             idempotency_key_generated: key.is_generated(),
         };
+        let key_hash = picker::key_hash(client.grpc_id(), key.as_str());
+        self.call(
+            key_hash,
+            DO_CHECKOUT,
+            &message,
+            |mut checkout, request| async move { checkout.do_checkout(request).await },
+        )
+        .await
+    }
+
+    /// Calls `ListItems` within the deadline, on a replica picked in turn,
+    /// and once more on the next if that fails with `UNAVAILABLE` (the call
+    /// reads only, so a retry is always safe).
+    pub async fn list_items(&self) -> Result<ListItemsResponse, Status> {
+        let turn = self.catalog_calls.fetch_add(1, Ordering::Relaxed);
+        let hash = picker::key_hash("", &turn.to_string());
+        self.call(
+            hash,
+            LIST_ITEMS,
+            &ListItemsRequest {},
+            |mut checkout, request| async move { checkout.list_items(request).await },
+        )
+        .await
+    }
+
+    /// Calls `method` with `message` through `send`, within the deadline:
+    /// on the replica `key_hash` maps to, and once more on the next one if
+    /// that fails with `UNAVAILABLE`.
+    async fn call<Req, Resp, F, Fut>(
+        &self,
+        key_hash: u64,
+        method: &'static str,
+        message: &Req,
+        send: F,
+    ) -> Result<Resp, Status>
+    where
+        Req: Clone,
+        F: Fn(Inner, tonic::Request<Req>) -> Fut,
+        Fut: Future<Output = Result<tonic::Response<Resp>, Status>>,
+    {
+        let deadline = Instant::now() + self.deadline;
         let replicas = self.replicas.snapshot();
         let (first, second) = picker::first_two(
             &replicas,
-            picker::key_hash(client.grpc_id(), key.as_str()),
+            key_hash,
             |replica| (replica.hash, replica.addr),
             |replica| replica.is_up(),
         );
@@ -142,10 +197,15 @@ impl CheckoutClient {
                 "no checkout-service replica: CHECKOUT_SERVICE_ADDRESS has resolved to no address",
             ));
         };
-        match attempt(first, &message, 1, deadline, &self.durations).await {
+        let call = Call {
+            method,
+            deadline,
+            durations: &self.durations,
+        };
+        match attempt(first, &call, message, 1, &send).await {
             Err(status) if status.code() == Code::Unavailable => match second {
                 Some(second) if Instant::now() < deadline => {
-                    attempt(second, &message, 2, deadline, &self.durations).await
+                    attempt(second, &call, message, 2, &send).await
                 }
                 _ => Err(status),
             },
@@ -192,24 +252,39 @@ impl CheckoutClient {
     }
 }
 
-/// Attempt number `attempt` at the call, on `replica`, in a CLIENT span of
-/// its own, with what is left until `deadline`, measured in `durations`.
-async fn attempt(
-    replica: &Replica,
-    message: &CheckoutRequest,
-    attempt: u32,
+/// One call to checkout-service, whichever replica takes it.
+struct Call<'a> {
+    /// The method, as in span names and `rpc.method`.
+    method: &'static str,
+    /// When the call (its retry included) must be over.
     deadline: Instant,
-    durations: &spans::grpc::CallDurations,
-) -> Result<CheckoutResponse, Status> {
-    let timed = spans::grpc::Call::start(SERVICE_NAME, DO_CHECKOUT);
+    /// `rpc.client.call.duration`.
+    durations: &'a spans::grpc::CallDurations,
+}
+
+/// Attempt number `attempt` at `call`, on `replica`, in a CLIENT span of
+/// its own, with what is left until the deadline, sent through `send`.
+async fn attempt<Req, Resp, F, Fut>(
+    replica: &Replica,
+    call: &Call<'_>,
+    message: &Req,
+    attempt: u32,
+    send: &F,
+) -> Result<Resp, Status>
+where
+    Req: Clone,
+    F: Fn(Inner, tonic::Request<Req>) -> Fut,
+    Fut: Future<Output = Result<tonic::Response<Resp>, Status>>,
+{
+    let timed = spans::grpc::Call::start(SERVICE_NAME, call.method);
     let span = spans::grpc::client(
         SERVICE_NAME,
-        DO_CHECKOUT,
+        call.method,
         &replica.host,
         replica.addr,
         attempt,
     );
-    let left = deadline.saturating_duration_since(Instant::now());
+    let left = call.deadline.saturating_duration_since(Instant::now());
     let mut request = tonic::Request::new(message.clone());
     request.set_timeout(left);
     if attempt > 1 {
@@ -217,31 +292,34 @@ async fn attempt(
             .metadata_mut()
             .insert(PREVIOUS_ATTEMPTS, MetadataValue::from(attempt - 1));
     }
-    let mut checkout = replica.checkout.clone();
     // The interceptor writes the context of the span current when the call
     // starts, this attempt's, into the call's metadata.
-    let call = async move {
-        match tokio::time::timeout(left, checkout.do_checkout(request)).await {
+    let sent = send(replica.checkout.clone(), request);
+    let call_future = async move {
+        match tokio::time::timeout(left, sent).await {
             Ok(result) => result.map(tonic::Response::into_inner),
             Err(_) => Err(Status::deadline_exceeded("deadline exceeded")),
         }
     };
-    let result = call.instrument(span.clone()).await.map_err(|status| {
-        if timed_out(&status) {
-            // tonic enforces the `grpc-timeout` it sends, as `CANCELLED`.
-            return Status::deadline_exceeded("deadline exceeded");
-        }
-        if !lost_connection(&status) {
-            return status;
-        }
-        replica.mark_down(status.message());
-        Status::unavailable(format!(
-            "checkout-service replica {} unreachable: {}",
-            replica.addr,
-            status.message()
-        ))
-    });
-    spans::grpc::record_client_status(&span, durations, timed, &result);
+    let result = call_future
+        .instrument(span.clone())
+        .await
+        .map_err(|status| {
+            if timed_out(&status) {
+                // tonic enforces the `grpc-timeout` it sends, as `CANCELLED`.
+                return Status::deadline_exceeded("deadline exceeded");
+            }
+            if !lost_connection(&status) {
+                return status;
+            }
+            replica.mark_down(status.message());
+            Status::unavailable(format!(
+                "checkout-service replica {} unreachable: {}",
+                replica.addr,
+                status.message()
+            ))
+        });
+    spans::grpc::record_client_status(&span, call.durations, timed, &result);
     result
 }
 

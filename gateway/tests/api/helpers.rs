@@ -2,6 +2,8 @@
 //! with [`API_KEYS`]), a way to send it one request and read the answer, and
 //! the check of the JSON error body.
 
+use std::time::Duration;
+
 use axum::{Router, body::Body};
 use gateway::{
     Settings,
@@ -9,11 +11,14 @@ use gateway::{
     checkout_client::{CheckoutClient, CheckoutTargets},
     routes::AppState,
     startup::router as gateway_router,
+    stock_client::{StockClient, parse_stock_url},
+    storefront::Storefront,
 };
 use http::{HeaderMap, Request, StatusCode, header};
 use http_body_util::BodyExt;
 use serde_json::Value;
 use service::configuration::Configuration;
+use telemetry::{OtlpHeaders, OtlpProtocol, SpanForwarder};
 use tower::ServiceExt;
 
 /// The checkout route.
@@ -24,13 +29,17 @@ pub const CHECKOUT: &str = "/api/checkout";
 /// nothing leaves the machine.
 const UNREACHABLE_CHECKOUT_SERVICE: &str = "http://127.0.0.1:1";
 
+/// Where stock-service and the trace collector are supposed to be: the same
+/// port where nothing listens.
+pub const UNREACHABLE: &str = "http://127.0.0.1:1";
+
 /// The `API_KEYS` of [`router_with_api_keys`]: two clients, one with two
 /// keys.
 pub const API_KEYS: &str =
     "shop=shop-key-0123456789,app=app-key-0123456789,shop=shop-new-key-0123456789";
 
-/// The gateway's router with its default settings and a checkout-service
-/// client that cannot connect.
+/// The gateway's router with its default settings, and checkout-service
+/// and stock-service clients that cannot connect.
 pub async fn router() -> Router {
     router_with(Settings::defaults()).await
 }
@@ -42,9 +51,41 @@ pub async fn router_with_api_keys() -> Router {
     router_with(settings).await
 }
 
+/// [`router`] whose span relay forwards to a collector that does not answer
+/// (or, with `exporting` false, whose traces are off), taking
+/// `relay_rate` exports a second.
+pub async fn router_with_relay(exporting: bool, relay_rate: usize) -> Router {
+    let mut settings = Settings::defaults();
+    settings.trace_relay_rate_limit = relay_rate;
+    settings.stock_service_url = parse_stock_url(UNREACHABLE).expect("a valid URL");
+    let forwarder = exporting.then(|| {
+        SpanForwarder::new(
+            UNREACHABLE,
+            OtlpProtocol::Grpc,
+            Duration::from_secs(1),
+            &OtlpHeaders::default(),
+        )
+        .expect("a valid endpoint")
+    });
+    router_from(settings, forwarder).await
+}
+
+/// [`router`] asking the stock-service at `stock_url` for order status.
+pub async fn router_with_stock(stock_url: &str) -> Router {
+    let mut settings = Settings::defaults();
+    settings.stock_service_url = parse_stock_url(stock_url).expect("a valid URL");
+    router_from(settings, None).await
+}
+
 async fn router_with(mut settings: Settings) -> Router {
+    settings.stock_service_url = parse_stock_url(UNREACHABLE).expect("a valid URL");
+    router_from(settings, None).await
+}
+
+async fn router_from(mut settings: Settings, forwarder: Option<SpanForwarder>) -> Router {
     settings.checkout_service_address =
         CheckoutTargets::parse(UNREACHABLE_CHECKOUT_SERVICE).expect("a valid endpoint URL");
+
     let checkout = CheckoutClient::start(
         &settings.checkout_service_address,
         settings.checkout_deadline,
@@ -54,6 +95,12 @@ async fn router_with(mut settings: Settings) -> Router {
     let state = AppState {
         checkout,
         api_keys: settings.api_keys.clone(),
+        stock: StockClient::new(settings.stock_service_url.clone()),
+        storefront: Storefront::new(
+            &settings.jaeger_ui_url,
+            forwarder,
+            settings.trace_relay_rate_limit,
+        ),
     };
     gateway_router(state, &settings)
 }

@@ -14,4 +14,5 @@ mod api_keys;
 mod checkout_service_down;
 mod helpers;
 mod routing;
+mod storefront;
 mod validation;

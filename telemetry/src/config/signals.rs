@@ -2,9 +2,10 @@
 //!
 //! Both go to the collector the spans go to, over the same protocol and with
 //! the same per-request time limit (`OTEL_EXPORTER_OTLP_ENDPOINT`,
-//! `_PROTOCOL`, `_TIMEOUT`); headers and compression come, for every signal
-//! alike, from the exporter's own reading of `OTEL_EXPORTER_OTLP_HEADERS` /
-//! `_COMPRESSION` and their `_TRACES_`, `_METRICS_`, `_LOGS_` variants.
+//! `_PROTOCOL`, `_TIMEOUT`) and headers (`OTEL_EXPORTER_OTLP_HEADERS`,
+//! resolved in [`super::headers`]); a signal's own `_METRICS_`/`_LOGS_`
+//! headers and compression (`_COMPRESSION`) come from the exporter's own
+//! reading of those variables.
 //! Each signal can be turned off on its own (`OTEL_METRICS_EXPORTER=none`,
 //! `OTEL_LOGS_EXPORTER=none`): then no exporter is built and nothing of it
 //! is sent. `OTEL_SDK_DISABLED=true` turns off all three.

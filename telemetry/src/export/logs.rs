@@ -7,11 +7,12 @@
 
 use std::sync::Arc;
 
-use opentelemetry_otlp::{LogExporter, WithExportConfig};
+use opentelemetry_otlp::{LogExporter, WithExportConfig, WithHttpConfig, WithTonicConfig};
 use opentelemetry_sdk::{
     Resource,
     logs::{BatchConfigBuilder, BatchLogProcessor, SdkLoggerProvider},
 };
+use tonic::metadata::MetadataMap;
 
 use super::{
     Transport,
@@ -31,12 +32,14 @@ pub(crate) fn logger_provider(
         OtlpProtocol::Grpc => transport.in_runtime(|| {
             LogExporter::builder()
                 .with_tonic()
+                .with_metadata(MetadataMap::from_headers(config.headers.header_map()))
                 .with_endpoint(config.endpoint.clone())
                 .with_timeout(timeout)
                 .build()
         })?,
         OtlpProtocol::HttpProtobuf => LogExporter::builder()
             .with_http()
+            .with_headers(config.headers.string_map())
             .with_endpoint(transport.http_url("logs"))
             .with_timeout(timeout)
             .build()?,

@@ -11,12 +11,13 @@
 use std::sync::Arc;
 
 use opentelemetry::metrics::MeterProvider as _;
-use opentelemetry_otlp::{MetricExporter, WithExportConfig};
+use opentelemetry_otlp::{MetricExporter, WithExportConfig, WithHttpConfig, WithTonicConfig};
 use opentelemetry_prometheus::PrometheusExporter;
 use opentelemetry_sdk::{
     Resource,
     metrics::{PeriodicReader, SdkMeterProvider},
 };
+use tonic::metadata::MetadataMap;
 
 use super::{
     Transport,
@@ -57,12 +58,14 @@ fn otlp_reader(
         OtlpProtocol::Grpc => transport.in_runtime(|| {
             MetricExporter::builder()
                 .with_tonic()
+                .with_metadata(MetadataMap::from_headers(config.headers.header_map()))
                 .with_endpoint(config.endpoint.clone())
                 .with_timeout(timeout)
                 .build()
         })?,
         OtlpProtocol::HttpProtobuf => MetricExporter::builder()
             .with_http()
+            .with_headers(config.headers.string_map())
             .with_endpoint(transport.http_url("metrics"))
             .with_timeout(timeout)
             .build()?,

@@ -3,11 +3,12 @@
 
 use std::sync::Arc;
 
-use opentelemetry_otlp::{SpanExporter, WithExportConfig};
+use opentelemetry_otlp::{SpanExporter, WithExportConfig, WithHttpConfig, WithTonicConfig};
 use opentelemetry_sdk::{
     Resource,
     trace::{BatchConfigBuilder, BatchSpanProcessor, SdkTracerProvider},
 };
+use tonic::metadata::MetadataMap;
 
 use super::{
     Transport,
@@ -26,12 +27,14 @@ pub(crate) fn tracer_provider(
         OtlpProtocol::Grpc => transport.in_runtime(|| {
             SpanExporter::builder()
                 .with_tonic()
+                .with_metadata(MetadataMap::from_headers(config.trace_headers.header_map()))
                 .with_endpoint(config.endpoint.clone())
                 .with_timeout(config.export_timeout)
                 .build()
         })?,
         OtlpProtocol::HttpProtobuf => SpanExporter::builder()
             .with_http()
+            .with_headers(config.trace_headers.string_map())
             .with_endpoint(transport.http_url("traces"))
             .with_timeout(config.export_timeout)
             .build()?,

@@ -1,5 +1,7 @@
-//! The HTTP SERVER span, as tower-http `TraceLayer` callbacks, shared by
-//! the gateway and stock-service's API. [`trace_layer`] is the layer itself.
+//! The HTTP spans: the SERVER span, as tower-http `TraceLayer` callbacks,
+//! shared by the gateway and stock-service's API ([`trace_layer`] is the
+//! layer itself), and the CLIENT span of a request the gateway makes
+//! ([`client`]).
 //!
 //! [`MakeServerSpan`] opens the span when a request arrives, named
 //! `{method} {route}` with the OpenTelemetry HTTP attributes, and continues the
@@ -16,6 +18,15 @@
 //! part of [`trace_layer`], so every SERVER span has its measurement. A
 //! separate layer because tower-http's response callback does not see the
 //! request (its method and route).
+//!
+//! [`client`] opens the CLIENT span of an outgoing request, named
+//! `{method} {url.template}` as the conventions say when the template is
+//! known; the caller writes its context into the request's headers with
+//! [`propagation::http::inject`] and, when the answer (or the failure) is
+//! in, calls [`record_client_response`], which marks the span as an error
+//! for a failure or a status of 400 and up (the conventions' rule for
+//! CLIENT spans: the caller did not get what it asked for) and records the
+//! `http.client.request.duration` histogram.
 
 use std::{
     future::Future,
@@ -29,7 +40,8 @@ use http::{Method, Request, Response};
 use opentelemetry::{KeyValue, metrics::Histogram, trace::TraceContextExt};
 use opentelemetry_semantic_conventions::attribute::{
     ERROR_TYPE, HTTP_REQUEST_METHOD, HTTP_RESPONSE_STATUS_CODE, HTTP_ROUTE,
-    NETWORK_PROTOCOL_VERSION, URL_PATH, URL_SCHEME, USER_AGENT_ORIGINAL,
+    NETWORK_PROTOCOL_VERSION, SERVER_ADDRESS, SERVER_PORT, URL_FULL, URL_PATH, URL_SCHEME,
+    URL_TEMPLATE, USER_AGENT_ORIGINAL,
 };
 use tower::{Layer, Service, layer::util::Stack};
 use tower_http::{
@@ -40,7 +52,7 @@ use tracing::{Span, field::Empty};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use crate::{
-    metric_names::HTTP_SERVER_REQUEST_DURATION,
+    metric_names::{HTTP_CLIENT_REQUEST_DURATION, HTTP_SERVER_REQUEST_DURATION},
     metrics::{duration_histogram, meter},
     propagation,
 };
@@ -288,4 +300,114 @@ fn known_method(method: &Method) -> &'static str {
         "TRACE" => "TRACE",
         _ => "_OTHER",
     }
+}
+
+/// An outgoing request being timed: what its measurement is labelled with,
+/// and its start.
+#[derive(Clone, Debug)]
+pub struct ClientRequest {
+    method: &'static str,
+    server_address: String,
+    server_port: u16,
+    url_template: &'static str,
+    started: Instant,
+}
+
+/// The CLIENT span of a `method` request to `url` (scheme, host and port
+/// taken from it; it must hold no credentials: it is recorded whole as
+/// `url.full`), whose path follows `url_template` (`/api/orders/{orderId}`),
+/// and the [`ClientRequest`] to end it with.
+pub fn client(
+    method: &Method,
+    url: &http::Uri,
+    url_template: &'static str,
+) -> (Span, ClientRequest) {
+    let method = known_method(method);
+    let server_address = url.host().unwrap_or_default().to_owned();
+    let server_port = url.port_u16().unwrap_or(match url.scheme_str() {
+        Some("https") => 443,
+        _ => 80,
+    });
+    let span = tracing::info_span!(
+        "http.client",
+        otel.name = %format_args!("{method} {url_template}"),
+        otel.kind = "client",
+        otel.status_code = Empty,
+        otel.status_description = Empty,
+        { HTTP_REQUEST_METHOD } = method,
+        { URL_FULL } = %url,
+        { URL_TEMPLATE } = url_template,
+        { SERVER_ADDRESS } = server_address.as_str(),
+        { SERVER_PORT } = i64::from(server_port),
+        { HTTP_RESPONSE_STATUS_CODE } = Empty,
+        { ERROR_TYPE } = Empty,
+    );
+    let request = ClientRequest {
+        method,
+        server_address,
+        server_port,
+        url_template,
+        started: Instant::now(),
+    };
+    (span, request)
+}
+
+/// The duration histogram of outgoing requests,
+/// `http.client.request.duration`: build it once, where the service is built
+/// (under its dispatcher), and keep it.
+#[derive(Clone, Debug)]
+pub struct ClientDurations(Histogram<f64>);
+
+impl ClientDurations {
+    /// The histogram, on the meter of the service current on this thread.
+    pub fn new() -> Self {
+        Self(duration_histogram(
+            &meter(env!("CARGO_PKG_NAME")),
+            HTTP_CLIENT_REQUEST_DURATION,
+            "Duration of HTTP client requests",
+        ))
+    }
+}
+
+impl Default for ClientDurations {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Ends a CLIENT span: `outcome` is the response's status, or the short
+/// name of the failure that left no response (`timeout`, `connect`, …).
+/// Records `http.response.status_code`, the error (a failure, or a status
+/// of 400 and up), and the duration in `durations` with the span's
+/// low-cardinality attributes.
+pub fn record_client_response(
+    span: &Span,
+    durations: &ClientDurations,
+    request: &ClientRequest,
+    outcome: Result<http::StatusCode, &str>,
+) {
+    let mut attributes = vec![
+        KeyValue::new(HTTP_REQUEST_METHOD, request.method),
+        KeyValue::new(SERVER_ADDRESS, request.server_address.clone()),
+        KeyValue::new(SERVER_PORT, i64::from(request.server_port)),
+        KeyValue::new(URL_TEMPLATE, request.url_template),
+    ];
+    match outcome {
+        Ok(status) => {
+            let code = i64::from(status.as_u16());
+            span.record(HTTP_RESPONSE_STATUS_CODE, code);
+            attributes.push(KeyValue::new(HTTP_RESPONSE_STATUS_CODE, code));
+            if status.is_client_error() || status.is_server_error() {
+                super::record_error(span, status.as_str(), "");
+                attributes.push(KeyValue::new(ERROR_TYPE, status.as_str().to_owned()));
+            }
+        }
+        Err(error_type) => {
+            super::record_error(span, error_type, "");
+            attributes.push(KeyValue::new(ERROR_TYPE, error_type.to_owned()));
+        }
+    }
+    durations
+        .0
+        .record(request.started.elapsed().as_secs_f64(), &attributes);
 }

@@ -4,6 +4,7 @@
 //! | kind | builder | made by |
 //! |---|---|---|
 //! | SERVER (HTTP) | [`http::trace_layer`] | gateway, stock-service's API |
+//! | CLIENT (HTTP) | [`http::client`] | gateway (order status from stock-service) |
 //! | CLIENT (gRPC) | [`grpc::client`] | gateway |
 //! | SERVER (gRPC) | [`grpc::server`] | checkout-service |
 //! | PRODUCER | [`messaging::producer`] | checkout-service |
