@@ -6,7 +6,8 @@
 //! through `fantoccini`, headless, with a fresh profile in a temporary
 //! directory and the browser's console log kept (`goog:loggingPrefs`), so a
 //! test can see what the page logged, CSP violations included. Dropping it
-//! kills chromedriver (and the browser with it) and removes the profile.
+//! kills chromedriver and any browser process of the session, and removes
+//! the profile.
 //!
 //! A missing Chromium is a failure, not a skip: CI installs it, and a test
 //! that silently skips proves nothing.
@@ -93,6 +94,15 @@ impl Drop for Browser {
     fn drop(&mut self) {
         let _ = self.chromedriver.kill();
         let _ = self.chromedriver.wait();
+        // A test that panics never reaches `close`, and killing chromedriver
+        // leaves its browser running; every process of this session has the
+        // profile directory on its command line.
+        let _ = Command::new("pkill")
+            .arg("-f")
+            .arg(&self.profile)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
         let _ = std::fs::remove_dir_all(&self.profile);
     }
 }
