@@ -15,6 +15,17 @@ fn new_trace_id() -> String {
     uuid::Uuid::new_v4().simple().to_string()
 }
 
+/// `GET path` on the gateway as a child of span `00f067aa0ba902b7` of `trace_id`.
+async fn get_in_trace(pipeline: &TestPipeline, path: &str, trace_id: &str) -> reqwest::Response {
+    pipeline
+        .http
+        .get(format!("{}{path}", pipeline.gateway_url))
+        .header("traceparent", traceparent(trace_id))
+        .send()
+        .await
+        .unwrap()
+}
+
 fn traceparent(trace_id: &str) -> String {
     format!("00-{trace_id}-00f067aa0ba902b7-01")
 }
@@ -23,13 +34,7 @@ fn traceparent(trace_id: &str) -> String {
 async fn the_catalog_comes_from_checkout_service_in_one_trace() {
     let pipeline = TestPipeline::start().await;
     let trace_id = new_trace_id();
-    let response = pipeline
-        .http
-        .get(format!("{}/api/catalog", pipeline.gateway_url))
-        .header("traceparent", traceparent(&trace_id))
-        .send()
-        .await
-        .unwrap();
+    let response = get_in_trace(&pipeline, "/api/catalog", &trace_id).await;
     assert_eq!(response.status(), StatusCode::OK);
     let body: Value = response.json().await.unwrap();
     assert_eq!(
@@ -70,13 +75,7 @@ async fn an_untrusted_pages_context_is_linked_not_continued() {
     })
     .await;
     let page_trace = new_trace_id();
-    let response = pipeline
-        .http
-        .get(format!("{}/api/catalog", pipeline.gateway_url))
-        .header("traceparent", traceparent(&page_trace))
-        .send()
-        .await
-        .unwrap();
+    let response = get_in_trace(&pipeline, "/api/catalog", &page_trace).await;
     assert_eq!(response.status(), StatusCode::OK);
 
     let spans = pipeline
@@ -115,14 +114,7 @@ async fn an_orders_status_comes_from_stock_service_in_the_callers_trace() {
     let decided = pipeline.wait_for_order(&order_id).await;
 
     let trace_id = new_trace_id();
-    let url = format!("{}/api/orders/{order_id}", pipeline.gateway_url);
-    let response = pipeline
-        .http
-        .get(&url)
-        .header("traceparent", traceparent(&trace_id))
-        .send()
-        .await
-        .unwrap();
+    let response = get_in_trace(&pipeline, &format!("/api/orders/{order_id}"), &trace_id).await;
     assert_eq!(response.status(), StatusCode::OK);
     let body: Value = response.json().await.unwrap();
     assert_eq!(
