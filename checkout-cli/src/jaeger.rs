@@ -173,7 +173,7 @@ pub(crate) const BASE64: base64::engine::GeneralPurpose = base64::engine::Genera
 );
 
 /// A span kind by name, as Jaeger writes it: `server`, `SERVER` or `SPAN_KIND_SERVER`.
-pub(crate) fn kind_from_name(name: &str) -> SpanKind {
+pub fn kind_from_name(name: &str) -> SpanKind {
     match name
         .trim_start_matches("SPAN_KIND_")
         .to_ascii_lowercase()

@@ -1,11 +1,12 @@
-//! Reading the compose files for the consistency tests: no Docker engine
-//! runs here, so `docker-compose.yaml` and its scaled-out override
-//! `docker-compose.cluster.yaml` are checked against the code instead.
+//! Reading the compose files for the consistency tests, which check
+//! `docker-compose.yaml` and its scaled-out override
+//! `docker-compose.cluster.yaml` against the code without Docker.
 //!
 //! [`cluster`] merges the override onto the base the way `docker compose -f
 //! docker-compose.yaml -f docker-compose.cluster.yaml` does for what these
-//! files use: mappings merge key by key, lists are appended, and a list
-//! tagged `!override` replaces the base's.
+//! files use: mappings merge key by key, lists are appended. YAML tags
+//! (`!override`, `!reset`) are refused: docker-compose 1.29 and Compose v2
+//! before 2.24 cannot read them.
 
 use std::{collections::BTreeSet, fs, path::Path};
 
@@ -63,10 +64,13 @@ fn merge(base: &mut Value, over: Value) {
     }
 }
 
-/// `!override` (and any other tag) dropped: the value replaces the base's.
+/// The value, which must not be tagged.
 fn untagged(value: Value) -> Value {
     match value {
-        Value::Tagged(tagged) => tagged.value,
+        Value::Tagged(tagged) => panic!(
+            "a YAML tag ({}) in a compose file: older Compose versions refuse it",
+            tagged.tag
+        ),
         other => other,
     }
 }

@@ -25,6 +25,8 @@
 //! - [`postgres`]: a PostgreSQL database of a test's own.
 //! - [`compose`]: the compose files, read and merged for the consistency
 //!   tests.
+//! - [`docker`]: the compose files run for real (`docker compose up`), for
+//!   the compose tests.
 
 #![allow(
     clippy::unwrap_used,
@@ -34,6 +36,7 @@
 
 pub mod broker;
 pub mod compose;
+pub mod docker;
 pub mod isolation;
 pub mod orders;
 pub mod pipeline;

@@ -1,10 +1,11 @@
-//! No Docker engine runs here, so `docker-compose.yaml` is checked against
-//! the code instead: every variable it sets is one the service reads (a typo
-//! would be silently ignored), every address points at a real service and
-//! port, every binary exists, and only the gateway and the three UIs are
-//! published. The Jaeger and Prometheus configurations under `deploy/` are
-//! checked the same way: they parse, and the ports and names in them match
-//! what the services send and what the other side reads.
+//! `docker-compose.yaml` checked against the code, without Docker (the
+//! compose test, `compose_up.rs`, runs it for real): every variable it sets
+//! is one the service reads (a typo would be silently ignored), every
+//! address points at a real service and port, every binary exists, and only
+//! the gateway and the three UIs are published, on the loopback interface
+//! unless the user says otherwise. The Jaeger and Prometheus configurations
+//! under `deploy/` are checked the same way: they parse, and the ports and
+//! names in them match what the services send and what the other side reads.
 
 #![allow(
     clippy::unwrap_used,
@@ -109,7 +110,8 @@ fn addresses_point_at_the_right_services_and_ports() {
         assert_eq!(env(service, "OTEL_EXPORTER_OTLP_PROTOCOL"), "grpc");
     }
 
-    // Health checks probe the port the service listens on.
+    // Health checks ask whether the service is ready, on the port it
+    // listens on.
     for service in [gateway, stock] {
         let port = port_of(env(service, "HTTP_ADDRESS"));
         let probe = service["healthcheck"]["test"]
@@ -120,7 +122,7 @@ fn addresses_point_at_the_right_services_and_ports() {
             .collect::<Vec<_>>()
             .join(" ");
         assert!(
-            probe.contains(&format!("localhost:{port}/healthz")),
+            probe.contains(&format!("localhost:{port}/readyz")),
             "{probe}"
         );
     }
@@ -151,17 +153,18 @@ fn the_fault_admin_endpoints_are_on_inside_the_network_with_a_token_from_the_env
 }
 
 #[test]
-fn only_the_gateway_and_the_three_uis_are_published() {
+fn only_the_gateway_and_the_three_uis_are_published_on_loopback() {
     let compose = compose();
     let published = published_ports(&compose);
     let gateway_port = port_of(env(service(&compose, "gateway"), "HTTP_ADDRESS"));
+    let on = "${PUBLISH_ADDRESS:-127.0.0.1}";
     assert_eq!(
         published,
         [
-            format!("gateway={gateway_port}:{gateway_port}"),
-            "jaeger=16686:16686".to_owned(),
-            "prometheus=9090:9090".to_owned(),
-            "rabbitmq=15672:15672".to_owned(),
+            format!("gateway={on}:{gateway_port}:{gateway_port}"),
+            format!("jaeger={on}:16686:16686"),
+            format!("prometheus={on}:9090:9090"),
+            format!("rabbitmq={on}:15672:15672"),
         ]
     );
 }
@@ -234,7 +237,7 @@ fn exposed(compose: &Value, service_name: &str, port: &str) -> bool {
 }
 
 #[test]
-fn jaeger_receives_every_signal_the_services_send_and_keeps_traces_and_metrics() {
+fn jaeger_receives_the_traces_the_services_send_and_keeps_them() {
     let compose = compose();
     let config = jaeger_config(&compose);
     let pipelines = &config["service"]["pipelines"];
@@ -252,11 +255,13 @@ fn jaeger_receives_every_signal_the_services_send_and_keeps_traces_and_metrics()
             "{name}"
         );
         assert!(exposed(&compose, "jaeger", port_of(grpc)));
-        assert_eq!(env(service, "OTEL_METRICS_EXPORTER"), "otlp", "{name}");
-        // No logs pipeline: a log export would be refused.
+        // Metrics are scraped by Prometheus, not pushed; no logs pipeline:
+        // a log export would be refused.
+        assert_eq!(env(service, "OTEL_METRICS_EXPORTER"), "none", "{name}");
         assert_eq!(env(service, "OTEL_LOGS_EXPORTER"), "none", "{name}");
     }
     assert!(pipelines["logs"].is_null());
+    assert!(pipelines["metrics"].is_null());
 
     // Traces: stored, and turned into span metrics.
     assert_eq!(names(&pipelines["traces"]["receivers"]), ["otlp"]);
@@ -266,7 +271,7 @@ fn jaeger_receives_every_signal_the_services_send_and_keeps_traces_and_metrics()
         "{traces_to:?}"
     );
     assert!(traces_to.contains(&"spanmetrics"), "{traces_to:?}");
-    // Span metrics and the services' metrics both reach the Prometheus exporter.
+    // Span metrics reach the Prometheus exporter.
     assert_eq!(
         names(&pipelines["metrics/spanmetrics"]["receivers"]),
         ["spanmetrics"]
@@ -275,8 +280,6 @@ fn jaeger_receives_every_signal_the_services_send_and_keeps_traces_and_metrics()
         names(&pipelines["metrics/spanmetrics"]["exporters"]),
         ["prometheus"]
     );
-    assert_eq!(names(&pipelines["metrics"]["receivers"]), ["otlp"]);
-    assert_eq!(names(&pipelines["metrics"]["exporters"]), ["prometheus"]);
 
     // Every component a pipeline names is defined (the collector refuses to
     // start otherwise).
@@ -322,7 +325,7 @@ fn jaeger_receives_every_signal_the_services_send_and_keeps_traces_and_metrics()
 }
 
 #[test]
-fn prometheus_scrapes_jaegers_metrics_endpoint_and_the_monitor_tab_reads_prometheus() {
+fn prometheus_scrapes_every_service_and_jaeger_and_the_monitor_tab_reads_prometheus() {
     let compose = compose();
     let jaeger = jaeger_config(&compose);
     let prometheus = mounted(&compose, "prometheus", "/etc/prometheus/prometheus.yml");
@@ -340,17 +343,29 @@ fn prometheus_scrapes_jaegers_metrics_endpoint_and_the_monitor_tab_reads_prometh
             .unwrap(),
     );
     assert!(exposed(&compose, "jaeger", exporter_port));
-    let targets: Vec<&str> = prometheus["scrape_configs"]
-        .as_sequence()
-        .unwrap()
+    let jobs = prometheus["scrape_configs"].as_sequence().unwrap();
+    let targets: Vec<&str> = jobs
         .iter()
-        .flat_map(|job| job["static_configs"].as_sequence().unwrap())
+        .flat_map(|job| job["static_configs"].as_sequence().into_iter().flatten())
         .flat_map(|config| names(&config["targets"]))
         .collect();
     assert!(
         targets.contains(&format!("jaeger:{exporter_port}").as_str()),
         "{targets:?}"
     );
+    // Every service (each replica: the name resolves to all of them) on the
+    // port of its /metrics.
+    for (name, _) in SERVICES {
+        let port = port_of(env(service(&compose, name), "METRICS_ADDRESS"));
+        assert!(exposed(&compose, name, port), "{name} exposes {port}");
+        let job = jobs
+            .iter()
+            .find(|job| job["job_name"].as_str() == Some(name))
+            .unwrap_or_else(|| panic!("no scrape job for {name}"));
+        let discovery = &job["dns_sd_configs"][0];
+        assert_eq!(names(&discovery["names"]), [name]);
+        assert_eq!(discovery["port"].as_u64(), port.parse().ok());
+    }
 
     // The Monitor tab's metrics backend is that Prometheus, on its port.
     let backend = jaeger["extensions"]["jaeger_query"]["storage"]["metrics"]
@@ -364,7 +379,7 @@ fn prometheus_scrapes_jaegers_metrics_endpoint_and_the_monitor_tab_reads_prometh
     let prometheus_port = published
         .iter()
         .find_map(|port| port.strip_prefix("prometheus="))
-        .and_then(|ports| ports.split(':').nth(1))
+        .and_then(|ports| ports.rsplit(':').next())
         .expect("Prometheus listens on a published port");
     assert_eq!(endpoint, format!("http://prometheus:{prometheus_port}"));
 }

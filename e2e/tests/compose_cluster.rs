@@ -14,8 +14,8 @@
 use std::{fs, path::Path};
 
 use e2e::compose::{
-    ROOT, SERVICES, assert_every_variable_set_is_read, cluster, condition, env, port_of,
-    published_ports, service,
+    ROOT, assert_every_variable_set_is_read, cluster, condition, env, port_of, published_ports,
+    service,
 };
 
 const NODES: [&str; 3] = ["rabbitmq", "rabbitmq-2", "rabbitmq-3"];
@@ -124,12 +124,28 @@ fn stock_lives_in_the_postgresql_the_file_runs() {
 #[test]
 fn every_service_runs_two_or_more_replicas_that_agree_on_what_they_share() {
     let compose = cluster();
-    for (name, _) in SERVICES {
+    for name in ["checkout-service", "stock-service"] {
         let replicas = service(&compose, name)["deploy"]["replicas"]
             .as_u64()
             .unwrap_or(1);
         assert!(replicas >= 2, "{name} has {replicas} replica(s)");
     }
+    // The second gateway is the first one again, but for its published port.
+    let (first, second) = (service(&compose, "gateway"), service(&compose, "gateway-2"));
+    for key in [
+        "build",
+        "environment",
+        "expose",
+        "healthcheck",
+        "depends_on",
+    ] {
+        assert_eq!(first[key], second[key], "gateway-2's {key}");
+    }
+    assert_eq!(
+        second["networks"]["default"]["aliases"][0].as_str(),
+        Some("gateway"),
+        "Prometheus scrapes both gateways under one name"
+    );
     // A retry reaching the other replica must get the same order id: one
     // secret for all, and long enough for the service to accept it.
     let secret = env(service(&compose, "checkout-service"), "ORDER_ID_SECRET");
@@ -147,17 +163,19 @@ fn every_service_runs_two_or_more_replicas_that_agree_on_what_they_share() {
 }
 
 #[test]
-fn each_gateway_replica_gets_its_own_published_port_and_nothing_else_is_added() {
+fn each_gateway_gets_its_own_published_port_and_nothing_else_is_added() {
     let compose = cluster();
     let port = port_of(env(service(&compose, "gateway"), "HTTP_ADDRESS"));
     let next: u16 = port.parse::<u16>().unwrap() + 1;
+    let on = "${PUBLISH_ADDRESS:-127.0.0.1}";
     assert_eq!(
         published_ports(&compose),
         [
-            format!("gateway={port}-{next}:{port}"),
-            "jaeger=16686:16686".to_owned(),
-            "prometheus=9090:9090".to_owned(),
-            "rabbitmq=15672:15672".to_owned(),
+            format!("gateway-2={on}:{next}:{port}"),
+            format!("gateway={on}:{port}:{port}"),
+            format!("jaeger={on}:16686:16686"),
+            format!("prometheus={on}:9090:9090"),
+            format!("rabbitmq={on}:15672:15672"),
         ]
     );
 }
