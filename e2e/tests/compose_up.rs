@@ -91,7 +91,12 @@ async fn the_demo_does_what_a_user_does() {
     assert_eq!(stock_of(&http, &stock, 1).await, before - 3);
 
     let traces = traces_of(&stack, &http, &[trace_id.to_owned()]).await;
-    let trace = &traces[trace_id];
+    let trace = traces.get(trace_id).unwrap_or_else(|| {
+        panic!(
+            "no span of the checkout's trace {trace_id} reached the collector the compose file \
+             configures (OTEL_EXPORTER_OTLP_ENDPOINT, the jaeger service)"
+        )
+    });
     if let Some(problem) = trace_problem(trace) {
         panic!("the checkout's trace: {problem}: {trace:#?}");
     }
