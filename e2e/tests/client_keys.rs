@@ -2,7 +2,7 @@
 //! with API keys at the gateway, two clients that send the same
 //! `Idempotency-Key` and cart place two orders (both applied), while a retry
 //! by the same client is still the same order; the order id outlives a
-//! restart of checkout-service (its `ORDER_ID_SECRET` does); a key the
+//! restart of checkout-service (its order-id key file does); a key the
 //! gateway generated names its order like any other but is not remembered
 //! with its cart; and checkout-service refuses a malformed client id from
 //! any gRPC caller.
