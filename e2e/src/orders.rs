@@ -329,6 +329,7 @@ pub async fn assert_applied_exactly_once(
     patience: Duration,
 ) {
     let deadline = tokio::time::Instant::now() + patience;
+    let mut duplicates = 0;
     for order in accepted {
         let url = format!("{stock_url}/api/orders/{}", order.order_id);
         let left = deadline.saturating_duration_since(tokio::time::Instant::now());
@@ -343,9 +344,16 @@ pub async fn assert_applied_exactly_once(
             let what = format!("order {original}, which {} duplicates", order.order_id);
             let original = order_record(http, &url, what, PATIENCE_FOR_A_RECORD).await;
             assert_eq!(original["status"], "applied", "{original} ({record})");
+            duplicates += 1;
         } else {
             assert_eq!(record["status"], "applied", "{record}");
         }
+    }
+    if duplicates > 0 {
+        eprintln!(
+            "{duplicates} of {} accepted order ids were retries applied under another order id",
+            accepted.len()
+        );
     }
 
     let mut ordered: BTreeMap<i64, i64> = BTreeMap::new();
