@@ -79,6 +79,12 @@ impl Service for Application {
     /// to a node of the broker (or keeps trying in the background when none
     /// answers).
     async fn build(settings: Settings) -> anyhow::Result<Self> {
+        // First: a key file that cannot be read or created stops the start
+        // before anything is bound or connected.
+        let order_ids = order_id_secret(
+            settings.order_id_secret.clone(),
+            settings.order_id_secret_file.as_deref(),
+        )?;
         let (listener, grpc_addr) = bind(settings.grpc_address).await?;
         let faults = Faults::new((&settings.faults).into())
             .map_err(|reason| anyhow::anyhow!("invalid FAULT_* settings: {reason}"))?;
@@ -102,10 +108,7 @@ impl Service for Application {
         let service = CheckoutService::new(
             settings.catalog,
             publisher.clone(),
-            order_id_secret(
-                settings.order_id_secret,
-                settings.order_id_secret_file.as_deref(),
-            )?,
+            order_ids,
             recent_keys,
             faults.clone(),
         );
