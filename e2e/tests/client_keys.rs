@@ -99,6 +99,9 @@ async fn a_retry_after_checkout_service_restarts_is_the_same_order() {
 
     let (status, first) = pipeline.checkout(&cart, &key).await;
     assert_eq!(status, StatusCode::ACCEPTED, "{first}");
+    // The order-id key is in the pipeline's key file, created at the first
+    // start and read again by the restarted service.
+    assert!(pipeline.isolation.dir.join("order-id.key").exists());
     tokio::task::block_in_place(|| pipeline.restart_checkout_service());
 
     // The gateway reconnects on its own; until then a retry is a 503.
