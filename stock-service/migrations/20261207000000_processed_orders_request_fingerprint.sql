@@ -10,6 +10,10 @@
 -- migration ('rejected': no stock was taken), shown as `duplicate`.
 -- Both columns are NULL for older rows and for messages without a key.
 -- Portable DDL: SQLite and PostgreSQL both allow many NULLs in a unique index.
+-- Adding the nullable columns rewrites nothing; building the index on
+-- PostgreSQL blocks writes to the table while it runs (no CONCURRENTLY inside
+-- a migration's transaction): on a large existing table, run it at a quiet
+-- moment.
 ALTER TABLE processed_orders ADD COLUMN request_fingerprint TEXT;
 ALTER TABLE processed_orders ADD COLUMN duplicate_of TEXT;
 CREATE UNIQUE INDEX IF NOT EXISTS processed_orders_request_fingerprint
