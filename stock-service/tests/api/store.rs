@@ -256,6 +256,23 @@ async fn concurrent_retries_under_other_order_ids_apply_once(backend: Backend) {
     assert_eq!(applied, 2);
     assert_eq!(one.stock_level(1).await.unwrap(), Some(98));
     assert_eq!(one.stock_level(2).await.unwrap(), Some(99));
+
+    // Two order ids of one checkout in one batch: one applied, the other
+    // its duplicate.
+    let (c, c2) = (keyed("", "c", &[(1, 1)]), keyed("", "c", &[(1, 1)]));
+    let outcomes = one.apply_batch(&[(&c, &span), (&c2, &span)]).await.unwrap();
+    let (applied, duplicate) = match outcomes[0] {
+        Outcome::Applied => (&c, &outcomes[1]),
+        _ => (&c2, &outcomes[0]),
+    };
+    assert_eq!(
+        *duplicate,
+        Outcome::DuplicateOf {
+            order_id: applied.order_id
+        },
+        "{outcomes:?}"
+    );
+    assert_eq!(one.stock_level(1).await.unwrap(), Some(97));
     one.close().await;
     two.close().await;
 }
