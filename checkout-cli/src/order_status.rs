@@ -18,7 +18,7 @@ use std::fmt;
 use std::time::Duration;
 
 use contracts::error::ErrorBody;
-use contracts::http::OrderView;
+use contracts::http::{ORDER_STATUS_DUPLICATE, OrderView};
 use futures::StreamExt;
 use tokio::time::Instant;
 
@@ -201,11 +201,17 @@ async fn ask(client: &reqwest::Client, base: &str, order_id: &str) -> Result<Ans
     Ok(answer(status, &body))
 }
 
-/// What an answer of stock-service's order API means.
+/// What an answer of stock-service's order API means. A `duplicate` (a
+/// retry that got another order id than the attempt before it, from a
+/// replica with another order-id key) counts as applied: the checkout was,
+/// once, under the order id it names.
 pub fn answer(status: reqwest::StatusCode, body: &[u8]) -> Answer {
     match status {
         reqwest::StatusCode::OK => match serde_json::from_slice::<OrderView>(body) {
             Ok(order) if order.status == "applied" => Answer::Applied,
+            Ok(order) if order.status == ORDER_STATUS_DUPLICATE && order.duplicate_of.is_some() => {
+                Answer::Applied
+            }
             Ok(order) if order.status == "rejected" => Answer::Rejected(
                 order
                     .reason
@@ -307,6 +313,11 @@ mod tests {
                 order("rejected", r#""unknown item 9""#).as_bytes()
             ),
             rejected("unknown item 9")
+        );
+        let duplicate = r#"{"orderId":"0b9c5f4e-8f3a-4c57-9d2e-1f0a2b3c4d5e","status":"duplicate","reason":"duplicate of order 1b9c5f4e-8f3a-4c57-9d2e-1f0a2b3c4d5e","totalAmount":100,"processedAt":1700000000000,"duplicateOf":"1b9c5f4e-8f3a-4c57-9d2e-1f0a2b3c4d5e"}"#;
+        assert_eq!(
+            answer(StatusCode::OK, duplicate.as_bytes()),
+            Answer::Applied
         );
         assert!(matches!(
             answer(StatusCode::OK, order("pending", "null").as_bytes()),

@@ -1,7 +1,7 @@
 //! checkout-service's settings: each written once, with its environment
 //! variable, default and meaning; `checkout-service --help` lists them all.
 
-use std::net::SocketAddr;
+use std::{net::SocketAddr, path::PathBuf};
 
 use amqp::AmqpSettings;
 use clap::{Parser, Subcommand};
@@ -34,9 +34,12 @@ pub struct Settings {
     /// Where the fault-injection admin endpoint (`/admin/faults`) listens when `FAULT_ADMIN_TOKEN` is set (loopback by default).
     #[arg(long, env = "ADMIN_ADDRESS", default_value = "127.0.0.1:8083", value_parser = parse_listen_addr)]
     pub admin_address: SocketAddr,
-    /// Key of the order ids derived from idempotency keys (secret, 32+ bytes); the same on every replica and across restarts, or a retry gets another order id (unset: a random one per start, with a warning).
+    /// Key of the order ids derived from idempotency keys (secret, 32+ bytes; wins over ORDER_ID_SECRET_FILE). A retry with the same key gets the same order id only from a replica with the same key: set it alike on every replica and keep it across restarts (unset and no file: a random one per start, with a warning; a retry reaching another key gets another order id, which stock-service records as a duplicate and never applies twice).
     #[arg(long, env = "ORDER_ID_SECRET", value_parser = secret_parser(OrderIdSecret::parse))]
     pub order_id_secret: Option<OrderIdSecret>,
+    /// A file holding the order-id key, when ORDER_ID_SECRET is not set: read if it exists, otherwise created once with a random key (mode 0600). Replicas sharing the file (a volume) agree on one key, even when they start together, and it outlives restarts.
+    #[arg(long, env = "ORDER_ID_SECRET_FILE")]
+    pub order_id_secret_file: Option<PathBuf>,
     /// Bytes of (client, Idempotency-Key, cart) remembered to refuse a key reused with another cart, least recently used evicted first (64 MiB: ~500,000 typical keys, ~56,000 of the largest).
     //
     // Why 64 MiB: a typical entry weighs ~128 bytes, so the cache holds

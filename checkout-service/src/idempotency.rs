@@ -17,9 +17,14 @@
 //!   `GET /api/orders/{id}` (a hash of the key alone, such as a UUID v5 in a
 //!   namespace written in the source, can be computed by anyone).
 //!
-//! The same secret must be set on every replica and kept across restarts: a
-//! retry that reaches a replica with another secret gets another order id,
-//! and stock-service would apply both orders.
+//! A retry gets the same order id only from a replica with the same
+//! secret: set one on every replica (or share one key file,
+//! [`crate::key_file`]) and keep it across restarts. A retry that reaches
+//! another secret gets another order id; it is still never applied twice,
+//! because the message also carries the secret-independent fingerprint of
+//! the client and the key ([`contracts::amqp::request_fingerprint`]), by
+//! which stock-service recognizes it and records the second order id as a
+//! duplicate of the first.
 //!
 //! # Recent keys
 //!

@@ -11,6 +11,8 @@
 //! - [`catalog`]: item prices and order pricing (the domain).
 //! - [`idempotency`]: order ids derived from (client, `Idempotency-Key`)
 //!   with a server secret, and the recent keys' cache bounded in bytes.
+//! - [`key_file`]: that secret kept in a file, created once
+//!   (`ORDER_ID_SECRET_FILE`).
 //! - [`publisher`]: the AMQP publisher: one long-lived confirming channel,
 //!   reconnected in the background when the broker goes away.
 //! - [`service`]: the tonic service implementation and its server span.
@@ -19,6 +21,7 @@
 pub mod catalog;
 pub mod configuration;
 pub mod idempotency;
+pub mod key_file;
 pub mod publisher;
 pub mod service;
 pub mod startup;

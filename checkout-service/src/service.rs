@@ -9,9 +9,12 @@
 //!
 //! With an idempotency key the order id is derived from the client and the
 //! key with a server secret ([`crate::idempotency`]), so a retry by the same
-//! client names the same order and stock-service, which applies each order
-//! id once, turns any number of retries into one stock change: no shared
-//! store is needed for that guarantee. To answer a key reused with a
+//! client that reaches a replica with the same secret names the same order.
+//! The message also carries the request fingerprint of the client and the
+//! key ([`contracts::amqp::request_fingerprint`]), which no secret changes:
+//! stock-service applies one order per order id and one per fingerprint, so
+//! any number of retries is one stock change whatever secret each replica
+//! has, and no shared store is needed for that guarantee. To answer a key reused with a
 //! *different* cart with an error rather than silently dropping the second
 //! cart, the service remembers the cart of each recent (client, key) in a
 //! cache bounded in bytes; that check is per instance and best effort, the
@@ -25,7 +28,7 @@
 //! clients that did send one out of the cache sooner.
 
 use contracts::{
-    amqp::{CheckoutProcessed, OrderLine},
+    amqp::{CheckoutProcessed, OrderLine, request_fingerprint},
     grpc::{
         CheckoutRequest, CheckoutResponse, DO_CHECKOUT, Item, LIST_ITEMS, ListItemsRequest,
         ListItemsResponse, SERVICE_NAME, checkout_server::Checkout,
@@ -113,8 +116,8 @@ impl CheckoutService {
             check_client_id(&request.client_id)
                 .map_err(|error| Status::invalid_argument(error.to_string()))?;
         }
-        let order_id = if request.idempotency_key.is_empty() {
-            Uuid::new_v4()
+        let (order_id, fingerprint) = if request.idempotency_key.is_empty() {
+            (Uuid::new_v4(), None)
         } else {
             let (client, key) = (&request.client_id, &request.idempotency_key);
             check_idempotency_key(key)
@@ -126,11 +129,17 @@ impl CheckoutService {
                     "this Idempotency-Key was already used with a different cart",
                 ));
             }
-            self.order_ids.order_id(client, key)
+            (
+                self.order_ids.order_id(client, key),
+                Some(request_fingerprint(client, key)),
+            )
         };
         Span::current().set_attribute("checkout.order_id", order_id.to_string());
 
-        let message = CheckoutProcessed::new(order_id, order.lines, i64::from(order.total));
+        let mut message = CheckoutProcessed::new(order_id, order.lines, i64::from(order.total));
+        if let Some(fingerprint) = fingerprint {
+            message = message.with_request_fingerprint(fingerprint);
+        }
         // Every publish failure means "not accepted, try again later": the
         // caller must not take the order as placed.
         self.publisher

@@ -79,6 +79,12 @@ impl Service for Application {
     /// to a node of the broker (or keeps trying in the background when none
     /// answers).
     async fn build(settings: Settings) -> anyhow::Result<Self> {
+        // First: a key file that cannot be read or created stops the start
+        // before anything is bound or connected.
+        let order_ids = order_id_secret(
+            settings.order_id_secret.clone(),
+            settings.order_id_secret_file.as_deref(),
+        )?;
         let (listener, grpc_addr) = bind(settings.grpc_address).await?;
         let faults = Faults::new((&settings.faults).into())
             .map_err(|reason| anyhow::anyhow!("invalid FAULT_* settings: {reason}"))?;
@@ -102,7 +108,7 @@ impl Service for Application {
         let service = CheckoutService::new(
             settings.catalog,
             publisher.clone(),
-            order_id_secret(settings.order_id_secret),
+            order_ids,
             recent_keys,
             faults.clone(),
         );
@@ -165,25 +171,46 @@ impl Service for Application {
     }
 }
 
-/// The configured `ORDER_ID_SECRET`, or a random one.
+/// The order-id key: `ORDER_ID_SECRET` if set, else the key in
+/// `ORDER_ID_SECRET_FILE` (created if missing), else a random one.
 ///
-/// Without a configured secret the service still starts (a demo, a single
-/// instance that is rarely restarted), but with a secret of its own: order
-/// ids stay unguessable, and a retry that reaches this same process still
-/// gets its order id. A retry that reaches another replica, or this service
-/// after a restart, gets another order id, though, and stock-service then
-/// applies both orders: exactly the failure the key is there to prevent, hence
-/// the warning.
-fn order_id_secret(configured: Option<OrderIdSecret>) -> OrderIdSecret {
-    configured.unwrap_or_else(|| {
-        tracing::warn!(
-            "ORDER_ID_SECRET is not set: using a random secret for this process, so a retry \
-             with the same Idempotency-Key that reaches another replica or this service after a \
-             restart gets a different order id and is applied twice; set the same \
-             ORDER_ID_SECRET on every replica"
-        );
-        OrderIdSecret::random()
-    })
+/// Without either the service still starts (a demo, a single instance that
+/// is rarely restarted), with a key of its own: order ids stay
+/// unguessable, and a retry that reaches this same process still gets its
+/// order id. A retry that reaches another replica, or this service after a
+/// restart, gets another order id, though: stock-service recognizes it by
+/// its request fingerprint and applies the checkout once, but the client
+/// holds an order id whose status says `duplicate` rather than the one that
+/// was applied, hence the warning.
+fn order_id_secret(
+    configured: Option<OrderIdSecret>,
+    file: Option<&std::path::Path>,
+) -> anyhow::Result<OrderIdSecret> {
+    if let Some(secret) = configured {
+        return Ok(secret);
+    }
+    if let Some(path) = file {
+        let (secret, origin) = crate::key_file::load_or_create(path).with_context(|| {
+            format!(
+                "cannot read or create the order-id key file ORDER_ID_SECRET_FILE={}",
+                path.display()
+            )
+        })?;
+        let origin = match origin {
+            crate::key_file::KeyOrigin::Read => "read",
+            crate::key_file::KeyOrigin::Created => "created",
+        };
+        tracing::info!(path = %path.display(), origin, "order-id key from ORDER_ID_SECRET_FILE");
+        return Ok(secret);
+    }
+    tracing::warn!(
+        "neither ORDER_ID_SECRET nor ORDER_ID_SECRET_FILE is set: using a random order-id key \
+         for this process, so a retry with the same Idempotency-Key that reaches another replica \
+         or this service after a restart gets a different order id (stock-service still applies \
+         the checkout once and answers the second id as a duplicate); share one key file or \
+         secret between the replicas and keep it across restarts"
+    );
+    Ok(OrderIdSecret::random())
 }
 
 /// The `checkout.Checkout` service with its bounds: messages of at most

@@ -52,6 +52,22 @@ fn a_bad_order_id_secret_stops_checkout_service_without_showing_it() {
 }
 
 #[test]
+fn an_unusable_key_file_stops_checkout_service_without_showing_the_key() {
+    let dir = std::env::temp_dir().join(format!("checkout-key-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("order-id.key");
+    let key = "not-32-bytes-long";
+    std::fs::write(&path, key).unwrap();
+    let output = checkout_service_with("ORDER_ID_SECRET_FILE", path.to_str().unwrap());
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert!(!output.status.success(), "a short key must not start");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("ORDER_ID_SECRET_FILE"), "{stderr}");
+    assert!(stderr.contains("at least 32"), "{stderr}");
+    assert!(!stderr.contains(key), "the key is not shown: {stderr}");
+}
+
+#[test]
 fn a_rejected_admin_token_is_not_repeated_in_the_error() {
     let almost_a_secret = "fifteen-chars-x";
     let output = checkout_service_with("FAULT_ADMIN_TOKEN", almost_a_secret);

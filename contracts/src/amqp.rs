@@ -16,6 +16,17 @@
 //!  <exchange>.dlx (direct) ──<queue>.dead──▶ <queue>.dead (quorum)
 //! ```
 //!
+//! # Request fingerprint
+//!
+//! A message of a checkout that carried an idempotency key also carries
+//! [`request_fingerprint`] of the client and the key: a hash of what the
+//! client sent, independent of any server secret. The order id is derived
+//! from the same pair under checkout-service's key, which may differ between
+//! replicas or across a restart; the fingerprint does not, so stock-service
+//! recognizes a retry by it even when the retry got another order id.
+//!
+//! # Topology names
+//!
 //! The exchange, routing key and queue are configurable (their defaults are
 //! below); the dead-letter names derive from them
 //! ([`dead_letter_exchange`], [`dead_letter_queue`]). Every declarer must
@@ -23,6 +34,7 @@
 //! broker refuses the second declaration.
 
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 /// Default topic exchange (`AMQP_EXCHANGE`).
@@ -59,6 +71,34 @@ pub fn dead_letter_queue(queue: &str) -> String {
     format!("{queue}.dead")
 }
 
+/// The fingerprint of a checkout request with an idempotency key: SHA-256
+/// of the client id and the key, each preceded by its length in bytes (a
+/// 64-bit big-endian integer, so no two pairs make the same input), as 64
+/// lowercase hex digits. `client` is `""` for the anonymous client.
+///
+/// It is not secret and needs no key: anyone who knows a client's
+/// idempotency key can compute it, which is why it is never shown by an API,
+/// only stored by stock-service beside the order.
+pub fn request_fingerprint(client: &str, key: &str) -> String {
+    let mut hash = Sha256::new();
+    for part in [client, key] {
+        hash.update((part.len() as u64).to_be_bytes());
+        hash.update(part.as_bytes());
+    }
+    hash.finalize()
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect()
+}
+
+/// Whether `raw` has the shape [`request_fingerprint`] gives.
+fn is_fingerprint(raw: &str) -> bool {
+    raw.len() == 64
+        && raw
+            .bytes()
+            .all(|byte| byte.is_ascii_digit() || (b'a'..=b'f').contains(&byte))
+}
+
 /// One line of an order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OrderLine {
@@ -81,6 +121,13 @@ pub struct CheckoutProcessed {
     pub items: Vec<OrderLine>,
     /// The price of the order.
     pub total_amount: i64,
+    /// [`request_fingerprint`] of the client and idempotency key the order
+    /// came with; absent for a checkout without a key (its order id is
+    /// random, so it has no retry to recognize) and in messages of
+    /// publishers that predate the field. stock-service applies at most one
+    /// order per fingerprint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_fingerprint: Option<String>,
 }
 
 /// Why a message body cannot be processed. Each is permanent: retrying the
@@ -106,7 +153,14 @@ impl CheckoutProcessed {
             order_id,
             items,
             total_amount,
+            request_fingerprint: None,
         }
+    }
+
+    /// The same message, carrying `fingerprint` (see [`request_fingerprint`]).
+    pub fn with_request_fingerprint(mut self, fingerprint: String) -> Self {
+        self.request_fingerprint = Some(fingerprint);
+        self
     }
 
     /// The JSON body.
@@ -144,6 +198,15 @@ impl CheckoutProcessed {
         {
             return Err(DecodeError::Invalid("quantity above the limit"));
         }
+        if message
+            .request_fingerprint
+            .as_deref()
+            .is_some_and(|fingerprint| !is_fingerprint(fingerprint))
+        {
+            return Err(DecodeError::Invalid(
+                "requestFingerprint is not 64 hex digits",
+            ));
+        }
         Ok(message)
     }
 }
@@ -164,6 +227,44 @@ mod tests {
             CheckoutProcessed::decode(&message.to_json()).unwrap(),
             message
         );
+    }
+
+    #[test]
+    fn the_fingerprint_is_of_the_client_and_key_only() {
+        let fingerprint = request_fingerprint("shop", "order-42");
+        assert!(is_fingerprint(&fingerprint), "{fingerprint}");
+        assert_eq!(fingerprint, request_fingerprint("shop", "order-42"));
+        assert_ne!(fingerprint, request_fingerprint("app", "order-42"));
+        assert_ne!(fingerprint, request_fingerprint("", "order-42"));
+        assert_ne!(fingerprint, request_fingerprint("shop", "order-43"));
+        // The boundary between client and key is part of the input.
+        assert_ne!(
+            request_fingerprint("ab", "c"),
+            request_fingerprint("a", "bc")
+        );
+        // A fixed value, so that publishers built from other versions of
+        // this code agree: SHA-256 of 0u64 ‖ 0u64 (the anonymous client, an
+        // empty key).
+        assert_eq!(
+            request_fingerprint("", ""),
+            "374708fff7719dd5979ec875d56cd2286f6d3cf7ec317a3b25632aab28ec37bb"
+        );
+    }
+
+    #[test]
+    fn the_fingerprint_travels_and_is_optional() {
+        let plain = CheckoutProcessed::new(Uuid::nil(), vec![OrderLine { id: 1, quantity: 1 }], 1);
+        let json: serde_json::Value = serde_json::from_slice(&plain.to_json()).unwrap();
+        assert!(json.get("requestFingerprint").is_none(), "{json}");
+        let keyed = plain.with_request_fingerprint(request_fingerprint("", "k"));
+        let json: serde_json::Value = serde_json::from_slice(&keyed.to_json()).unwrap();
+        assert_eq!(json["requestFingerprint"], request_fingerprint("", "k"));
+        assert_eq!(CheckoutProcessed::decode(&keyed.to_json()).unwrap(), keyed);
+        let bad = br#"{"schemaVersion":1,"orderId":"00000000-0000-0000-0000-000000000000","items":[{"id":1,"quantity":1}],"totalAmount":1,"requestFingerprint":"x"}"#;
+        assert!(matches!(
+            CheckoutProcessed::decode(bad),
+            Err(DecodeError::Invalid(_))
+        ));
     }
 
     #[test]

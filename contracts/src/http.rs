@@ -137,16 +137,27 @@ pub struct OrderView {
     /// The order.
     #[schema(value_type = String)]
     pub order_id: Uuid,
-    /// `applied` or `rejected`.
+    /// `applied`, `rejected`, or `duplicate`: a retry of a checkout (the
+    /// same client and `Idempotency-Key`) that got another order id than the
+    /// order applied for it, [`OrderView::duplicate_of`]; its stock was not
+    /// taken again.
     #[schema(example = "applied")]
     pub status: String,
-    /// Why it was rejected; `null` when applied.
+    /// Why it was rejected, or what it duplicates; `null` when applied.
     pub reason: Option<String>,
     /// The order's price, as published.
     pub total_amount: i64,
     /// When the order was decided, in Unix milliseconds.
     pub processed_at: i64,
+    /// For a `duplicate`: the order id under which this checkout was
+    /// applied (absent otherwise).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    pub duplicate_of: Option<Uuid>,
 }
+
+/// [`OrderView::status`] of an order applied under another order id.
+pub const ORDER_STATUS_DUPLICATE: &str = "duplicate";
 
 /// The body of the health probes: `{"status":"ok"}` (`/healthz`) or
 /// `{"status":"ready"}` (`/readyz`).

@@ -318,6 +318,9 @@ async fn place(
 
 /// Waits until stock-service (at `stock_url`) has applied every accepted
 /// order, then checks each item's stock moved by exactly the ordered units.
+/// An accepted order id may be a `duplicate`: a retry that got another order
+/// id than the first attempt (replicas with different order-id keys), whose
+/// checkout was applied under the order id it names, once.
 pub async fn assert_applied_exactly_once(
     http: &reqwest::Client,
     stock_url: &str,
@@ -326,6 +329,7 @@ pub async fn assert_applied_exactly_once(
     patience: Duration,
 ) {
     let deadline = tokio::time::Instant::now() + patience;
+    let mut duplicates = 0;
     for order in accepted {
         let url = format!("{stock_url}/api/orders/{}", order.order_id);
         let left = deadline.saturating_duration_since(tokio::time::Instant::now());
@@ -333,15 +337,23 @@ pub async fn assert_applied_exactly_once(
             "order {} ({}) accepted, then applied",
             order.order_id, order.order.key
         );
-        let record: Value = crate::poll::until(what, left, || async {
-            let response = http.get(&url).send().await.ok()?;
-            if response.status() != StatusCode::OK {
-                return None;
-            }
-            response.json().await.ok()
-        })
-        .await;
-        assert_eq!(record["status"], "applied", "{record}");
+        let record = order_record(http, &url, what, left).await;
+        if record["status"] == "duplicate" {
+            let original = record["duplicateOf"].as_str().expect("duplicateOf");
+            let url = format!("{stock_url}/api/orders/{original}");
+            let what = format!("order {original}, which {} duplicates", order.order_id);
+            let original = order_record(http, &url, what, PATIENCE_FOR_A_RECORD).await;
+            assert_eq!(original["status"], "applied", "{original} ({record})");
+            duplicates += 1;
+        } else {
+            assert_eq!(record["status"], "applied", "{record}");
+        }
+    }
+    if duplicates > 0 {
+        eprintln!(
+            "{duplicates} of {} accepted order ids were retries applied under another order id",
+            accepted.len()
+        );
     }
 
     let mut ordered: BTreeMap<i64, i64> = BTreeMap::new();
@@ -365,4 +377,24 @@ pub async fn assert_applied_exactly_once(
             "item {item}: {units} units were ordered from {initial_stock}"
         );
     }
+}
+
+/// How long to wait for the record of an order known to be processed.
+const PATIENCE_FOR_A_RECORD: Duration = Duration::from_secs(10);
+
+/// stock-service's record of an order (at `url`), once it has one.
+async fn order_record(
+    http: &reqwest::Client,
+    url: &str,
+    what: String,
+    patience: Duration,
+) -> Value {
+    crate::poll::until(what, patience, || async {
+        let response = http.get(url).send().await.ok()?;
+        if response.status() != StatusCode::OK {
+            return None;
+        }
+        response.json().await.ok()
+    })
+    .await
 }

@@ -29,7 +29,7 @@ use crate::{
     postgres::PostgresDatabase,
     process::ServiceProcess,
     running::RunningService,
-    services::{DEFAULT_TELEMETRY, TEST_ORDER_ID_SECRET, gateway_settings_for, start_gateway},
+    services::{DEFAULT_TELEMETRY, gateway_settings_for, start_gateway},
 };
 
 /// RabbitMQ nodes in the cluster.
@@ -123,10 +123,9 @@ impl ScaledPipeline {
         }
         let mut checkout = Vec::new();
         for _ in 0..REPLICAS {
-            let env = common(&[
-                ("GRPC_ADDRESS", "127.0.0.1:0".to_owned()),
-                ("ORDER_ID_SECRET", TEST_ORDER_ID_SECRET.to_owned()),
-            ]);
+            // No order-id key set: each replica makes its own, as a
+            // deployment that left the setting at its default does.
+            let env = common(&[("GRPC_ADDRESS", "127.0.0.1:0".to_owned())]);
             checkout.push(Some(
                 ServiceProcess::start(
                     "checkout-service",

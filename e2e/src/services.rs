@@ -87,24 +87,19 @@ pub fn start_stock_service(
     )
 }
 
-/// The `ORDER_ID_SECRET` of every checkout-service the tests start: one
-/// secret, as a deployment has, so a retry after a restart of
-/// checkout-service still names the same order.
-pub const TEST_ORDER_ID_SECRET: &str = "e2e-order-id-secret-0123456789abcdef";
-
 /// checkout-service's settings for `addr` (port 0 for any), publishing to
 /// the pipeline's exchange, its admin endpoint on a loopback port 0 behind
-/// [`ADMIN_TOKEN`].
+/// [`ADMIN_TOKEN`]. Its order-id key is in a key file of the pipeline's
+/// (`ORDER_ID_SECRET_FILE`), created by the first replica to start: every
+/// replica of the pipeline shares it, and a restarted one reads it again,
+/// as in a deployment that shares a volume.
 pub fn checkout_settings(isolation: &Isolation, addr: SocketAddr) -> checkout_service::Settings {
     let mut settings = checkout_service::Settings::defaults();
     settings.grpc_address = addr;
     settings.admin_address = LOCALHOST_ANY_PORT;
     settings.faults.fault_admin_token = Some(admin_token());
     settings.amqp = isolation.amqp_settings();
-    settings.order_id_secret = Some(
-        checkout_service::idempotency::OrderIdSecret::parse(TEST_ORDER_ID_SECRET)
-            .expect("a valid secret"),
-    );
+    settings.order_id_secret_file = Some(isolation.dir.join("order-id.key"));
     settings
 }
 

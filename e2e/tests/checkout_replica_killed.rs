@@ -8,6 +8,13 @@
 //! the balancing at once and every later call goes to the survivor; and
 //! every order accepted is applied exactly once, retries included. The test
 //! prints what the kill cost, from the gateway's CLIENT spans.
+//!
+//! The replicas run with every setting at its default: no `ORDER_ID_SECRET`
+//! and no key file, so each makes an order-id key of its own, and a retry
+//! that reaches the other replica gets another order id. Exactly-once must
+//! not depend on that setting: stock-service recognizes the retry by the
+//! client and `Idempotency-Key` its message carries, applies it once, and
+//! answers the second order id as a `duplicate` of the first.
 
 #![allow(
     clippy::unwrap_used,
@@ -19,12 +26,13 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use checkout_cli::receiver::{ReceivedSpan, SpanKind, SpanStatus};
 use e2e::{
-    PATIENCE, PipelineOptions, TEST_ORDER_ID_SECRET, TestPipeline, amqp_url,
+    PATIENCE, PipelineOptions, TestPipeline, amqp_url,
     orders::{LOAD_CONCURRENCY, Load},
     poll,
     process::ServiceProcess,
 };
 use reqwest::StatusCode;
+use serde_json::{Value, json};
 
 const INITIAL_STOCK: i64 = 1_000_000;
 
@@ -35,7 +43,6 @@ async fn start_replica(pipeline: &TestPipeline) -> ServiceProcess {
         ("AMQP_EXCHANGE", isolation.exchange.clone()),
         ("AMQP_ROUTING_KEY", isolation.routing_key.clone()),
         ("GRPC_ADDRESS", "127.0.0.1:0".to_owned()),
-        ("ORDER_ID_SECRET", TEST_ORDER_ID_SECRET.to_owned()),
         (
             "OTEL_EXPORTER_OTLP_ENDPOINT",
             pipeline.otlp_endpoint.clone(),
@@ -68,8 +75,9 @@ fn failed(span: &ReceivedSpan) -> bool {
     matches!(span.status, SpanStatus::Error { .. })
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_killed_replica_costs_no_error_and_the_survivor_takes_every_call() {
+/// A pipeline with no checkout-service of its own, two replicas as child
+/// processes (at their defaults) and the gateway in front of them, ready.
+async fn start_with_two_replicas() -> (TestPipeline, ServiceProcess, ServiceProcess) {
     let mut pipeline = TestPipeline::start_with(PipelineOptions {
         checkout_replicas: 0,
         initial_stock: INITIAL_STOCK,
@@ -78,7 +86,6 @@ async fn a_killed_replica_costs_no_error_and_the_survivor_takes_every_call() {
     .await;
     let victim = start_replica(&pipeline).await;
     let survivor = start_replica(&pipeline).await;
-    let (victim_port, survivor_port) = (victim.addr.port(), survivor.addr.port());
     pipeline.start_gateway(&[victim.addr, survivor.addr]);
     let readyz = format!("{}/readyz", pipeline.gateway_url);
     poll::until("the gateway ready", PATIENCE, || async {
@@ -86,6 +93,91 @@ async fn a_killed_replica_costs_no_error_and_the_survivor_takes_every_call() {
         (ready.status() == StatusCode::OK).then_some(())
     })
     .await;
+    (pipeline, victim, survivor)
+}
+
+fn order_id(body: &Value) -> String {
+    body["orderId"].as_str().expect("an orderId").to_owned()
+}
+
+/// Clients retrying after a failover: 40 checkouts, each with its own key,
+/// then one replica SIGKILLed and the same 40 sent again. The keys that
+/// were on the killed replica reach the survivor, whose order-id key is
+/// another: another order id, never a second stock change.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retry_on_a_replica_with_another_key_is_applied_once_and_says_so() {
+    let (pipeline, victim, survivor) = start_with_two_replicas().await;
+    let before = pipeline.stock(2).await;
+    let cart = json!({"items": [{"id": 2, "quantity": 1}]});
+    let keys: Vec<String> = (0..40).map(|n| format!("failover-{n}")).collect();
+    let mut first = Vec::new();
+    for key in &keys {
+        let (status, body) = pipeline.checkout(&cart, &[("idempotency-key", key)]).await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+        first.push(order_id(&body));
+    }
+    victim.kill().await;
+    let mut retried = Vec::new();
+    for key in &keys {
+        let body = poll::until(format!("{key} accepted again"), PATIENCE, || async {
+            let (status, body) = pipeline.checkout(&cart, &[("idempotency-key", key)]).await;
+            (status == StatusCode::ACCEPTED).then_some(body)
+        })
+        .await;
+        retried.push(order_id(&body));
+    }
+    let moved: Vec<(&String, &String)> = first
+        .iter()
+        .zip(&retried)
+        .filter(|(first, retried)| first != retried)
+        .collect();
+    assert!(
+        !moved.is_empty() && moved.len() < keys.len(),
+        "some keys, not all, were on the killed replica: {} moved",
+        moved.len()
+    );
+
+    // Every copy is queued before this marker; once it is processed, a
+    // duplicate had its chance to be applied too.
+    let (_, marker) = pipeline.checkout(&json!({"itemsID": [1]}), &[]).await;
+    pipeline.wait_for_order(&order_id(&marker)).await;
+    for id in &first {
+        let order = pipeline.wait_for_order(id).await;
+        assert_eq!(order["status"], "applied", "{order}");
+    }
+    for (original, duplicate) in &moved {
+        // Asked through the gateway, which passes stock-service's answer on.
+        let url = format!("{}/api/orders/{duplicate}", pipeline.gateway_url);
+        let answer: Value = pipeline
+            .http
+            .get(&url)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(answer["status"], "duplicate", "{answer}");
+        assert_eq!(answer["duplicateOf"], original.as_str(), "{answer}");
+    }
+    assert_eq!(
+        pipeline.stock(2).await,
+        before - i64::try_from(keys.len()).unwrap(),
+        "one stock change per key"
+    );
+    println!(
+        "{} of {} retries reached the other replica and got another order id, each a duplicate",
+        moved.len(),
+        keys.len()
+    );
+    drop(survivor);
+    pipeline.shut_down().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_replica_costs_no_error_and_the_survivor_takes_every_call() {
+    let (pipeline, victim, survivor) = start_with_two_replicas().await;
+    let (victim_port, survivor_port) = (victim.addr.port(), survivor.addr.port());
 
     let load = Load::start(&pipeline, Duration::from_secs(180));
     load.wait_for_more_accepted(150, PATIENCE).await;

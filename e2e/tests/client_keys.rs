@@ -2,7 +2,7 @@
 //! with API keys at the gateway, two clients that send the same
 //! `Idempotency-Key` and cart place two orders (both applied), while a retry
 //! by the same client is still the same order; the order id outlives a
-//! restart of checkout-service (its `ORDER_ID_SECRET` does); a key the
+//! restart of checkout-service (its order-id key file does); a key the
 //! gateway generated names its order like any other but is not remembered
 //! with its cart; and checkout-service refuses a malformed client id from
 //! any gRPC caller.
@@ -99,6 +99,9 @@ async fn a_retry_after_checkout_service_restarts_is_the_same_order() {
 
     let (status, first) = pipeline.checkout(&cart, &key).await;
     assert_eq!(status, StatusCode::ACCEPTED, "{first}");
+    // The order-id key is in the pipeline's key file, created at the first
+    // start and read again by the restarted service.
+    assert!(pipeline.isolation.dir.join("order-id.key").exists());
     tokio::task::block_in_place(|| pipeline.restart_checkout_service());
 
     // The gateway reconnects on its own; until then a retry is a 503.

@@ -146,14 +146,31 @@ fn every_service_runs_two_or_more_replicas_that_agree_on_what_they_share() {
         Some("gateway"),
         "Prometheus scrapes both gateways under one name"
     );
-    // A retry reaching the other replica must get the same order id: one
-    // secret for all, and long enough for the service to accept it.
-    let secret = env(service(&compose, "checkout-service"), "ORDER_ID_SECRET");
-    let default = secret
-        .strip_prefix("${ORDER_ID_SECRET:-")
-        .and_then(|rest| rest.strip_suffix('}'))
-        .expect("the secret comes from the environment, with a demo default");
-    assert!(default.len() >= checkout_service::idempotency::MIN_SECRET_LEN);
+    // A retry reaching the other replica gets the same order id: one key
+    // for all, the user's secret if set, else one key file on one volume
+    // that every replica mounts; no key written in the repository.
+    let checkout = service(&compose, "checkout-service");
+    assert_eq!(env(checkout, "ORDER_ID_SECRET"), "${ORDER_ID_SECRET:-}");
+    let key_file = env(checkout, "ORDER_ID_SECRET_FILE");
+    let mounts: Vec<&str> = checkout["volumes"]
+        .as_sequence()
+        .expect("checkout-service mounts a volume")
+        .iter()
+        .filter_map(|mount| mount.as_str())
+        .collect();
+    let volume = mounts
+        .iter()
+        .find_map(|mount| {
+            let (volume, target) = mount.split_once(':')?;
+            key_file
+                .starts_with(&format!("{target}/"))
+                .then_some(volume)
+        })
+        .unwrap_or_else(|| panic!("{key_file} is on no volume: {mounts:?}"));
+    assert!(
+        compose["volumes"].get(volume).is_some(),
+        "{volume} is a named volume, shared by the replicas"
+    );
     // The gateway finds every checkout-service replica by the service name.
     let grpc_port = port_of(env(service(&compose, "checkout-service"), "GRPC_ADDRESS"));
     assert_eq!(

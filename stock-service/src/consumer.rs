@@ -7,7 +7,7 @@
 //! | outcome                                  | broker                     | span status |
 //! |------------------------------------------|----------------------------|-------------|
 //! | applied                                  | `ack` after the commit     | unset       |
-//! | duplicate (order id already recorded)    | `ack`, nothing changes     | unset       |
+//! | duplicate (order id already recorded, or its request fingerprint under another order id: recorded as its duplicate) | `ack`, no stock changes | unset |
 //! | rejected (unknown item, not enough stock)| recorded as rejected, `ack`| unset       |
 //! | poison (not JSON, bad fields, version)   | dead-lettered with reason  | error       |
 //! | database error                           | `nack` + requeue, after a pause | error  |
@@ -360,6 +360,9 @@ impl Consumer {
                     if let Outcome::Rejected { reason } = &outcome {
                         span.set_attribute("stock.rejection_reason", reason.clone());
                         info!(parent: &span, order_id = %order.order_id, %reason, "order rejected");
+                    } else if let Outcome::DuplicateOf { order_id: original } = &outcome {
+                        span.set_attribute("stock.duplicate_of", original.to_string());
+                        info!(parent: &span, order_id = %order.order_id, duplicate_of = %original, "a retry of an applied checkout under another order id: not applied");
                     } else {
                         info!(parent: &span, order_id = %order.order_id, outcome = outcome.as_str(), "order processed");
                     }

@@ -17,6 +17,13 @@ pub enum Outcome {
     /// The order was processed before (a redelivery or a duplicate publish);
     /// nothing changed.
     Duplicate,
+    /// Another order id of the same checkout (the same request fingerprint:
+    /// client and idempotency key) was applied before; nothing changed, and
+    /// this order id is recorded as its duplicate.
+    DuplicateOf {
+        /// The order id the checkout was applied under.
+        order_id: Uuid,
+    },
     /// The order cannot be served (unknown item, or not enough stock). It is
     /// recorded as rejected with this reason and stock is unchanged.
     Rejected {
@@ -30,7 +37,7 @@ impl Outcome {
     pub fn as_str(&self) -> &'static str {
         match self {
             Self::Applied => "applied",
-            Self::Duplicate => "duplicate",
+            Self::Duplicate | Self::DuplicateOf { .. } => "duplicate",
             Self::Rejected { .. } => "rejected",
         }
     }
@@ -43,6 +50,10 @@ pub enum OrderStatus {
     Applied,
     /// Stock was not touched; see [`OrderRecord::reason`].
     Rejected,
+    /// Another order id of the same checkout was applied; see
+    /// [`OrderRecord::duplicate_of`]. Stored as `rejected` with the order it
+    /// duplicates (no stock was taken for it).
+    Duplicate,
 }
 
 impl OrderStatus {
@@ -51,6 +62,7 @@ impl OrderStatus {
         match self {
             Self::Applied => "applied",
             Self::Rejected => "rejected",
+            Self::Duplicate => contracts::http::ORDER_STATUS_DUPLICATE,
         }
     }
 }
@@ -78,10 +90,12 @@ impl FromStr for OrderStatus {
 pub struct OrderRecord {
     /// The order id (the idempotency key).
     pub order_id: Uuid,
-    /// Applied or rejected.
+    /// Applied, rejected, or a duplicate.
     pub status: OrderStatus,
-    /// Why it was rejected; `None` when applied.
+    /// Why it was rejected, or what it duplicates; `None` when applied.
     pub reason: Option<String>,
+    /// For a duplicate: the order id the checkout was applied under.
+    pub duplicate_of: Option<Uuid>,
     /// The order's price, as published.
     pub total_amount: i64,
     /// The order lines, as published.

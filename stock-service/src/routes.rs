@@ -1,7 +1,8 @@
 //! The HTTP API: read-only views of the store, and the health probes.
 //!
 //! - `GET /api/stock/{itemId}`: `{"itemId":1,"available":998}`
-//! - `GET /api/orders/{orderId}`: `{"orderId":…,"status":"applied"|"rejected","reason":…,"totalAmount":…}`
+//! - `GET /api/orders/{orderId}`: `{"orderId":…,"status":"applied"|"rejected"|"duplicate","reason":…,"totalAmount":…}`
+//!   (a `duplicate` also names the order it duplicates, `duplicateOf`)
 //! - `GET /healthz`: the process is up (liveness).
 //! - `GET /readyz`: the consumer is subscribed and the database answers
 //!   (readiness); 503 otherwise, so an orchestrator holds traffic and alerts
@@ -109,6 +110,7 @@ async fn order(
             reason: record.reason,
             total_amount: record.total_amount,
             processed_at: record.processed_at_ms,
+            duplicate_of: record.duplicate_of,
         })),
         None => Err(ApiError::not_found(format!(
             "order {order_id} has not been processed"

@@ -24,6 +24,15 @@
 //! (`ON CONFLICT DO NOTHING` affects no row): still exactly once. PostgreSQL
 //! gets no connection settings: the SQLite ones below are not sent to it.
 //!
+//! A retry of one checkout can also arrive under a *second* order id: order
+//! ids are derived under checkout-service's key, which may differ between
+//! its replicas or across a restart. The message then carries the same
+//! request fingerprint (client and idempotency key,
+//! [`contracts::amqp::request_fingerprint`]), which `processed_orders`
+//! records under a unique index: the claim of an order id fails on the
+//! fingerprint as on the id, in the same statement, and the second order id
+//! is recorded as a duplicate of the first instead of being applied.
+//!
 //! `processed_orders` keeps an order for a retention period only
 //! (`store/purge.rs`, run by [`crate::retention`]): exactly-once holds for
 //! redeliveries and retries that arrive within it.
@@ -61,7 +70,7 @@ use uuid::Uuid;
 
 use crate::{
     configuration::{InitialStock, parse_database_url},
-    domain::OrderRecord,
+    domain::{OrderRecord, OrderStatus},
 };
 
 mod apply;
@@ -146,7 +155,7 @@ const SEED_STOCK: Statement = Statement {
 const SELECT_ORDER: Statement = Statement {
     operation: "SELECT",
     table: "processed_orders",
-    sql: "SELECT status, reason, total_amount, items, processed_at \
+    sql: "SELECT status, reason, total_amount, items, processed_at, duplicate_of \
           FROM processed_orders WHERE order_id = $1",
 };
 
@@ -290,9 +299,21 @@ impl Store {
 fn order_record(order_id: Uuid, row: &AnyRow) -> Result<OrderRecord, StoreError> {
     let status: String = row.try_get("status")?;
     let items: String = row.try_get("items")?;
+    let duplicate_of = row
+        .try_get::<Option<String>, _>("duplicate_of")?
+        .map(|id| {
+            id.parse::<Uuid>()
+                .map_err(|e| StoreError::Corrupt(format!("duplicate_of of {order_id}: {e}")))
+        })
+        .transpose()?;
+    let status = match duplicate_of {
+        Some(_) => OrderStatus::Duplicate,
+        None => status.parse().map_err(StoreError::Corrupt)?,
+    };
     Ok(OrderRecord {
         order_id,
-        status: status.parse().map_err(StoreError::Corrupt)?,
+        status,
+        duplicate_of,
         reason: row.try_get("reason")?,
         total_amount: row.try_get("total_amount")?,
         items: serde_json::from_str(&items)

@@ -29,10 +29,12 @@ export interface Accepted {
 /** GET /api/orders/{orderId} once stock-service has processed the order. */
 export interface Outcome {
   orderId: string;
-  status: 'applied' | 'rejected';
+  /** `duplicate`: a retry applied under another order id, `duplicateOf`. */
+  status: 'applied' | 'rejected' | 'duplicate';
   reason: string | null;
   totalAmount: number;
   processedAt: number;
+  duplicateOf: string | null;
 }
 
 /** A non-2xx answer, with the `{"error":{"code","message"}}` body when there is one. */
@@ -139,7 +141,7 @@ export async function fetchOutcome(orderId: string): Promise<Outcome | null> {
   if (
     !isObject(body) ||
     typeof body.orderId !== 'string' ||
-    (body.status !== 'applied' && body.status !== 'rejected') ||
+    (body.status !== 'applied' && body.status !== 'rejected' && body.status !== 'duplicate') ||
     !(body.reason === null || body.reason === undefined || typeof body.reason === 'string') ||
     !Number.isInteger(body.totalAmount)
   ) {
@@ -151,6 +153,7 @@ export async function fetchOutcome(orderId: string): Promise<Outcome | null> {
     reason: typeof body.reason === 'string' ? body.reason : null,
     totalAmount: body.totalAmount as number,
     processedAt: typeof body.processedAt === 'number' ? body.processedAt : 0,
+    duplicateOf: typeof body.duplicateOf === 'string' ? body.duplicateOf : null,
   };
 }
 

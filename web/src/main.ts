@@ -339,7 +339,9 @@ async function buy(): Promise<void> {
       say(
         outcome.status === 'applied'
           ? `Order applied after ${finalMs} ms.`
-          : `Order rejected after ${finalMs} ms${outcome.reason === null ? '' : `: ${outcome.reason}`}.`,
+          : outcome.status === 'duplicate'
+            ? `Order applied once, as order ${outcome.duplicateOf ?? '?'} (a retry got this id).`
+            : `Order rejected after ${finalMs} ms${outcome.reason === null ? '' : `: ${outcome.reason}`}.`,
       );
     });
   } catch (error) {

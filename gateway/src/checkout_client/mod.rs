@@ -34,10 +34,13 @@
 //! (`CHECKOUT_DEADLINE_MS`). Nothing else is retried: not a missed
 //! deadline, not `RESOURCE_EXHAUSTED` (the replicas are overloaded: adding
 //! calls would not help), not the caller's mistakes. The retry is safe
-//! because of the key: checkout-service derives the order id from client
-//! and key with `ORDER_ID_SECRET`, the same on every replica, so the retry
-//! names the same order even if the first attempt reached the broker, and
-//! stock-service applies an order id once. Each attempt has its own CLIENT
+//! because of the key, even if the first attempt reached the broker: the
+//! message carries the request fingerprint of client and key, and
+//! stock-service applies one order per fingerprint, whatever order-id key
+//! each replica has. With the same key on every replica (`ORDER_ID_SECRET`
+//! or a shared `ORDER_ID_SECRET_FILE`) the retry also names the same order
+//! id; with different keys it names another one, which stock-service
+//! answers as a `duplicate` of the order it applied. Each attempt has its own CLIENT
 //! span, a child of the request's SERVER span, carrying its own
 //! `traceparent` to the replica, numbered by `checkout.rpc.attempt`.
 //!
@@ -46,12 +49,12 @@
 //! While the replicas stay the same, every call with a given key goes to the
 //! same replica. When the replica a key maps to leaves (killed, scaled
 //! down, not serving) or a new replica takes the key over, the next call
-//! with that key reaches a replica that has not seen it. The order id is
-//! still the same (same key, same secret), so a retry with the same cart is
-//! the same order, applied once. But a reuse of the key with *another* cart
-//! in that window is not refused with a 422: it gets a 202 with the
-//! original order id, and stock-service, which applies an order id once,
-//! applies only the first cart. The stock stays exact; only the warning to
+//! with that key reaches a replica that has not seen it. A retry with the
+//! same cart is still the same order, applied once (and the same order id
+//! when the replicas share their order-id key). But a reuse of the key with
+//! *another* cart in that window is not refused with a 422: it gets a 202,
+//! and stock-service, which applies one order per client and key, applies
+//! only the first cart. The stock stays exact; only the warning to
 //! a client that reused its key is lost. The keys of the other replicas do
 //! not move.
 

@@ -11,10 +11,14 @@
 //! the server breaks after `deadlock_timeout` (1 s) by aborting one of them.
 //! Every transaction here therefore takes its locks in one global order:
 //!
-//! 1. the `processed_orders` keys of its orders, ascending by order id (the
-//!    `INSERT` that claims an order locks its key until commit; another
-//!    transaction claiming the same order, a duplicate delivered to another
-//!    replica, waits for it and then finds it);
+//! 1. the `processed_orders` keys of its orders, ascending by request
+//!    fingerprint, then order id (the `INSERT` that claims an order locks
+//!    its order id and its fingerprint in the unique indexes until commit;
+//!    another transaction claiming the same order or the same fingerprint,
+//!    a duplicate delivered to another replica or a retry under another
+//!    order id, waits for it and then finds it; one order id has one
+//!    fingerprint, so both keys of an order fall at one place in that
+//!    order);
 //! 2. the `stock` rows of every item its new orders need, ascending by item
 //!    id: with two or more new orders, all of them at once with one
 //!    `SELECT … ORDER BY item_id FOR UPDATE` (PostgreSQL locks the rows in
@@ -68,12 +72,31 @@ const RETRYABLE_SQLSTATES: [&str; 2] = ["40001", "40P01"];
 /// the actual pause is drawn between half of it and all of it.
 const FIRST_RETRY_PAUSE: Duration = Duration::from_millis(20);
 
+/// Claims an order: no row is inserted if its order id or its request
+/// fingerprint is recorded already (either unique index), which the same
+/// statement decides atomically.
 const RECORD_ORDER: Statement = Statement {
     operation: "INSERT",
     table: "processed_orders",
     sql: "INSERT INTO processed_orders \
-          (order_id, status, reason, total_amount, items, processed_at) \
-          VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (order_id) DO NOTHING",
+          (order_id, status, reason, total_amount, items, processed_at, request_fingerprint) \
+          VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
+};
+/// The order recorded under a request fingerprint.
+const SELECT_FINGERPRINT: Statement = Statement {
+    operation: "SELECT",
+    table: "processed_orders",
+    sql: "SELECT order_id FROM processed_orders WHERE request_fingerprint = $1",
+};
+/// Records an order id as a duplicate of another one: stock untouched
+/// (status `rejected`, shown as `duplicate`), no fingerprint (the original
+/// holds it).
+const RECORD_DUPLICATE: Statement = Statement {
+    operation: "INSERT",
+    table: "processed_orders",
+    sql: "INSERT INTO processed_orders \
+          (order_id, status, reason, total_amount, items, processed_at, duplicate_of) \
+          VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (order_id) DO NOTHING",
 };
 /// The batch's stock rows, locked in item order (PostgreSQL only). The ids
 /// travel as one comma-separated text parameter: sqlx's `Any` driver binds
@@ -118,7 +141,10 @@ impl Store {
     ///
     /// Each order's statements are traced under its span. For each order:
     /// its id is claimed first; if it is already recorded (a redelivery, or
-    /// a second copy earlier in this batch), nothing changes. Then each line
+    /// a second copy earlier in this batch), nothing changes; if its request
+    /// fingerprint is recorded under another order id (a retry that got
+    /// another order id), it is recorded as that order's duplicate and
+    /// nothing else changes. Then each line
     /// takes its stock, guarded so stock never goes below zero. If a line
     /// cannot be served, the lines already taken are given back and the
     /// order is recorded as rejected with the reason, in the same
@@ -167,11 +193,15 @@ impl Store {
     }
 
     /// The order in which the batch's orders claim their ids: ascending
-    /// order id on PostgreSQL (the lock order), delivery order on SQLite.
+    /// request fingerprint (none first), then order id on PostgreSQL (the
+    /// lock order), delivery order on SQLite.
     fn lock_sequence(&self, orders: &[(&CheckoutProcessed, &Span)]) -> Vec<usize> {
         let mut sequence: Vec<usize> = (0..orders.len()).collect();
         if self.system == DatabaseSystem::Postgresql {
-            sequence.sort_by_key(|&i| orders[i].0.order_id);
+            sequence.sort_by_key(|&i| {
+                let order = orders[i].0;
+                (order.request_fingerprint.as_deref(), order.order_id)
+            });
         }
         sequence
     }
@@ -212,12 +242,12 @@ impl Store {
         let mut new = Vec::with_capacity(orders.len());
         for &i in sequence {
             let (order, span) = orders[i];
-            let recorded = self
-                .record(conn, order, OrderStatus::Applied, None)
-                .instrument(span.clone())
-                .await?;
-            if recorded {
-                new.push(i);
+            match self.claim(conn, order).instrument(span.clone()).await? {
+                Claim::New => new.push(i),
+                Claim::Known => {}
+                Claim::DuplicateOf(original) => {
+                    outcomes[i] = Outcome::DuplicateOf { order_id: original };
+                }
             }
         }
         if self.system == DatabaseSystem::Postgresql
@@ -271,29 +301,70 @@ impl Store {
         Ok(Outcome::Applied)
     }
 
-    /// Inserts the `processed_orders` row unless the order id is known.
-    /// Returns whether it was inserted.
-    async fn record(
+    /// Claims the order: inserts its `processed_orders` row (as applied)
+    /// unless its order id or its request fingerprint is recorded. When the
+    /// fingerprint is, under another order id, this order id is recorded as
+    /// a duplicate of that one.
+    ///
+    /// On PostgreSQL a claim that collides with another transaction's
+    /// uncommitted row waits for it to end; the `SELECT` that follows, a
+    /// new statement under READ COMMITTED, then sees the row committed.
+    async fn claim(
         &self,
         conn: &mut AnyConnection,
         order: &CheckoutProcessed,
-        status: OrderStatus,
-        reason: Option<&str>,
-    ) -> Result<bool, StoreError> {
-        let items = serde_json::to_string(&order.items)
-            .map_err(|e| StoreError::Corrupt(format!("cannot encode order lines: {e}")))?;
+    ) -> Result<Claim, StoreError> {
+        let items = order_lines(order)?;
         let inserted = sqlx::query(RECORD_ORDER.sql)
             .bind(order.order_id.to_string())
-            .bind(status.as_str())
+            .bind(OrderStatus::Applied.as_str())
+            .bind(None::<String>)
+            .bind(order.total_amount)
+            .bind(items.clone())
+            .bind(now_ms())
+            .bind(order.request_fingerprint.clone())
+            .execute(&mut *conn)
+            .traced(&self.db, RECORD_ORDER)
+            .await?
+            .rows_affected();
+        if inserted == 1 {
+            return Ok(Claim::New);
+        }
+        let Some(fingerprint) = &order.request_fingerprint else {
+            return Ok(Claim::Known);
+        };
+        let recorded: Option<String> = sqlx::query_scalar(SELECT_FINGERPRINT.sql)
+            .bind(fingerprint.clone())
+            .fetch_optional(&mut *conn)
+            .traced(&self.db, SELECT_FINGERPRINT)
+            .await?;
+        let original = match recorded.map(|id| id.parse::<uuid::Uuid>()) {
+            // Not found: the order id was known (and the row holding the
+            // fingerprint, if any, purged since). The same id: a redelivery.
+            None => return Ok(Claim::Known),
+            Some(Ok(id)) if id == order.order_id => return Ok(Claim::Known),
+            Some(Ok(id)) => id,
+            Some(Err(e)) => {
+                return Err(StoreError::Corrupt(format!(
+                    "order id of a fingerprint: {e}"
+                )));
+            }
+        };
+        let reason = format!(
+            "duplicate of order {original}: the same Idempotency-Key, applied under that order id"
+        );
+        sqlx::query(RECORD_DUPLICATE.sql)
+            .bind(order.order_id.to_string())
+            .bind(OrderStatus::Rejected.as_str())
             .bind(reason)
             .bind(order.total_amount)
             .bind(items)
             .bind(now_ms())
+            .bind(original.to_string())
             .execute(conn)
-            .traced(&self.db, RECORD_ORDER)
-            .await?
-            .rows_affected();
-        Ok(inserted == 1)
+            .traced(&self.db, RECORD_DUPLICATE)
+            .await?;
+        Ok(Claim::DuplicateOf(original))
     }
 
     /// Locks the `stock` rows of `items` in ascending item order.
@@ -358,6 +429,24 @@ impl Store {
             .await?;
         Ok(())
     }
+}
+
+/// What claiming an order found.
+enum Claim {
+    /// Neither its order id nor its fingerprint was recorded: it is ours to
+    /// apply.
+    New,
+    /// Its order id was recorded: a redelivery; nothing to do.
+    Known,
+    /// Its fingerprint was recorded under this other order id: a retry of
+    /// the same checkout, now recorded as its duplicate.
+    DuplicateOf(uuid::Uuid),
+}
+
+/// The order lines as stored (JSON).
+fn order_lines(order: &CheckoutProcessed) -> Result<String, StoreError> {
+    serde_json::to_string(&order.items)
+        .map_err(|e| StoreError::Corrupt(format!("cannot encode order lines: {e}")))
 }
 
 /// The SQLSTATE of `error` if the database says the transaction is worth
