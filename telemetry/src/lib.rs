@@ -64,7 +64,7 @@ use service::{shutdown, startup::Service};
 use tracing::{Dispatch, dispatcher::WeakDispatch};
 use tracing_subscriber::{
     EnvFilter,
-    filter::filter_fn,
+    filter::{FilterExt, filter_fn},
     layer::{Layer, SubscriberExt},
 };
 
@@ -73,7 +73,10 @@ pub use config::{
     SamplerSetting, SignalArgs, SignalExporter, TelemetryArgs, TelemetryConfig,
 };
 pub use export::forward::{ForwardError, SpanForwarder};
-use export::{ExportRuntime, Pipelines, is_export_machinery, tally::ExportTally};
+use export::{
+    ExportRuntime, Pipelines, is_export_machinery, outage::is_repeated_export_error,
+    tally::ExportTally,
+};
 use logs::{json_logs, otlp_logs};
 pub use propagation::{PropagatorName, Propagators};
 
@@ -171,7 +174,11 @@ impl Telemetry {
                 }))
         });
         let subscriber = tracing_subscriber::registry()
-            .with(json_logs(writer, own_dispatch.clone()).with_filter(json_filter))
+            // The SDK's per-batch export errors are left out: the exporters
+            // log a collector's going away once (see `export::outage`).
+            .with(json_logs(writer, own_dispatch.clone()).with_filter(
+                json_filter.and(filter_fn(|metadata| !is_repeated_export_error(metadata))),
+            ))
             .with(otlp_logs)
             // The carriers find the service's propagator, and service code
             // its meter, in its dispatcher (see `propagation`, `metrics`);
@@ -183,6 +190,7 @@ impl Telemetry {
             .with(spans);
         let dispatch = Dispatch::new(subscriber);
         let _ = own_dispatch.set(dispatch.downgrade());
+        let _ = tally.dispatch.set(dispatch.downgrade());
         Ok(Self {
             tracer,
             meter,
