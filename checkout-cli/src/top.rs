@@ -12,8 +12,8 @@
 //! as the specification says); the figures cover the last interval exported and
 //! change when the next export arrives, so for a live view start the services with
 //! e.g. `OTEL_METRIC_EXPORT_INTERVAL=1000` (`scripts/demo` does). Until the first
-//! export arrives the table says so, and why it may take that long. Spans are accepted and dropped, and log
-//! records are not kept: `top` may run for hours.
+//! export arrives the table says so, and why it may take that long. Spans are
+//! accepted and dropped, and log records are not kept: `top` may run for hours.
 
 pub mod view;
 
