@@ -4,7 +4,8 @@
 //! pseudo-terminal and hangs that up on exit), its services keep answering; run
 //! again, it says it restarts them on the same database and builds nothing;
 //! `scripts/demo stop` returns once they have exited, and says what it stopped,
-//! or that nothing was running.
+//! or that nothing was running. Missing a prerequisite, it stops at once with the
+//! README's sentence.
 
 #![allow(
     clippy::unwrap_used,
@@ -150,4 +151,38 @@ fn free_port_offset() -> u16 {
                 .all(|port| std::net::TcpListener::bind(("0.0.0.0", port + offset)).is_ok())
         })
         .expect("free ports")
+}
+
+#[test]
+fn the_demo_stops_at_once_with_the_readme_s_prerequisites_when_rust_is_too_old() {
+    let readme = std::fs::read_to_string(workspace().join("README.md")).expect("README");
+    let sentence = readme
+        .lines()
+        .find(|line| line.starts_with("Prerequisites: "))
+        .expect("a prerequisites line in the README");
+    // A directory with an old `rustc` ahead of the real one, as Debian's.
+    let bin = std::env::temp_dir().join(format!("demo-old-rustc-{}", std::process::id()));
+    std::fs::create_dir_all(&bin).unwrap();
+    let rustc = bin.join("rustc");
+    std::fs::write(
+        &rustc,
+        "#!/bin/sh\necho 'rustc 1.63.0 (4b91a6ea7 2022-08-08)'\n",
+    )
+    .unwrap();
+    let executable = std::os::unix::fs::PermissionsExt::from_mode(0o755);
+    std::fs::set_permissions(&rustc, executable).unwrap();
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
+
+    let output = Command::new("scripts/demo")
+        .current_dir(workspace())
+        .env("PATH", path)
+        .env("DEMO_DIR", &bin)
+        .output()
+        .expect("the demo runs");
+    let _ = std::fs::remove_dir_all(&bin);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(stderr.contains("this rustc is 1.63"), "{stderr}");
+    assert!(stderr.contains(sentence), "{stderr}");
+    assert!(output.stdout.is_empty(), "before anything else");
 }
