@@ -75,7 +75,7 @@ impl Outage {
                 signal,
                 endpoint,
                 dropped,
-                "OTLP collector back: {dropped} {signal} were dropped while it was unreachable"
+                "OTLP collector back: {signal} dropped while it was unreachable: {dropped}"
             ),
         };
         match dispatch.get().and_then(WeakDispatch::upgrade) {
