@@ -74,8 +74,9 @@ pub use config::{
 };
 pub use export::forward::{ForwardError, SpanForwarder};
 use export::{
-    ExportRuntime, Pipelines, is_export_machinery, outage::is_repeated_export_error,
-    tally::ExportTally,
+    ExportRuntime, Pipelines, is_export_machinery,
+    outage::is_repeated_export_error,
+    tally::{ExportTally, SignalCounts},
 };
 use logs::{json_logs, otlp_logs};
 pub use propagation::{PropagatorName, Propagators};
@@ -259,12 +260,28 @@ impl Telemetry {
         let (tracer, meter, logger) =
             (self.tracer.clone(), self.meter.clone(), self.logger.clone());
         let (dispatch, logs_open) = (self.dispatch.clone(), self.logs_open.clone());
+        let tally = self.tally.clone();
         let _ = tokio::task::spawn_blocking(move || {
             tracing::dispatcher::with_default(&dispatch, || {
-                let spans = tracer.as_ref().map(SdkTracerProvider::shutdown);
-                let metrics = meter.as_ref().map(SdkMeterProvider::shutdown);
+                // A signal whose collector is away fails its last export too:
+                // that was logged when it went away, and the totals below
+                // count what it lost, so it is not logged a third time.
+                let unless_away = |result: Option<OTelSdkResult>, counts: &SignalCounts| {
+                    result.filter(|_| !counts.collector_away())
+                };
+                let spans = unless_away(
+                    tracer.as_ref().map(SdkTracerProvider::shutdown),
+                    &tally.spans,
+                );
+                let metrics = unless_away(
+                    meter.as_ref().map(SdkMeterProvider::shutdown),
+                    &tally.metric_points,
+                );
                 logs_open.store(false, Ordering::Release);
-                let logs = logger.as_ref().map(SdkLoggerProvider::shutdown);
+                let logs = unless_away(
+                    logger.as_ref().map(SdkLoggerProvider::shutdown),
+                    &tally.logs,
+                );
                 warn_failures(
                     "telemetry shutdown incomplete",
                     [("spans", spans), ("metrics", metrics), ("logs", logs)],

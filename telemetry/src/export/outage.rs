@@ -10,7 +10,9 @@
 //! ([`is_repeated_export_error`]) and these two lines stand in for them.
 //! They are written from the one place that sees the outcome of every
 //! export: the tally's `Counted` wrapper (see [`super::tally`]), which also
-//! keeps counting the lost items as `otel.sdk.exporter.*` metrics.
+//! keeps counting the lost items as `otel.sdk.exporter.*` metrics. For the
+//! same reason a service stopping while its collector is away does not warn
+//! that its telemetry shutdown is incomplete: the totals line says what was lost.
 
 use std::sync::{Mutex, OnceLock};
 
@@ -82,6 +84,14 @@ impl Outage {
             Some(dispatch) => tracing::dispatcher::with_default(&dispatch, log),
             None => log(),
         }
+    }
+
+    /// Whether the last export failed (and the ones since it started failing).
+    pub(crate) fn failing(&self) -> bool {
+        self.dropped
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_some()
     }
 
     fn change(&self, items: usize, result: &OTelSdkResult) -> Option<Change> {

@@ -66,6 +66,11 @@ impl SignalCounts {
         counter.fetch_add(items as u64, Ordering::Relaxed);
     }
 
+    /// Whether this signal's exports are failing (see [`Outage`]).
+    pub(crate) fn collector_away(&self) -> bool {
+        self.outage.failing()
+    }
+
     /// Items delivered.
     pub(crate) fn exported(&self) -> u64 {
         self.exported.load(Ordering::Relaxed)
