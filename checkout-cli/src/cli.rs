@@ -7,7 +7,7 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use crate::{jaeger, load, send, top, traces};
 
@@ -43,7 +43,8 @@ pub enum Command {
     /// share of errors and the p50/p99 latency over the services' last export interval,
     /// then the order lag, the orders by outcome and the stock per item. The services
     /// export every OTEL_METRIC_EXPORT_INTERVAL (60 s by default): start them with
-    /// OTEL_METRIC_EXPORT_INTERVAL=1000 for a live view. --json prints one JSON
+    /// OTEL_METRIC_EXPORT_INTERVAL=1000 for a live view (scripts/demo does); until the
+    /// first export arrives the table says it is waiting. --json prints one JSON
     /// document per refresh. Spans and log records received are dropped.
     Top(top::TopArgs),
     /// Fetch one trace from Jaeger's HTTP API and print it as a waterfall
@@ -69,9 +70,39 @@ Examples:
   checkout traces --settle 3s
   checkout traces --logs
   checkout top --interval 2s
-  checkout trace 4bf92f3577b34da6a3ce929d0e0e4736 --jaeger http://localhost:16686
+  checkout trace 4bf92f3577b34da6a3ce929d0e0e4736 --jaeger-ui http://localhost:16686
   checkout load --rate 50 --duration 30s --warmup 5s --items 1:2,3:1
   checkout load --concurrency 8 --requests 1000 --verify-traces";
+
+/// The command line as `checkout` parses it: [`Cli`], with `--help` showing an
+/// environment variable's value only when that variable is set (clap's own
+/// help prints `[env: NAME=]` for an unset one, which reads as if it were set
+/// to nothing).
+pub fn command() -> clap::Command {
+    fn hide_unset(command: clap::Command) -> clap::Command {
+        let subcommands: Vec<String> = command
+            .get_subcommands()
+            .map(|subcommand| subcommand.get_name().to_owned())
+            .collect();
+        let command = command.mut_args(|arg| {
+            let set = arg
+                .get_env()
+                .and_then(std::env::var_os)
+                .is_some_and(|value| !value.is_empty());
+            if set { arg } else { arg.hide_env_values(true) }
+        });
+        subcommands.into_iter().fold(command, |command, name| {
+            command.mut_subcommand(name, hide_unset)
+        })
+    }
+    hide_unset(Cli::command())
+}
+
+/// Parses the process's arguments with [`command`]; exits with clap's message
+/// (or the help, or the version) when they do not parse.
+pub fn parse() -> Cli {
+    Cli::from_arg_matches(&command().get_matches()).unwrap_or_else(|error| error.exit())
+}
 
 /// Runs the parsed command; the exit code says whether it succeeded.
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -91,8 +122,6 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
 
 #[cfg(test)]
 mod tests {
-    use clap::CommandFactory;
-
     use super::*;
 
     #[test]

@@ -32,14 +32,15 @@ use crate::waterfall;
 pub struct TraceArgs {
     /// Trace id: up to 32 hex digits
     pub trace_id: String,
-    /// Jaeger query base URL (the UI's address)
+    /// Jaeger UI base URL (its query API is served at the same address)
     #[arg(
-        long,
-        env = "JAEGER_URL",
+        long = "jaeger-ui",
+        alias = "jaeger",
+        env = "JAEGER_UI_URL",
         default_value = "http://localhost:16686",
         value_name = "URL"
     )]
-    pub jaeger: String,
+    pub jaeger_ui: String,
     /// Print the trace as one JSON object instead of a waterfall
     #[arg(long)]
     pub json: bool,
@@ -210,9 +211,9 @@ pub async fn run(args: TraceArgs) -> anyhow::Result<ExitCode> {
     let client = reqwest::Client::builder()
         .timeout(std::time::Duration::from_secs(30))
         .build()?;
-    let spans = fetch_trace(&client, &args.jaeger, &args.trace_id)
+    let spans = fetch_trace(&client, &args.jaeger_ui, &args.trace_id)
         .await
-        .with_context(|| format!("trace {} from {}", args.trace_id, args.jaeger))?;
+        .with_context(|| format!("trace {} from {}", args.trace_id, args.jaeger_ui))?;
     if args.json {
         println!("{}", waterfall::render_json(&spans));
     } else {

@@ -3,12 +3,11 @@
 
 use std::process::ExitCode;
 
-use checkout_cli::cli::{self, Cli};
-use clap::Parser;
+use checkout_cli::cli;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    match cli::run(Cli::parse()).await {
+    match cli::run(cli::parse()).await {
         Ok(code) => code,
         Err(error) => {
             eprintln!("error: {error:#}");

@@ -46,7 +46,7 @@ pub struct SendArgs {
     /// Jaeger UI base URL, for the printed trace link
     #[arg(
         long,
-        env = "JAEGER_UI",
+        env = "JAEGER_UI_URL",
         default_value = "http://localhost:16686",
         value_name = "URL"
     )]

@@ -11,8 +11,9 @@
 //! The services export metrics every `OTEL_METRIC_EXPORT_INTERVAL` (60 s by default,
 //! as the specification says); the figures cover the last interval exported and
 //! change when the next export arrives, so for a live view start the services with
-//! e.g. `OTEL_METRIC_EXPORT_INTERVAL=1000`. Spans are accepted and dropped, and log
-//! records are not kept: `top` may run for hours.
+//! e.g. `OTEL_METRIC_EXPORT_INTERVAL=1000` (`scripts/demo` does). Until the first
+//! export arrives the table says so, and why it may take that long. Spans are
+//! accepted and dropped, and log records are not kept: `top` may run for hours.
 
 pub mod view;
 
@@ -66,7 +67,7 @@ pub async fn run(args: TopArgs) -> anyhow::Result<ExitCode> {
             anyhow::anyhow!(error.explain(flag))
         })?;
     eprintln!(
-        "receiving metrics on OTLP/gRPC {} and OTLP/HTTP {}; for a live view start the services with OTEL_METRIC_EXPORT_INTERVAL=1000",
+        "receiving metrics on OTLP/gRPC {} and OTLP/HTTP {}; the figures change at each of the services' exports, every OTEL_METRIC_EXPORT_INTERVAL (60 s by default): for a live view start them with OTEL_METRIC_EXPORT_INTERVAL=1000 (scripts/demo does)",
         receiver.grpc_addr(),
         receiver
             .http_addr()
@@ -116,7 +117,9 @@ pub fn render(view: &TopView, dropped_points: u64) -> String {
         && view.stock.is_empty()
     {
         out.push_str(if view.series_received == 0 {
-            "\nwaiting for metrics…\n"
+            "\nwaiting for metrics… The services send them every OTEL_METRIC_EXPORT_INTERVAL\n\
+             (60 s by default; scripts/demo sets 1 s), so the first can take that long.\n\
+             Still nothing after it? Their OTEL_EXPORTER_OTLP_ENDPOINT must point here.\n"
         } else {
             "\nno metric this view shows has arrived yet\n"
         });

@@ -248,7 +248,7 @@ async fn checkout_command(args: Vec<String>) -> (bool, String, String) {
         Command::new(env!("CARGO_BIN_EXE_checkout"))
             .args(args)
             .env_remove("CHECKOUT_GATEWAY")
-            .env_remove("JAEGER_UI")
+            .env_remove("JAEGER_UI_URL")
             .output()
             .expect("the binary runs")
     })
@@ -476,4 +476,33 @@ async fn runs_without_an_end_are_rejected() {
         run_load(config).await,
         Err(LoadError::InvalidMode)
     ));
+}
+
+#[test]
+fn help_shows_an_environment_variable_s_value_only_when_it_is_set() {
+    let help = |gateway: Option<&str>| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_checkout"));
+        command
+            .args(["send", "--help"])
+            .env_remove("CHECKOUT_GATEWAY")
+            .env_remove("JAEGER_UI_URL");
+        if let Some(gateway) = gateway {
+            command.env("CHECKOUT_GATEWAY", gateway);
+        }
+        let output = command.output().expect("the binary runs");
+        assert!(output.status.success());
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    };
+
+    let unset = help(None);
+    assert!(unset.contains("[env: CHECKOUT_GATEWAY]"), "{unset}");
+    assert!(unset.contains("[env: JAEGER_UI_URL]"), "{unset}");
+    assert!(!unset.contains("=]"), "no empty value shown: {unset}");
+
+    let set = help(Some("http://shop:8081"));
+    assert!(
+        set.contains("[env: CHECKOUT_GATEWAY=http://shop:8081]"),
+        "{set}"
+    );
+    assert!(set.contains("[env: JAEGER_UI_URL]"), "{set}");
 }

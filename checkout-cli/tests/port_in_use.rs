@@ -25,7 +25,7 @@ fn checkout(args: &[&str]) -> (bool, String) {
     let output = Command::new(env!("CARGO_BIN_EXE_checkout"))
         .args(args)
         .env_remove("CHECKOUT_GATEWAY")
-        .env_remove("CHECKOUT_STOCK")
+        .env_remove("STOCK_SERVICE_URL")
         .output()
         .expect("the binary runs");
     (

@@ -11,7 +11,8 @@
 //! full, spans or log records are dropped (the SDK logs the first drop and
 //! the total at shutdown) rather than queued without limit, and each export
 //! gives up after its timeout. Every exporter is counted (`tally`: what was
-//! delivered and what was lost, as `otel.sdk.exporter.*` metrics). The
+//! delivered and what was lost, as `otel.sdk.exporter.*` metrics), and a
+//! collector that goes away is logged once, not once per batch (`outage`). The
 //! gRPC exporters' channels run on one runtime of their own
 //! ([`ExportRuntime`]). A signal that is off builds no exporter at all.
 
@@ -29,6 +30,7 @@ use crate::{OtlpProtocol, TelemetryConfig, TelemetryError};
 pub(crate) mod forward;
 mod logs;
 mod metrics;
+pub(crate) mod outage;
 pub(crate) mod prometheus;
 pub(crate) mod tally;
 mod traces;
@@ -134,7 +136,7 @@ pub(crate) fn pipelines(config: &TelemetryConfig) -> Result<Pipelines, Telemetry
         runtime: runtime.as_deref(),
     };
     let resource = resource(config);
-    let tally = Arc::new(ExportTally::default());
+    let tally = Arc::new(ExportTally::new(&config.endpoint));
     let tracer = config
         .traces_enabled
         .then(|| traces::tracer_provider(&transport, resource.clone(), &tally))

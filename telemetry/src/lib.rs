@@ -64,7 +64,7 @@ use service::{shutdown, startup::Service};
 use tracing::{Dispatch, dispatcher::WeakDispatch};
 use tracing_subscriber::{
     EnvFilter,
-    filter::filter_fn,
+    filter::{FilterExt, filter_fn},
     layer::{Layer, SubscriberExt},
 };
 
@@ -73,7 +73,11 @@ pub use config::{
     SamplerSetting, SignalArgs, SignalExporter, TelemetryArgs, TelemetryConfig,
 };
 pub use export::forward::{ForwardError, SpanForwarder};
-use export::{ExportRuntime, Pipelines, is_export_machinery, tally::ExportTally};
+use export::{
+    ExportRuntime, Pipelines, is_export_machinery,
+    outage::is_repeated_export_error,
+    tally::{ExportTally, SignalCounts},
+};
 use logs::{json_logs, otlp_logs};
 pub use propagation::{PropagatorName, Propagators};
 
@@ -171,7 +175,11 @@ impl Telemetry {
                 }))
         });
         let subscriber = tracing_subscriber::registry()
-            .with(json_logs(writer, own_dispatch.clone()).with_filter(json_filter))
+            // The SDK's per-batch export errors are left out: the exporters
+            // log a collector's going away once (see `export::outage`).
+            .with(json_logs(writer, own_dispatch.clone()).with_filter(
+                json_filter.and(filter_fn(|metadata| !is_repeated_export_error(metadata))),
+            ))
             .with(otlp_logs)
             // The carriers find the service's propagator, and service code
             // its meter, in its dispatcher (see `propagation`, `metrics`);
@@ -183,6 +191,7 @@ impl Telemetry {
             .with(spans);
         let dispatch = Dispatch::new(subscriber);
         let _ = own_dispatch.set(dispatch.downgrade());
+        let _ = tally.dispatch.set(dispatch.downgrade());
         Ok(Self {
             tracer,
             meter,
@@ -251,12 +260,28 @@ impl Telemetry {
         let (tracer, meter, logger) =
             (self.tracer.clone(), self.meter.clone(), self.logger.clone());
         let (dispatch, logs_open) = (self.dispatch.clone(), self.logs_open.clone());
+        let tally = self.tally.clone();
         let _ = tokio::task::spawn_blocking(move || {
             tracing::dispatcher::with_default(&dispatch, || {
-                let spans = tracer.as_ref().map(SdkTracerProvider::shutdown);
-                let metrics = meter.as_ref().map(SdkMeterProvider::shutdown);
+                // A signal whose collector is away fails its last export too:
+                // that was logged when it went away, and the totals below
+                // count what it lost, so it is not logged a third time.
+                let unless_away = |result: Option<OTelSdkResult>, counts: &SignalCounts| {
+                    result.filter(|_| !counts.collector_away())
+                };
+                let spans = unless_away(
+                    tracer.as_ref().map(SdkTracerProvider::shutdown),
+                    &tally.spans,
+                );
+                let metrics = unless_away(
+                    meter.as_ref().map(SdkMeterProvider::shutdown),
+                    &tally.metric_points,
+                );
                 logs_open.store(false, Ordering::Release);
-                let logs = logger.as_ref().map(SdkLoggerProvider::shutdown);
+                let logs = unless_away(
+                    logger.as_ref().map(SdkLoggerProvider::shutdown),
+                    &tally.logs,
+                );
                 warn_failures(
                     "telemetry shutdown incomplete",
                     [("spans", spans), ("metrics", metrics), ("logs", logs)],

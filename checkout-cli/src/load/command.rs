@@ -73,7 +73,7 @@ pub struct LoadArgs {
     /// order (applied, or rejected and why)
     #[arg(
         long,
-        env = "CHECKOUT_STOCK",
+        env = "STOCK_SERVICE_URL",
         default_value = "http://localhost:8082",
         value_name = "URL"
     )]

@@ -10,10 +10,12 @@
 //! feature) go to the process-global meter provider, which services sharing
 //! a process in tests cannot each have. So each exporter is wrapped in
 //! [`Counted`], which counts the items of every export by its outcome: an
-//! atomic add per batch, nothing per span or record.
+//! atomic add per batch, nothing per span or record. The same outcomes tell
+//! when the collector goes away and comes back, logged once each
+//! ([`super::outage`]).
 
 use std::sync::{
-    Arc,
+    Arc, OnceLock,
     atomic::{AtomicU64, Ordering},
 };
 use std::time::Duration;
@@ -38,6 +40,9 @@ use opentelemetry_semantic_conventions::{
     },
 };
 
+use tracing::dispatcher::WeakDispatch;
+
+use super::outage::Outage;
 use crate::OtlpProtocol;
 
 /// The items of one signal's exports, by outcome.
@@ -47,6 +52,7 @@ pub(crate) struct SignalCounts {
     timed_out: AtomicU64,
     failed: AtomicU64,
     after_shutdown: AtomicU64,
+    outage: Outage,
 }
 
 impl SignalCounts {
@@ -58,6 +64,11 @@ impl SignalCounts {
             Err(_) => &self.failed,
         };
         counter.fetch_add(items as u64, Ordering::Relaxed);
+    }
+
+    /// Whether this signal's exports are failing (see [`Outage`]).
+    pub(crate) fn collector_away(&self) -> bool {
+        self.outage.failing()
     }
 
     /// Items delivered.
@@ -91,9 +102,32 @@ pub(crate) struct ExportTally {
     pub(crate) spans: SignalCounts,
     pub(crate) logs: SignalCounts,
     pub(crate) metric_points: SignalCounts,
+    /// The collector's address, named when it goes away.
+    endpoint: String,
+    /// The service's dispatcher, set once built: the exports run on the
+    /// SDK's threads, and what is logged about them belongs to the service.
+    pub(crate) dispatch: OnceLock<WeakDispatch>,
 }
 
 impl ExportTally {
+    /// An empty tally of the exports to the collector at `endpoint`.
+    pub(crate) fn new(endpoint: &str) -> Self {
+        Self {
+            endpoint: endpoint.to_owned(),
+            ..Self::default()
+        }
+    }
+
+    /// Counts an export of `items` of one signal (`name`, as a log says it)
+    /// by its outcome.
+    fn record(&self, select: Select, name: &str, items: usize, result: &OTelSdkResult) {
+        let counts = select(self);
+        counts.record(items, result);
+        counts
+            .outage
+            .record(items, result, name, &self.endpoint, &self.dispatch);
+    }
+
     /// Registers the counts as observable counters on `meter`, tagged with
     /// the exporter's `otel.component.type` (e.g. `otlp_grpc_span_exporter`).
     pub(crate) fn observe_on(self: &Arc<Self>, meter: &Meter, protocol: OtlpProtocol) {
@@ -163,7 +197,7 @@ impl<E: SpanExporter> SpanExporter for Counted<E> {
     async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
         let items = batch.len();
         let result = self.inner.export(batch).await;
-        self.counts.spans.record(items, &result);
+        self.counts.record(|t| &t.spans, "spans", items, &result);
         result
     }
 
@@ -184,7 +218,8 @@ impl<E: LogExporter> LogExporter for Counted<E> {
     async fn export(&self, batch: LogBatch<'_>) -> OTelSdkResult {
         let items = batch.iter().count();
         let result = self.inner.export(batch).await;
-        self.counts.logs.record(items, &result);
+        self.counts
+            .record(|t| &t.logs, "log records", items, &result);
         result
     }
 
@@ -209,9 +244,9 @@ impl<E: LogExporter> LogExporter for Counted<E> {
 impl<E: PushMetricExporter> PushMetricExporter for Counted<E> {
     async fn export(&self, metrics: &ResourceMetrics) -> OTelSdkResult {
         let result = self.inner.export(metrics).await;
+        let items = data_points(metrics);
         self.counts
-            .metric_points
-            .record(data_points(metrics), &result);
+            .record(|t| &t.metric_points, "metric points", items, &result);
         result
     }
 
