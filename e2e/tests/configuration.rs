@@ -1,10 +1,11 @@
-//! The README's configuration table is the services' own settings: it is
+//! The configuration table in docs/configuration.md is the services' own
+//! settings: it is
 //! generated from each service's `Settings` (the one place a default is
 //! written), and each binary's `--help` lists every variable of it with the
 //! same default.
 //!
-//! After changing a setting, `UPDATE_README=1 cargo test -p e2e --test
-//! configuration` rewrites the table in README.md.
+//! After changing a setting, `UPDATE_DOCS=1 cargo test -p e2e --test
+//! configuration` rewrites the table in docs/configuration.md.
 
 #![allow(
     clippy::unwrap_used,
@@ -65,29 +66,29 @@ fn table() -> String {
     table
 }
 
+/// The page that holds the table, between `BEGIN` and `END`.
+const PAGE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/configuration.md");
+
 #[test]
-fn the_readme_table_is_generated_from_the_settings() {
-    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md"))
-        .expect("README.md");
-    let start = readme
+fn the_configuration_page_s_table_is_generated_from_the_settings() {
+    let page = std::fs::read_to_string(PAGE).expect("docs/configuration.md");
+    let start = page
         .find(BEGIN)
-        .expect("README has the table's begin marker")
+        .expect("docs/configuration.md has the table's begin marker")
         + BEGIN.len();
-    let end = readme.find(END).expect("README has the table's end marker");
+    let end = page
+        .find(END)
+        .expect("docs/configuration.md has the table's end marker");
     let expected = format!("\n{}", table());
-    if readme[start..end] != expected {
-        if std::env::var_os("UPDATE_README").is_some() {
-            let updated = format!("{}{expected}{}", &readme[..start], &readme[end..]);
-            std::fs::write(
-                concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md"),
-                updated,
-            )
-            .expect("README.md written");
+    if page[start..end] != expected {
+        if std::env::var_os("UPDATE_DOCS").is_some() {
+            let updated = format!("{}{expected}{}", &page[..start], &page[end..]);
+            std::fs::write(PAGE, updated).expect("docs/configuration.md written");
             return;
         }
         panic!(
-            "README.md's configuration table is out of date; run \
-             UPDATE_README=1 cargo test -p e2e --test configuration, or paste:\n{expected}"
+            "docs/configuration.md's configuration table is out of date; run \
+             UPDATE_DOCS=1 cargo test -p e2e --test configuration, or paste:\n{expected}"
         );
     }
 }
