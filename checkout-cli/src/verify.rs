@@ -1,6 +1,6 @@
 //! Is a checkout's trace complete? The six spans every accepted checkout must leave,
-//! whatever stock-service decides (the README's span table says which others each
-//! outcome adds).
+//! whatever stock-service decides (the span table in docs/telemetry.md says which
+//! others each outcome adds).
 //!
 //! A load test that only counts HTTP statuses cannot see broken tracing: a lost
 //! `traceparent` between gateway and checkout-service, a message published without

@@ -11,8 +11,8 @@
 //!   the service with a message naming the variable;
 //! - [`defaults`]: the documented defaults alone, ignoring the environment,
 //!   which tests start from;
-//! - [`variables`]: the table of variables, which a test checks the README
-//!   against.
+//! - [`variables`]: the table of variables, which a test checks
+//!   docs/configuration.md against.
 //!
 //! An environment variable set to an empty string counts as unset, as the
 //! OpenTelemetry specification asks for its `OTEL_*` variables.

@@ -12,7 +12,7 @@
 //!
 //! - [`configuration`]: settings from flags and environment variables
 //!   (clap), so each setting's default and meaning are written once and
-//!   `--help` and the README's configuration table come from them; the value
+//!   `--help` and docs/configuration.md's table come from them; the value
 //!   parsers every service uses; URL redaction.
 //! - [`secret`]: settings that hold secrets, kept out of logs and error
 //!   messages.

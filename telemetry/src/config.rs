@@ -5,9 +5,10 @@
 //! the spans' endpoint, protocol and timeout, are in [`signals`].
 //!
 //! [`TelemetryArgs`] is flattened into every service's settings, so the
-//! variables appear in each `--help` and README table with their defaults;
-//! [`TelemetryArgs::into_config`] turns them into a [`TelemetryConfig`],
-//! which tests also build directly with [`TelemetryConfig::new`].
+//! variables appear in each `--help` and in docs/configuration.md's table
+//! with their defaults; [`TelemetryArgs::into_config`] turns them into a
+//! [`TelemetryConfig`], which tests also build directly with
+//! [`TelemetryConfig::new`].
 
 use std::time::Duration;
 
