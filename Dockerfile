@@ -12,8 +12,8 @@
 # 2. `build` compiles the dependencies against that plan. Its layer changes
 #    only when a manifest or the lock file does: an edit to a source file
 #    recompiles the workspace's own crates, never the ~250 dependencies, and
-#    README.md, docs/ or web/ are not in the build context at all
-#    (.dockerignore);
+#    README.md, docs/, web/ and the tests are not in the build context at
+#    all (.dockerignore);
 # 3. then the real sources, and the three services in one `cargo build` that
 #    every image shares.
 # (cargo-chef does steps 1–2 as a tool; it would be one more crate to compile
@@ -23,11 +23,16 @@ FROM rust:1.95-bookworm AS plan
 WORKDIR /plan
 COPY . /src
 # The manifests and the lock file as they are; every target root a manifest
-# builds (src/lib.rs, src/main.rs, build.rs) empty, or an empty `main`.
+# builds (src/lib.rs, src/main.rs, build.rs) empty, or an empty `main`. A
+# member whose sources are not in the context (the test kit, the bench: see
+# .dockerignore) gets both, and keeps them in `build`: no image needs it.
 RUN cd /src \
     && find . -name Cargo.toml -not -path './target/*' | while read -r manifest; do \
          crate=$(dirname "$manifest"); mkdir -p "/plan/$crate/src"; \
          cp "$manifest" "/plan/$manifest"; \
+         if [ "$crate" != . ] && [ ! -d "$crate/src" ]; then \
+           : > "/plan/$crate/src/lib.rs"; echo 'fn main() {}' > "/plan/$crate/src/main.rs"; \
+         fi; \
          [ ! -f "$crate/src/lib.rs" ] || : > "/plan/$crate/src/lib.rs"; \
          for main in src/main.rs build.rs; do \
            [ ! -f "$crate/$main" ] || echo 'fn main() {}' > "/plan/$crate/$main"; \

@@ -70,6 +70,20 @@ pub fn span_of<'a>(
 /// Generous deadline for anything a loaded 2-core machine must eventually do.
 pub const PATIENCE: Duration = Duration::from_secs(30);
 
+/// `GET url` answered with JSON, whatever the status; fails the test if
+/// there is no answer or it is not JSON.
+pub async fn get_json(http: &reqwest::Client, url: &str) -> serde_json::Value {
+    let response = http
+        .get(url)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("GET {url}: {e}"));
+    response
+        .json()
+        .await
+        .unwrap_or_else(|e| panic!("GET {url}: not JSON: {e}"))
+}
+
 /// The local broker used by the tests (`AMQP_URL` overrides).
 pub fn amqp_url() -> String {
     std::env::var("AMQP_URL").unwrap_or_else(|_| "amqp://guest:guest@localhost:5672/%2f".into())

@@ -26,7 +26,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use checkout_cli::receiver::{ReceivedSpan, SpanKind, SpanStatus};
 use e2e::{
-    PATIENCE, PipelineOptions, TestPipeline, amqp_url,
+    PATIENCE, PipelineOptions, TestPipeline, amqp_url, get_json,
     orders::{LOAD_CONCURRENCY, Load},
     poll,
     process::ServiceProcess,
@@ -148,15 +148,7 @@ async fn a_retry_on_a_replica_with_another_key_is_applied_once_and_says_so() {
     for (original, duplicate) in &moved {
         // Asked through the gateway, which passes stock-service's answer on.
         let url = format!("{}/api/orders/{duplicate}", pipeline.gateway_url);
-        let answer: Value = pipeline
-            .http
-            .get(&url)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let answer = get_json(&pipeline.http, &url).await;
         assert_eq!(answer["status"], "duplicate", "{answer}");
         assert_eq!(answer["duplicateOf"], original.as_str(), "{answer}");
     }

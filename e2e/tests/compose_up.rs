@@ -30,6 +30,7 @@ use std::{collections::HashMap, time::Duration};
 use checkout_cli::receiver::ReceivedSpan;
 use e2e::{
     docker::{PUBLISH_ADDRESS, Stack, spans_from_standin, trace_problem},
+    get_json,
     orders::{Accepted, Load, Pace, assert_applied_exactly_once},
     poll,
 };
@@ -228,14 +229,7 @@ async fn the_cluster_carries_on_when_a_broker_node_is_killed_under_load() {
 }
 
 async fn stock_of(http: &reqwest::Client, stock: &str, item: i64) -> i64 {
-    let level: Value = http
-        .get(format!("{stock}/api/stock/{item}"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let level = get_json(http, &format!("{stock}/api/stock/{item}")).await;
     level["available"].as_i64().unwrap()
 }
 
