@@ -39,7 +39,9 @@ impl Stack {
             project: format!("checkout-{name}-{}", std::process::id()),
             files: files.to_vec(),
         };
-        stack.compose(&["up", "-d", "--build"]);
+        if let Err(error) = stack.try_compose(&["up", "-d", "--build"]) {
+            panic!("{error}\nnot healthy: {:?}", stack.unhealthy());
+        }
         stack
     }
 
@@ -51,6 +53,12 @@ impl Stack {
     /// Runs the compose command with this project's files and name; fails
     /// the test with its output if it fails.
     pub fn compose(&self, args: &[&str]) -> String {
+        self.try_compose(args)
+            .unwrap_or_else(|error| panic!("{error}"))
+    }
+
+    /// Runs the compose command: its output, or what it said when it failed.
+    fn try_compose(&self, args: &[&str]) -> Result<String, String> {
         let (program, first) = compose_command();
         let mut command = Command::new(program);
         command.args(first).args(["-p", &self.project]);
@@ -64,13 +72,14 @@ impl Stack {
             .output()
             .unwrap_or_else(|e| panic!("cannot run {program}: {e}"));
         let text = String::from_utf8_lossy(&output.stdout).into_owned();
-        assert!(
-            output.status.success(),
-            "{program} {}: {}\n{text}",
-            args.join(" "),
-            String::from_utf8_lossy(&output.stderr)
-        );
-        text
+        if !output.status.success() {
+            return Err(format!(
+                "{program} {}: {}\n{text}",
+                args.join(" "),
+                String::from_utf8_lossy(&output.stderr)
+            ));
+        }
+        Ok(text)
     }
 
     /// The project's containers: `(compose service, container id)`, with
@@ -105,12 +114,8 @@ impl Stack {
     pub async fn wait_until_healthy(&self, patience: Duration) {
         let deadline = tokio::time::Instant::now() + patience;
         loop {
-            let states = self.states();
-            let unhealthy: Vec<_> = states
-                .iter()
-                .filter(|(_, state)| !matches!(state.as_str(), "running" | "running healthy"))
-                .collect();
-            if !states.is_empty() && unhealthy.is_empty() {
+            let unhealthy = self.unhealthy();
+            if !self.containers().is_empty() && unhealthy.is_empty() {
                 return;
             }
             if tokio::time::Instant::now() >= deadline {
@@ -121,6 +126,14 @@ impl Stack {
             }
             tokio::time::sleep(Duration::from_secs(1)).await;
         }
+    }
+
+    /// The containers neither running healthy nor running without a health
+    /// check: `service/container → "running unhealthy"`, `"exited"`…
+    fn unhealthy(&self) -> BTreeMap<String, String> {
+        let mut states = self.states();
+        states.retain(|_, state| !matches!(state.as_str(), "running" | "running healthy"));
+        states
     }
 
     /// `service/container → "running healthy"`, `"running"` (no health
