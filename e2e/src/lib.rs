@@ -14,6 +14,7 @@
 //! - [`running`]: one service on its own thread, runtime and telemetry.
 //! - [`isolation`]: the names a test owns, and their clean-up.
 //! - [`poll`]: the one "wait until" every test uses.
+//! - [`captured`]: a service's log lines kept for the test to read.
 //! - [`orders`]: placing many orders under faults and checking the
 //!   exactly-once accounting.
 //! - [`process`]: a service as a real child process, for the tests that
@@ -35,6 +36,7 @@
 )]
 
 pub mod broker;
+pub mod captured;
 pub mod compose;
 pub mod docker;
 pub mod isolation;

@@ -13,11 +13,10 @@
     reason = "tests: a failed expectation is the test failing"
 )]
 
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use checkout_cli::receiver::OtlpReceiver;
-use e2e::{PATIENCE, poll};
+use e2e::{PATIENCE, captured::Captured, poll};
 use telemetry::{Telemetry, TelemetryConfig};
 
 /// The signals, as the log lines name them.
@@ -54,7 +53,7 @@ async fn a_collector_going_away_and_back_is_logged_once_each_way() {
     receiver.shutdown().await;
     poll::until("the collector's going away logged", PATIENCE, || {
         span();
-        let logged = log.lines_of("spans", "OTLP collector unreachable") > 0;
+        let logged = lines_of(&log, "spans", "OTLP collector unreachable") > 0;
         async move { logged.then_some(()) }
     })
     .await;
@@ -71,7 +70,7 @@ async fn a_collector_going_away_and_back_is_logged_once_each_way() {
         span();
         let logged = SIGNALS
             .iter()
-            .all(|signal| log.lines_of(signal, "OTLP collector back") > 0);
+            .all(|signal| lines_of(&log, signal, "OTLP collector back") > 0);
         async move { logged.then_some(()) }
     })
     .await;
@@ -79,11 +78,11 @@ async fn a_collector_going_away_and_back_is_logged_once_each_way() {
     let text = log.text();
     for signal in SIGNALS {
         assert_eq!(
-            log.lines_of(signal, "OTLP collector unreachable"),
+            lines_of(&log, signal, "OTLP collector unreachable"),
             1,
             "{text}"
         );
-        assert_eq!(log.lines_of(signal, "OTLP collector back"), 1, "{text}");
+        assert_eq!(lines_of(&log, signal, "OTLP collector back"), 1, "{text}");
     }
     assert_eq!(log.lines_with("ExportError"), 0, "{text}");
     let back: serde_json::Value = text
@@ -103,7 +102,7 @@ async fn a_collector_going_away_and_back_is_logged_once_each_way() {
         span();
         let logged = SIGNALS
             .iter()
-            .all(|signal| log.lines_of(signal, "OTLP collector unreachable") == 2);
+            .all(|signal| lines_of(&log, signal, "OTLP collector unreachable") == 2);
         async move { logged.then_some(()) }
     })
     .await;
@@ -114,45 +113,11 @@ async fn a_collector_going_away_and_back_is_logged_once_each_way() {
     assert_eq!(log.lines_with("telemetry export totals"), 1, "{text}");
 }
 
-/// The service's log lines, as written.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Captured {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
-    }
-
-    fn lines_with(&self, needle: &str) -> usize {
-        self.text()
-            .lines()
-            .filter(|line| line.contains(needle))
-            .count()
-    }
-
-    /// The lines about `signal` (`spans`, `log records`) with `needle`.
-    fn lines_of(&self, signal: &str, needle: &str) -> usize {
-        let signal = format!(r#""signal":"{signal}""#);
-        self.text()
-            .lines()
-            .filter(|line| line.contains(needle) && line.contains(&signal))
-            .count()
-    }
-}
-
-impl std::io::Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
-    type Writer = Self;
-    fn make_writer(&'a self) -> Self {
-        self.clone()
-    }
+/// The lines of `log` about `signal` (`spans`, `log records`) with `needle`.
+fn lines_of(log: &Captured, signal: &str, needle: &str) -> usize {
+    let signal = format!(r#""signal":"{signal}""#);
+    log.text()
+        .lines()
+        .filter(|line| line.contains(needle) && line.contains(&signal))
+        .count()
 }

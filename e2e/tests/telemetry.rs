@@ -15,6 +15,7 @@
 use std::time::Duration;
 
 use checkout_cli::receiver::{OtlpReceiver, SpanKind};
+use e2e::captured::Captured;
 use opentelemetry::KeyValue;
 use telemetry::{Telemetry, TelemetryArgs, TelemetryConfig};
 
@@ -259,33 +260,6 @@ async fn metrics_and_logs_arrive_over(protocol: &str) {
         "no record is handed to the logger after its shutdown:\n{lines}"
     );
     receiver.shutdown().await;
-}
-
-/// The JSON log lines a service writes, kept for the test to read.
-#[derive(Clone, Default)]
-struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl Captured {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
-    }
-}
-
-impl std::io::Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
-    type Writer = Self;
-    fn make_writer(&'a self) -> Self {
-        self.clone()
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
