@@ -24,15 +24,13 @@ WORKDIR /plan
 COPY . /src
 # The manifests and the lock file as they are; every target root a manifest
 # builds (src/lib.rs, src/main.rs, build.rs) empty, or an empty `main`. A
-# member whose sources are not in the context (the test kit, the bench: see
-# .dockerignore) gets both, and keeps them in `build`: no image needs it.
+# member whose sources are not in the context (the test kit, a library: see
+# .dockerignore) gets an empty library, and keeps it in `build`.
 RUN cd /src \
     && find . -name Cargo.toml -not -path './target/*' | while read -r manifest; do \
          crate=$(dirname "$manifest"); mkdir -p "/plan/$crate/src"; \
          cp "$manifest" "/plan/$manifest"; \
-         if [ "$crate" != . ] && [ ! -d "$crate/src" ]; then \
-           : > "/plan/$crate/src/lib.rs"; echo 'fn main() {}' > "/plan/$crate/src/main.rs"; \
-         fi; \
+         if [ "$crate" != . ] && [ ! -d "$crate/src" ]; then : > "/plan/$crate/src/lib.rs"; fi; \
          [ ! -f "$crate/src/lib.rs" ] || : > "/plan/$crate/src/lib.rs"; \
          for main in src/main.rs build.rs; do \
            [ ! -f "$crate/$main" ] || echo 'fn main() {}' > "/plan/$crate/$main"; \
