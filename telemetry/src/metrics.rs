@@ -2,15 +2,11 @@
 //! propagator is.
 //!
 //! [`crate::Telemetry::build`] makes one `SdkMeterProvider` per service (the
-//! service's resource, its periodic OTLP export) and puts it into that
-//! service's `tracing` dispatcher, as a layer that sees no span or event.
-//! [`meter`] returns a meter of the provider of the dispatcher current on the
-//! calling thread: the process default in a binary, and each service's own
-//! when tests run several services in one process — so their measurements
-//! carry each its own `service.name`, as three processes would, with no
-//! process-global meter provider to fight over. Where a [`crate::Telemetry`]
-//! value is at hand, [`crate::Telemetry::meter`] is the same without the
-//! lookup.
+//! service's resource, its periodic OTLP export); [`meter`] returns a meter
+//! of the provider of the service whose code is running (see
+//! `service_context`), so its measurements carry its own `service.name`.
+//! Where a [`crate::Telemetry`] value is at hand, [`crate::Telemetry::meter`]
+//! is the same without the lookup.
 //!
 //! Service code gets its meter and builds its instruments once, where the
 //! service is built (`Application::build` runs under the service's
@@ -30,20 +26,16 @@ use opentelemetry::{
     metrics::{Counter, Histogram, Meter, MeterProvider as _, NoopMeterProvider, ObservableGauge},
 };
 use opentelemetry_sdk::metrics::SdkMeterProvider;
-use tracing_subscriber::{Layer, filter::filter_fn};
 
 use crate::metric_names::{BROKER_CONNECTED, DURATION_BOUNDARIES, ORDER_OUTCOME, ORDERS_PROCESSED};
+use crate::service_context::ServiceContext;
 
 /// The meter `name` (the instrumentation scope, e.g. the crate's name) of the
 /// service whose dispatcher is current on this thread; a no-op meter outside
 /// any service or with metrics off.
 pub fn meter(name: &'static str) -> Meter {
-    tracing::dispatcher::get_default(|dispatch| {
-        dispatch
-            .downcast_ref::<ServiceMeters>()
-            .map(|meters| meters.meter(name))
-    })
-    .unwrap_or_else(|| NoopMeterProvider::new().meter(name))
+    ServiceContext::with_current(|context| meter_of(context.meters.as_ref(), name))
+        .unwrap_or_else(|| NoopMeterProvider::new().meter(name))
 }
 
 /// A histogram of durations in seconds (unit `s`), with the pipeline's
@@ -120,33 +112,12 @@ impl From<ObservableGauge<i64>> for GaugeHandle {
     }
 }
 
-/// A service's meter provider (none with metrics off), as a `tracing` layer
-/// so that it lives in the service's dispatcher, where [`meter`] finds it.
-pub(crate) struct ServiceMeters(Option<SdkMeterProvider>);
-
-impl ServiceMeters {
-    fn meter(&self, name: &'static str) -> Meter {
-        meter_of(self.0.as_ref(), name)
-    }
-}
-
 /// The meter `name` of `provider`, or a no-op one without a provider.
 pub(crate) fn meter_of(provider: Option<&SdkMeterProvider>, name: &'static str) -> Meter {
     match provider {
         Some(provider) => provider.meter(name),
         None => NoopMeterProvider::new().meter(name),
     }
-}
-
-impl<S: tracing::Subscriber> Layer<S> for ServiceMeters {}
-
-/// The layer carrying `provider`. Its filter turns every span and event
-/// away, so it enables no callsite the other layers leave off.
-pub(crate) fn service_layer<S>(provider: Option<SdkMeterProvider>) -> impl Layer<S> + use<S>
-where
-    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
-{
-    ServiceMeters(provider).with_filter(filter_fn(|_| false))
 }
 
 #[cfg(test)]
@@ -156,13 +127,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_meter_layer_enables_no_callsite() {
-        let dispatch = tracing::Dispatch::new(
-            tracing_subscriber::registry().with(service_layer(Some(SdkMeterProvider::default()))),
-        );
+    fn a_service_meter_is_found_through_the_dispatcher() {
+        let context = ServiceContext {
+            propagator: std::sync::Arc::new(crate::Propagators::default().composite()),
+            meters: Some(SdkMeterProvider::default()),
+            forwarder: None,
+        };
+        let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(context.layer()));
         tracing::dispatcher::with_default(&dispatch, || {
-            assert!(!tracing::enabled!(tracing::Level::ERROR));
-            assert!(tracing::info_span!("probe").is_disabled());
             // Found through the dispatcher; recording on it works.
             meter("test").u64_counter("probe").build().add(1, &[]);
         });

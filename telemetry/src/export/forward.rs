@@ -14,9 +14,8 @@
 //! traces off (`OTEL_TRACES_EXPORTER=none`, `OTEL_SDK_DISABLED=true`) there
 //! is none, and service code finds `None`.
 //!
-//! Like the propagator and the meter, the forwarder travels in the
-//! service's dispatcher: [`SpanForwarder::current`] finds it where the
-//! service is built.
+//! [`SpanForwarder::current`] finds it where the service is built (see
+//! `service_context`).
 
 use std::{sync::Arc, time::Duration};
 
@@ -32,7 +31,6 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
 };
 use prost::Message;
 use tonic::{Code, metadata::MetadataMap, transport::Channel};
-use tracing_subscriber::{Layer, filter::filter_fn};
 
 use super::Transport;
 use crate::{OtlpHeaders, OtlpProtocol, TelemetryError};
@@ -81,11 +79,8 @@ impl SpanForwarder {
     /// The forwarder of the dispatcher current on this thread: the service's,
     /// where its code runs; `None` with traces off or outside any service.
     pub fn current() -> Option<Self> {
-        tracing::dispatcher::get_default(|dispatch| {
-            dispatch
-                .downcast_ref::<ServiceForwarder>()
-                .and_then(|layer| layer.0.clone())
-        })
+        crate::service_context::ServiceContext::with_current(|context| context.forwarder.clone())
+            .flatten()
     }
 
     /// A forwarder to the collector at `endpoint` over `protocol` (the
@@ -226,22 +221,6 @@ async fn post(
             "the collector answered {status}"
         )))
     }
-}
-
-/// A service's forwarder (none with traces off), as a `tracing` layer so
-/// that it lives in the service's dispatcher, where
-/// [`SpanForwarder::current`] finds it.
-pub(crate) struct ServiceForwarder(Option<SpanForwarder>);
-
-impl<S: tracing::Subscriber> Layer<S> for ServiceForwarder {}
-
-/// The layer carrying `forwarder`. Its filter turns every span and event
-/// away, so it enables no callsite the other layers leave off.
-pub(crate) fn service_layer<S>(forwarder: Option<SpanForwarder>) -> impl Layer<S> + use<S>
-where
-    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
-{
-    ServiceForwarder(forwarder).with_filter(filter_fn(|_| false))
 }
 
 #[cfg(test)]

@@ -16,16 +16,9 @@
 //!
 //! # Which propagator a carrier uses
 //!
-//! A service's propagator is built once, by [`crate::Telemetry::build`], and
-//! travels inside that service's `tracing` dispatcher (as a layer that sees
-//! no span or event), not in a process global: [`extract`] and [`inject`]
-//! use the propagator of the dispatcher current on the calling thread. Every
-//! place a context crosses the wire is one where the service's spans are
-//! made, so that dispatcher is the service's own: the process default in a
-//! binary, and each service's own when tests run three services in one
-//! process, so that each can have its own setting, as three processes would.
-//! Where no service's dispatcher is current (a unit test, a fuzz target),
-//! the default W3C trace context and baggage are used.
+//! [`extract`] and [`inject`] use the propagator of the service whose code
+//! is running (see `service_context`); where there is none (a unit test, a
+//! fuzz target), the default W3C trace context and baggage.
 
 #[cfg(feature = "amqp")]
 pub mod amqp;
@@ -36,6 +29,7 @@ pub mod selection;
 
 use std::sync::{Arc, LazyLock};
 
+use crate::service_context::ServiceContext;
 /// The carrier traits each protocol's file implements.
 pub use opentelemetry::propagation::{Extractor, Injector};
 use opentelemetry::{
@@ -43,7 +37,6 @@ use opentelemetry::{
     propagation::{TextMapCompositePropagator, TextMapPropagator},
 };
 pub use selection::{PropagatorName, Propagators};
-use tracing_subscriber::{Layer, filter::filter_fn};
 
 /// The default propagator (`tracecontext,baggage`), for code that runs under
 /// no service's dispatcher.
@@ -53,12 +46,8 @@ static DEFAULT: LazyLock<Arc<TextMapCompositePropagator>> =
 /// The propagator of the dispatcher current on this thread (see the module
 /// documentation), or the default one.
 pub fn current() -> Arc<TextMapCompositePropagator> {
-    tracing::dispatcher::get_default(|dispatch| {
-        dispatch
-            .downcast_ref::<ServicePropagator>()
-            .map(|layer| layer.0.clone())
-    })
-    .unwrap_or_else(|| DEFAULT.clone())
+    ServiceContext::with_current(|context| context.propagator.clone())
+        .unwrap_or_else(|| DEFAULT.clone())
 }
 
 /// Writes `cx` (span context and baggage) into `carrier` in every format of
@@ -85,37 +74,24 @@ pub fn extract_with(propagator: &dyn TextMapPropagator, carrier: &dyn Extractor)
     propagator.extract_with_context(&Context::new(), carrier)
 }
 
-/// A service's propagator, as a `tracing` layer so that it lives in the
-/// service's dispatcher, where [`current`] finds it.
-pub(crate) struct ServicePropagator(Arc<TextMapCompositePropagator>);
-
-impl<S: tracing::Subscriber> Layer<S> for ServicePropagator {}
-
-/// The layer carrying `propagators`. Its filter turns every span and event
-/// away: left unfiltered, a layer that wants everything would switch on
-/// every callsite the other layers' filters leave off.
-pub(crate) fn service_layer<S>(propagators: &Propagators) -> impl Layer<S> + use<S>
-where
-    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
-{
-    ServicePropagator(Arc::new(propagators.composite())).with_filter(filter_fn(|_| false))
-}
-
 /// Runs `f` under a dispatcher whose propagators are `propagators` (an
 /// `OTEL_PROPAGATORS` value), as a service's code runs under its own.
 #[cfg(test)]
 pub(crate) fn under<R>(propagators: &str, f: impl FnOnce() -> R) -> R {
     use tracing_subscriber::layer::SubscriberExt;
     let propagators: Propagators = propagators.parse().unwrap();
-    let dispatch =
-        tracing::Dispatch::new(tracing_subscriber::registry().with(service_layer(&propagators)));
+    let context = crate::service_context::ServiceContext {
+        propagator: Arc::new(propagators.composite()),
+        meters: None,
+        forwarder: None,
+    };
+    let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(context.layer()));
     tracing::dispatcher::with_default(&dispatch, f)
 }
 
 #[cfg(test)]
 mod tests {
     use opentelemetry::trace::TraceContextExt;
-    use tracing_subscriber::layer::SubscriberExt;
 
     use super::*;
 
@@ -141,17 +117,5 @@ mod tests {
         });
         // Outside it, the default again.
         assert!(extract(&w3c_carrier()).span().span_context().is_valid());
-    }
-
-    #[test]
-    fn the_carrier_layer_enables_no_callsite() {
-        // Only the propagator layer: nothing may be enabled through it.
-        let dispatch = tracing::Dispatch::new(
-            tracing_subscriber::registry().with(service_layer(&Propagators::default())),
-        );
-        tracing::dispatcher::with_default(&dispatch, || {
-            assert!(!tracing::enabled!(tracing::Level::ERROR));
-            assert!(tracing::info_span!("probe").is_disabled());
-        });
     }
 }
