@@ -73,7 +73,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context;
-use checkout_cli::cli::parse_duration;
+use checkout_cli::duration::parse_duration;
 use clap::{Parser, ValueEnum};
 use telemetry::BatchSettings;
 

@@ -5,13 +5,14 @@
 //! has two HTTP APIs and which one answers depends on its version, so both are tried:
 //!
 //! 1. [`v3`]: `GET /api/v3/traces/{id}`, Jaeger's current query API; the body is OTLP
-//!    JSON `TracesData` wrapped as `{"result": {...}}`.
+//!    JSON `TracesData` wrapped as `{"result": {...}}`, read with `opentelemetry-proto`'s
+//!    types. Jaeger 1.x wrote it in another JSON dialect; that fails, and the legacy API
+//!    answers instead.
 //! 2. [`legacy`]: `GET /api/traces/{id}`, the internal API behind the Jaeger UI, in
-//!    Jaeger's own span model; served by every Jaeger version so far.
+//!    Jaeger's own span model (not OTLP); served by every Jaeger version so far.
 //!
 //! Both convert into [`ReceivedSpan`]s, so the waterfall and JSON output are the same
-//! as for `checkout traces`. The converters are lenient (ids in hex or base64, enums as
-//! numbers or names, numbers as strings) because these shapes drifted across versions.
+//! as for `checkout traces`.
 
 pub mod legacy;
 pub mod v3;
@@ -19,9 +20,7 @@ pub mod v3;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use base64::Engine;
 use clap::Args;
-
 use serde_json::Value;
 
 use crate::receiver::{ReceivedSpan, SpanKind};
@@ -152,27 +151,6 @@ fn normalize_trace_id(trace_id: &str) -> Result<String, JaegerError> {
     Ok(format!("{:0>32}", id.to_ascii_lowercase()))
 }
 
-/// A trace or span id (`bytes` long) in whatever form Jaeger sent it, as lowercase hex:
-/// hex (left-padded: Jaeger drops leading zeros of 64-bit trace ids) or base64 (protobuf
-/// JSON's encoding of `bytes`, used by older API v3 versions). Anything else is kept.
-pub(crate) fn id_to_hex(raw: &str, bytes: usize) -> String {
-    let raw = raw.trim();
-    if raw.len() <= 2 * bytes && raw.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return format!("{:0>width$}", raw.to_ascii_lowercase(), width = 2 * bytes);
-    }
-    match BASE64.decode(raw) {
-        Ok(decoded) => decoded.iter().map(|b| format!("{b:02x}")).collect(),
-        Err(_) => raw.to_ascii_lowercase(),
-    }
-}
-
-/// Standard base64, with or without padding.
-pub(crate) const BASE64: base64::engine::GeneralPurpose = base64::engine::GeneralPurpose::new(
-    &base64::alphabet::STANDARD,
-    base64::engine::GeneralPurposeConfig::new()
-        .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent),
-);
-
 /// A span kind by name, as Jaeger writes it: `server`, `SERVER` or `SPAN_KIND_SERVER`.
 pub fn kind_from_name(name: &str) -> SpanKind {
     match name
@@ -186,23 +164,6 @@ pub fn kind_from_name(name: &str) -> SpanKind {
         "producer" => SpanKind::Producer,
         "consumer" => SpanKind::Consumer,
         _ => SpanKind::Unspecified,
-    }
-}
-
-/// An unsigned integer sent as a JSON number or string (OTLP/JSON writes 64-bit
-/// integers as strings).
-pub(crate) fn lenient_u64(value: &Value) -> Option<u64> {
-    match value {
-        Value::String(s) => s.trim().parse().ok(),
-        number => number.as_u64(),
-    }
-}
-
-/// A signed integer sent as a JSON number or string.
-pub(crate) fn lenient_i64(value: &Value) -> Option<i64> {
-    match value {
-        Value::String(s) => s.trim().parse().ok(),
-        number => number.as_i64(),
     }
 }
 
@@ -225,19 +186,6 @@ pub async fn run(args: TraceArgs) -> anyhow::Result<ExitCode> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn ids_are_accepted_in_hex_or_base64() {
-        assert_eq!(id_to_hex("00000000000000B4", 8), "00000000000000b4");
-        assert_eq!(id_to_hex("b4", 8), "00000000000000b4");
-        assert_eq!(id_to_hex("AAAAAAAAALQ=", 8), "00000000000000b4");
-        assert_eq!(id_to_hex("AAAAAAAAALQ", 8), "00000000000000b4");
-        assert_eq!(
-            id_to_hex("S/kvNXezTaajzpKdDg5HNg==", 16),
-            "4bf92f3577b34da6a3ce929d0e0e4736"
-        );
-        assert_eq!(id_to_hex("not an id!", 8), "not an id!");
-    }
 
     #[test]
     fn trace_ids_are_validated_and_padded() {

@@ -33,6 +33,7 @@
 //!   - [`jaeger`]: `checkout trace`, one trace from Jaeger's HTTP API (v3 or legacy).
 //!   - [`load`]: `checkout load`, open- or closed-loop load with latency percentiles
 //!     and optional trace verification.
+//! - [`duration`]: the durations the subcommands take (`10s`, `500ms`).
 //! - [`checkout`]: the request all commands send: items, baggage, `traceparent`.
 //! - [`waterfall`]: a trace as a terminal waterfall or a JSON line, and its log records.
 //! - [`verify`]: what a complete checkout trace is, and checking traces against a store.
@@ -41,6 +42,7 @@
 
 pub mod checkout;
 pub mod cli;
+pub mod duration;
 pub mod jaeger;
 pub mod load;
 pub mod order_status;

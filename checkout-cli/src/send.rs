@@ -52,7 +52,7 @@ pub struct SendArgs {
     )]
     pub jaeger_ui: String,
     /// Give up on the gateway after this long
-    #[arg(long, value_parser = crate::cli::parse_duration, default_value = "10s", value_name = "DURATION")]
+    #[arg(long, value_parser = crate::duration::parse_duration, default_value = "10s", value_name = "DURATION")]
     pub timeout: Duration,
 }
 

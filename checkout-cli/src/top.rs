@@ -25,7 +25,7 @@ use std::time::Duration;
 
 use clap::Args;
 
-use crate::cli::parse_duration;
+use crate::duration::parse_duration;
 use crate::receiver::{OtlpReceiver, Protocol, ReceiverOptions};
 use view::{OperationRow, TopView};
 

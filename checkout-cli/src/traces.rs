@@ -28,7 +28,7 @@ use std::time::Duration;
 
 use clap::Args;
 
-use crate::cli::parse_duration;
+use crate::duration::parse_duration;
 use crate::receiver::{OtlpReceiver, Protocol, ReceivedSpan};
 use crate::waterfall;
 

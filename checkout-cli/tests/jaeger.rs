@@ -3,6 +3,8 @@
 //!
 //! - `/v2`: Jaeger v2, answering both the v3 and the legacy API.
 //! - `/v1`: an old Jaeger without the v3 HTTP API (404 text), legacy API only.
+//! - `/v1-jsonpb`: a Jaeger 1.x whose v3 API answers in the grpc-gateway dialect
+//!   (base64 ids, enum names), which is not read: the legacy API is.
 //! - `/none`: a Jaeger that does not have the trace (both APIs' JSON 404s).
 
 #![allow(
@@ -26,6 +28,7 @@ use checkout_cli::receiver::{SpanKind, SpanStatus};
 const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 const V3: &str = include_str!("fixtures/jaeger-v3-trace.json");
 const LEGACY: &str = include_str!("fixtures/jaeger-legacy-trace.json");
+const V3_JSONPB: &str = include_str!("fixtures/jaeger-v3-trace-jsonpb.json");
 
 struct FakeJaeger {
     url: String,
@@ -51,6 +54,14 @@ async fn start() -> FakeJaeger {
         .route("/v2/api/v3/traces/{id}", get(known(V3, v3_not_found)))
         .route("/v2/api/traces/{id}", get(known(LEGACY, legacy_not_found)))
         .route("/v1/api/traces/{id}", get(known(LEGACY, legacy_not_found)))
+        .route(
+            "/v1-jsonpb/api/v3/traces/{id}",
+            get(known(V3_JSONPB, v3_not_found)),
+        )
+        .route(
+            "/v1-jsonpb/api/traces/{id}",
+            get(known(LEGACY, legacy_not_found)),
+        )
         .route(
             "/none/api/v3/traces/{id}",
             get(async move || (StatusCode::NOT_FOUND, v3_not_found)),
@@ -127,6 +138,28 @@ async fn older_jaegers_fall_back_to_the_legacy_api() {
             message: "database is locked".into()
         }
     );
+}
+
+#[tokio::test]
+async fn an_api_v3_answer_in_the_jsonpb_dialect_falls_back_to_the_legacy_api() {
+    let jaeger = start().await;
+    let spans = fetch_trace(
+        &reqwest::Client::new(),
+        &format!("{}/v1-jsonpb", jaeger.url),
+        TRACE_ID,
+    )
+    .await
+    .expect("fetched");
+
+    assert_eq!(
+        jaeger.requests(),
+        [
+            format!("/v1-jsonpb/api/v3/traces/{TRACE_ID}"),
+            format!("/v1-jsonpb/api/traces/{TRACE_ID}")
+        ]
+    );
+    assert_eq!(spans.len(), 7, "the legacy API's trace");
+    assert!(spans.iter().all(|span| span.trace_id == TRACE_ID));
 }
 
 #[tokio::test]

@@ -44,6 +44,7 @@ pub const IDEMPOTENCY_KEY_HEADER: &str = "idempotency-key";
 pub struct CheckoutBody {
     /// Line items with quantities.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    // utoipa takes only a literal here: a test holds it to MAX_LINE_ITEMS.
     #[schema(max_items = 100)]
     pub items: Vec<LineItemBody>,
     /// The original form: item ids, one unit each.
@@ -67,6 +68,7 @@ pub struct LineItemBody {
     pub id: i32,
     /// Units, 1 to 1000; 1 when omitted.
     #[serde(default = "one")]
+    // utoipa takes only literals here: a test holds them to MAX_QUANTITY.
     #[schema(minimum = 1, maximum = 1000, default = 1)]
     pub quantity: i32,
 }
@@ -233,6 +235,21 @@ mod tests {
         assert_eq!(body.items_id, vec![3]);
         assert!(serde_json::from_str::<CheckoutBody>(r#"{"item":[1]}"#).is_err());
         assert!(serde_json::from_str::<CheckoutBody>(r#"{"items":[{"id":1,"qty":2}]}"#).is_err());
+    }
+
+    #[test]
+    fn the_openapi_bounds_are_the_limits() {
+        use utoipa::PartialSchema;
+
+        use crate::limits::{MAX_LINE_ITEMS, MAX_QUANTITY};
+
+        let body = serde_json::to_value(CheckoutBody::schema()).unwrap();
+        let properties = &body["properties"];
+        assert_eq!(properties["items"]["maxItems"], MAX_LINE_ITEMS);
+        assert_eq!(properties["itemsID"]["maxItems"], MAX_LINE_ITEMS);
+        let line = serde_json::to_value(LineItemBody::schema()).unwrap();
+        assert_eq!(line["properties"]["quantity"]["maximum"], MAX_QUANTITY);
+        assert_eq!(line["properties"]["quantity"]["minimum"], 1);
     }
 
     #[test]

@@ -18,7 +18,7 @@
 use std::sync::Arc;
 
 use axum::{
-    extract::FromRequestParts,
+    extract::{FromRef, FromRequestParts},
     http::{HeaderValue, header, request::Parts},
     response::{IntoResponse, Response},
 };
@@ -29,8 +29,6 @@ use contracts::{
 };
 use service::secret::{Secret, bearer_credential};
 use subtle::{ConditionallySelectable, ConstantTimeEq};
-
-use crate::routes::AppState;
 
 /// The shortest API key accepted: a key is a password nobody types, so it
 /// should be long and random (`openssl rand -hex 32` gives 64 characters).
@@ -124,14 +122,17 @@ impl Client {
 }
 
 /// Authenticates a request by its API key, when API keys are configured.
-impl FromRequestParts<AppState> for Client {
+/// Any router state that holds the keys will do: it names them with
+/// `FromRef` (the gateway's is [`AppState`](crate::state::AppState)).
+impl<S> FromRequestParts<S> for Client
+where
+    S: Send + Sync,
+    Option<ApiKeys>: FromRef<S>,
+{
     type Rejection = Unauthorized;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
-        let Some(keys) = &state.api_keys else {
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let Some(keys) = Option::<ApiKeys>::from_ref(state) else {
             return Ok(Self::Anonymous);
         };
         let Some(value) = parts.headers.get(API_KEY_HEADER) else {

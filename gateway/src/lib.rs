@@ -19,8 +19,10 @@
 //!   the choice of replica, the retry, the deadline and the CLIENT spans.
 //! - [`stock_client`]: the HTTP client that asks stock-service for an
 //!   order's status, with its CLIENT span.
+//! - [`state`]: [`state::AppState`], what the handlers share.
 //! - [`routes`]: the API handlers (checkout, catalog, order status, health);
 //!   every failure is a `contracts::error::ApiError`.
+//! - [`fallback`]: the 404 and 405 answers of both routers.
 //! - [`storefront`]: the page, its assets, `/config.json` and the relay of
 //!   the page's spans (`POST /v1/traces`).
 //! - [`openapi`]: the OpenAPI document, generated from the code.
@@ -30,9 +32,11 @@ pub mod auth;
 pub mod checkout_client;
 pub mod configuration;
 pub mod domain;
+pub mod fallback;
 pub mod openapi;
 pub mod routes;
 pub mod startup;
+pub mod state;
 pub mod stock_client;
 pub mod storefront;
 

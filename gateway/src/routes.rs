@@ -19,26 +19,10 @@ use telemetry::spans::current_trace_id;
 use uuid::Uuid;
 
 use crate::{
-    auth::{ApiKeys, Client},
-    checkout_client::CheckoutClient,
+    auth::Client,
     domain::{Cart, IdempotencyKey},
-    stock_client::StockClient,
-    storefront::Storefront,
+    state::AppState,
 };
-
-/// What the handlers share.
-#[derive(Clone)]
-pub struct AppState {
-    /// The checkout-service client.
-    pub checkout: CheckoutClient,
-    /// The clients and their API keys; `None`: no key is asked for and every
-    /// caller is the anonymous client.
-    pub api_keys: Option<ApiKeys>,
-    /// The stock-service client (order status).
-    pub stock: StockClient,
-    /// The storefront page's configuration and span relay.
-    pub storefront: Storefront,
-}
 
 /// Check out a cart.
 ///
@@ -218,14 +202,4 @@ pub async fn healthz() -> Json<Status> {
 pub async fn readyz(State(state): State<AppState>) -> Result<Json<Status>, ApiError> {
     state.checkout.ready().await.map_err(ApiError::not_ready)?;
     Ok(Json(Status::ready()))
-}
-
-/// Any path the gateway does not serve.
-pub async fn not_found() -> ApiError {
-    ApiError::not_found("no such resource")
-}
-
-/// A served path with a method it does not take.
-pub async fn method_not_allowed() -> ApiError {
-    ApiError::method_not_allowed()
 }

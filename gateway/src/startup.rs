@@ -34,7 +34,8 @@ use tower::{ServiceBuilder, limit::GlobalConcurrencyLimitLayer};
 use crate::{
     checkout_client::CheckoutClient,
     configuration::Settings,
-    routes::{self, AppState},
+    fallback, routes,
+    state::AppState,
     stock_client::StockClient,
     storefront::{self, Storefront},
 };
@@ -142,8 +143,8 @@ pub fn router(state: AppState, settings: &Settings) -> Router {
         .route("/api/catalog", get(routes::catalog))
         .route("/api/orders/{orderId}", get(routes::order))
         .route("/openapi.json", get(crate::openapi::openapi_json))
-        .method_not_allowed_fallback(routes::method_not_allowed)
-        .fallback(routes::not_found)
+        .method_not_allowed_fallback(fallback::method_not_allowed)
+        .fallback(fallback::not_found)
         .with_state(state.clone())
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(

@@ -141,7 +141,11 @@ impl Consumer {
     /// Build it under the service's dispatcher: it makes its instruments.
     pub fn new(settings: Settings, store: Store, faults: Faults) -> Self {
         let status = ConsumerStatus::default();
-        let metrics = ConsumerMetrics::new(&settings.amqp.exchange, &settings.queue.name, &status);
+        let consuming = status.clone();
+        let metrics =
+            ConsumerMetrics::new(&settings.amqp.exchange, &settings.queue.name, move || {
+                consuming.is_consuming()
+            });
         Self {
             settings,
             store,

@@ -33,7 +33,7 @@ use telemetry::{
     spans::messaging::ProcessMetrics,
 };
 
-use crate::{consumer::ConsumerStatus, store::Store};
+use crate::store::Store;
 
 /// How often [`StockLevels::run`] looks whether a refresh is due. A refresh
 /// needs an export in between too, so this only bounds how stale the
@@ -53,10 +53,13 @@ pub struct ConsumerMetrics {
 }
 
 impl ConsumerMetrics {
-    /// The measurements of a consumer of `queue`, bound to `exchange`, whose
-    /// subscription `status` is the broker gauge.
-    pub fn new(exchange: &str, queue: &str, status: &ConsumerStatus) -> Self {
-        let status = status.clone();
+    /// The measurements of a consumer of `queue`, bound to `exchange`;
+    /// `consuming` says whether it is subscribed, for the broker gauge.
+    pub fn new(
+        exchange: &str,
+        queue: &str,
+        consuming: impl Fn() -> bool + Send + Sync + 'static,
+    ) -> Self {
         Self {
             process: ProcessMetrics::new(exchange, queue),
             orders: OrderOutcomes::new(),
@@ -66,7 +69,7 @@ impl ConsumerMetrics {
                 "Time from an order's publish to the commit of its outcome",
             ),
             stock: StockLevels::new(),
-            _connected: broker_connected(move || status.is_consuming()),
+            _connected: broker_connected(consuming),
         }
     }
 

@@ -14,15 +14,15 @@
 //! Every `PROCESSED_ORDERS_PURGE_INTERVAL` (and once at start) the task
 //! deletes what is older, [`PURGE_CHUNK`] rows per statement until none are
 //! left, pausing between chunks so the consumer's transactions go first.
-//! Each run is one trace: an INTERNAL span `purge processed_orders` with
-//! the cutoff and the number of rows deleted, over one `DELETE
-//! processed_orders` CLIENT span per chunk. A failed run is logged and the
-//! next one tries again. On shutdown the task stops between two chunks.
+//! Each run is one trace: an INTERNAL span `purge processed_orders`
+//! ([`telemetry::spans::db::purge`]) with the cutoff and the number of rows
+//! deleted, over one `DELETE processed_orders` CLIENT span per chunk. A
+//! failed run is logged and the next one tries again. On shutdown the task stops between two chunks.
 
 use std::time::Duration;
 
 use service::shutdown::CancellationToken;
-use tracing::{Instrument, field, info, warn};
+use tracing::{Instrument, info, warn};
 
 use crate::{
     configuration::RetentionSettings,
@@ -70,17 +70,7 @@ impl Retention {
     pub async fn purge(&self, shutdown: &CancellationToken) -> Result<u64, StoreError> {
         let retention_ms = i64::try_from(self.settings.retention.as_millis()).unwrap_or(i64::MAX);
         let cutoff = now_ms().saturating_sub(retention_ms);
-        let span = tracing::info_span!(
-            parent: None,
-            "purge",
-            otel.name = "purge processed_orders",
-            otel.kind = "internal",
-            stock.purge.cutoff_ms = cutoff,
-            stock.purge.deleted = field::Empty,
-            otel.status_code = field::Empty,
-            otel.status_description = field::Empty,
-            error.type = field::Empty,
-        );
+        let span = telemetry::spans::db::purge("processed_orders", cutoff);
         let mut deleted = 0;
         let result = async {
             loop {
@@ -97,7 +87,7 @@ impl Retention {
         }
         .instrument(span.clone())
         .await;
-        span.record("stock.purge.deleted", deleted);
+        telemetry::spans::db::record_purged(&span, deleted);
         if let Err(error) = &result {
             telemetry::spans::record_error(&span, "database_error", &error.to_string());
         }

@@ -131,6 +131,24 @@ impl DatabaseSystem {
 /// orders.
 const MAX_BATCH_POSTGRES: usize = 32;
 
+/// The largest batch on SQLite. SQLite has one writer, so no other replica
+/// waits on a batch's locks and a batch can be larger than on PostgreSQL:
+/// batching there only saves commits (each one a write to the log). The
+/// bound keeps one batch's work, and so the wait for its first order's
+/// acknowledgement, short; the broker's prefetch (`AMQP_PREFETCH`, 128 by
+/// default) is twice it, so the next batch arrives while one is applied.
+const MAX_BATCH_SQLITE: usize = 64;
+
+/// The connection pool's size on SQLite: one writer (the consumer), the
+/// others serve the HTTP API's reads alongside it; more would only wait
+/// for the same write lock.
+const POOL_SIZE_SQLITE: u32 = 4;
+/// The connection pool's size on PostgreSQL: the consumer's one transaction
+/// at a time, the retention purge and the HTTP API's reads, with room for
+/// bursts of the latter, while a few replicas stay far below the server's
+/// default `max_connections` (100).
+const POOL_SIZE_POSTGRES: u32 = 10;
+
 /// A handle to the stock database. Cheap to clone: clones share one pool.
 #[derive(Clone, Debug)]
 pub struct Store {
@@ -171,9 +189,11 @@ impl Store {
         let (system, namespace) = describe(&url)?;
         let sqlite = system == DatabaseSystem::Sqlite;
         let pool = AnyPoolOptions::new()
-            // SQLite has one writer anyway; the extra connections serve the
-            // HTTP API's reads alongside it.
-            .max_connections(if sqlite { 4 } else { 10 })
+            .max_connections(if sqlite {
+                POOL_SIZE_SQLITE
+            } else {
+                POOL_SIZE_POSTGRES
+            })
             .acquire_timeout(Duration::from_secs(5))
             // No ping before each use: with SQLite that is one more round
             // trip to the worker thread per transaction, and a broken
@@ -236,10 +256,10 @@ impl Store {
     /// a single writer, so batching only saves work. On PostgreSQL a batch
     /// holds the row locks of all its items until it commits, so replicas
     /// sharing hot items take turns batch by batch, and a smaller batch
-    /// shortens the turns (see `MAX_BATCH_POSTGRES` for the measurements).
+    /// shortens the turns (see `MAX_BATCH_SQLITE` and `MAX_BATCH_POSTGRES`).
     pub fn max_batch(&self) -> usize {
         match self.system {
-            DatabaseSystem::Sqlite => 64,
+            DatabaseSystem::Sqlite => MAX_BATCH_SQLITE,
             DatabaseSystem::Postgresql => MAX_BATCH_POSTGRES,
         }
     }

@@ -26,82 +26,73 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use base64::Engine;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::{BASE64, JaegerError, id_to_hex, kind_from_name, lenient_i64, lenient_u64};
+use super::{JaegerError, kind_from_name};
 use crate::receiver::{AttributeValue, ReceivedSpan, SpanEvent, SpanKind, SpanLink, SpanStatus};
 
 /// Converts a legacy API response body into spans.
 pub fn parse(body: &str) -> Result<Vec<ReceivedSpan>, JaegerError> {
     let response: Response = serde_json::from_str(body)?;
-    if let Some(error) = response.errors.first() {
+    if let Some(error) = response.errors.unwrap_or_default().first() {
         return Err(JaegerError::Api(format!("{} ({})", error.msg, error.code)));
     }
     let mut spans = Vec::new();
-    for trace in response.data {
+    for trace in response.data.unwrap_or_default() {
         for span in trace.spans {
-            let process = span
-                .process
-                .as_ref()
-                .or_else(|| trace.processes.get(&span.process_id));
-            let service = process.map(|p| p.service_name.clone()).unwrap_or_default();
-            spans.push(convert(span, &service));
+            let service = trace
+                .processes
+                .get(&span.process_id)
+                .map(|process| process.service_name.clone())
+                .unwrap_or_default();
+            spans.push(convert(span, service));
         }
     }
     Ok(spans)
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
+// Go writes an empty slice as `null`, hence `Option` for the lists.
+
+#[derive(Deserialize)]
 struct Response {
-    #[serde(deserialize_with = "null_as_default")]
-    data: Vec<Trace>,
-    #[serde(deserialize_with = "null_as_default")]
-    errors: Vec<ApiError>,
+    data: Option<Vec<Trace>>,
+    errors: Option<Vec<ApiError>>,
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
+#[derive(Deserialize)]
 struct ApiError {
     code: i64,
     msg: String,
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
+#[derive(Deserialize)]
 struct Trace {
     spans: Vec<Span>,
     processes: HashMap<String, Process>,
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(default, rename_all = "camelCase")]
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
 struct Span {
     #[serde(rename = "traceID")]
     trace_id: String,
     #[serde(rename = "spanID")]
     span_id: String,
     operation_name: String,
-    #[serde(deserialize_with = "null_as_default")]
-    references: Vec<Reference>,
+    references: Option<Vec<Reference>>,
     /// Microseconds since the Unix epoch.
-    start_time: Value,
+    start_time: u64,
     /// Microseconds.
-    duration: Value,
-    #[serde(deserialize_with = "null_as_default")]
-    tags: Vec<Tag>,
-    #[serde(deserialize_with = "null_as_default")]
-    logs: Vec<Log>,
+    duration: u64,
+    tags: Option<Vec<Tag>>,
+    logs: Option<Vec<Log>>,
     #[serde(rename = "processID")]
     process_id: String,
-    /// Inline process (older responses embed it instead of using `processes`).
-    process: Option<Process>,
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(default, rename_all = "camelCase")]
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
 struct Reference {
     ref_type: String,
     #[serde(rename = "traceID")]
@@ -110,14 +101,13 @@ struct Reference {
     span_id: String,
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(default, rename_all = "camelCase")]
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
 struct Process {
     service_name: String,
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
+#[derive(Deserialize)]
 struct Tag {
     key: String,
     /// `string`, `bool`, `int64`, `float64` or `binary`.
@@ -126,56 +116,48 @@ struct Tag {
     value: Value,
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
+#[derive(Deserialize)]
 struct Log {
     /// Microseconds since the Unix epoch.
-    timestamp: Value,
-    #[serde(deserialize_with = "null_as_default")]
-    fields: Vec<Tag>,
+    timestamp: u64,
+    fields: Option<Vec<Tag>>,
 }
 
-/// Go encodes empty slices as `null`.
-fn null_as_default<'de, D, T>(deserializer: D) -> Result<T, D::Error>
-where
-    D: serde::Deserializer<'de>,
-    T: Default + Deserialize<'de>,
-{
-    Ok(Option::<T>::deserialize(deserializer)?.unwrap_or_default())
+/// An id as lowercase hex of `bytes` bytes: Jaeger drops the leading zeros
+/// of a 64-bit trace id.
+fn id(raw: &str, bytes: usize) -> String {
+    format!("{:0>width$}", raw.to_ascii_lowercase(), width = 2 * bytes)
 }
 
-fn convert(span: Span, service: &str) -> ReceivedSpan {
-    let micros = |value: &Value| lenient_u64(value).unwrap_or(0).saturating_mul(1_000);
-    let start = micros(&span.start_time);
-    let trace_id = id_to_hex(&span.trace_id, 16);
+fn convert(span: Span, service_name: String) -> ReceivedSpan {
+    let start = span.start_time.saturating_mul(1_000);
+    let trace_id = id(&span.trace_id, 16);
 
-    // The parent is the CHILD_OF reference within the trace; other references are links.
-    let parent = span
-        .references
-        .iter()
-        .position(|r| r.ref_type == "CHILD_OF" && id_to_hex(&r.trace_id, 16) == trace_id);
-    let mut links = Vec::new();
+    // The parent is the first CHILD_OF reference within the trace; other references
+    // are links.
     let mut parent_span_id = None;
-    for (index, reference) in span.references.iter().enumerate() {
-        if Some(index) == parent {
-            parent_span_id = Some(id_to_hex(&reference.span_id, 8));
+    let mut links = Vec::new();
+    for reference in span.references.unwrap_or_default() {
+        let reference_trace = id(&reference.trace_id, 16);
+        if parent_span_id.is_none()
+            && reference.ref_type == "CHILD_OF"
+            && reference_trace == trace_id
+        {
+            parent_span_id = Some(id(&reference.span_id, 8));
         } else {
             links.push(SpanLink {
-                trace_id: id_to_hex(&reference.trace_id, 16),
-                span_id: id_to_hex(&reference.span_id, 8),
+                trace_id: reference_trace,
+                span_id: id(&reference.span_id, 8),
             });
         }
     }
 
-    let mut attributes = tags(&span.tags);
-    let text = |value: Option<AttributeValue>| value.map(|v| v.to_string());
-    let kind =
-        text(attributes.remove("span.kind")).map_or(SpanKind::Unspecified, |k| kind_from_name(&k));
-    let status_code = text(attributes.remove("otel.status_code"));
-    let message = text(attributes.remove("otel.status_description")).unwrap_or_default();
-    let error_tag = attributes
-        .get("error")
-        .is_some_and(|error| error.to_string() == "true");
+    let mut attributes = tags(span.tags.unwrap_or_default());
+    let mut text = |key: &str| attributes.remove(key).map(|value| value.to_string());
+    let kind = text("span.kind").map_or(SpanKind::Unspecified, |kind| kind_from_name(&kind));
+    let status_code = text("otel.status_code");
+    let message = text("otel.status_description").unwrap_or_default();
+    let error_tag = attributes.get("error") == Some(&AttributeValue::Bool(true));
     let status = match status_code.as_deref() {
         Some("ERROR") => SpanStatus::Error { message },
         Some("OK") => SpanStatus::Ok,
@@ -188,25 +170,28 @@ fn convert(span: Span, service: &str) -> ReceivedSpan {
 
     ReceivedSpan {
         trace_id,
-        span_id: id_to_hex(&span.span_id, 8),
+        span_id: id(&span.span_id, 8),
         parent_span_id,
         name: span.operation_name,
         kind,
-        service_name: service.to_owned(),
+        service_name,
         service_instance_id: String::new(),
         attributes,
         status,
         start_unix_nanos: start,
-        end_unix_nanos: start.saturating_add(micros(&span.duration)),
+        end_unix_nanos: start.saturating_add(span.duration.saturating_mul(1_000)),
         events: span
             .logs
-            .iter()
+            .unwrap_or_default()
+            .into_iter()
             .map(|log| {
-                let mut attributes = tags(&log.fields);
-                let name = text(attributes.remove("event")).unwrap_or_else(|| "log".to_owned());
+                let mut attributes = tags(log.fields.unwrap_or_default());
+                let name = attributes
+                    .remove("event")
+                    .map_or_else(|| "log".to_owned(), |name| name.to_string());
                 SpanEvent {
                     name,
-                    time_unix_nanos: micros(&log.timestamp),
+                    time_unix_nanos: log.timestamp.saturating_mul(1_000),
                     attributes,
                 }
             })
@@ -215,29 +200,21 @@ fn convert(span: Span, service: &str) -> ReceivedSpan {
     }
 }
 
-fn tags(tags: &[Tag]) -> BTreeMap<String, AttributeValue> {
-    tags.iter()
-        .filter_map(|tag| Some((tag.key.clone(), tag_value(tag)?)))
+/// Tags as attributes, by their JSON value; `float64` tells a whole-number double
+/// from an integer, and a `binary` value stays the base64 text Jaeger writes.
+fn tags(tags: Vec<Tag>) -> BTreeMap<String, AttributeValue> {
+    tags.into_iter()
+        .filter_map(|tag| {
+            let value = match (tag.kind.as_str(), tag.value) {
+                ("float64", Value::Number(number)) => AttributeValue::Double(number.as_f64()?),
+                (_, Value::Number(number)) => AttributeValue::Int(number.as_i64()?),
+                (_, Value::String(text)) => AttributeValue::String(text),
+                (_, Value::Bool(flag)) => AttributeValue::Bool(flag),
+                _ => return None,
+            };
+            Some((tag.key, value))
+        })
         .collect()
-}
-
-/// A typed tag value; values of the wrong JSON type are read from strings where possible.
-fn tag_value(tag: &Tag) -> Option<AttributeValue> {
-    let value = &tag.value;
-    Some(match tag.kind.as_str() {
-        "bool" => AttributeValue::Bool(value.as_bool().or_else(|| value.as_str()?.parse().ok())?),
-        "int64" => AttributeValue::Int(lenient_i64(value)?),
-        "float64" => AttributeValue::Double(match value {
-            Value::String(s) => s.parse().ok()?,
-            number => number.as_f64()?,
-        }),
-        "binary" => AttributeValue::Bytes(BASE64.decode(value.as_str()?).ok()?),
-        _ => AttributeValue::String(match value {
-            Value::String(s) => s.clone(),
-            Value::Null => return None,
-            other => other.to_string(),
-        }),
-    })
 }
 
 #[cfg(test)]
@@ -310,6 +287,16 @@ mod tests {
             .find(|s| s.kind == SpanKind::Producer)
             .expect("producer");
         assert_eq!(producer.status, SpanStatus::Ok);
+    }
+
+    #[test]
+    fn ids_are_lowercase_and_padded() {
+        assert_eq!(id("00000000000000B4", 8), "00000000000000b4");
+        assert_eq!(id("b4", 8), "00000000000000b4");
+        assert_eq!(
+            id("a3ce929d0e0e4736", 16),
+            "0000000000000000a3ce929d0e0e4736"
+        );
     }
 
     #[test]

@@ -12,7 +12,7 @@ use clap::Args;
 
 use super::{CheckOrders, LoadConfig, LoadMode, VerifyTraces, run_load};
 use crate::checkout::Item;
-use crate::cli::parse_duration;
+use crate::duration::parse_duration;
 use crate::receiver::OtlpReceiver;
 use crate::verify::TraceCheck;
 

@@ -9,8 +9,8 @@ use gateway::{
     Settings,
     auth::ApiKeys,
     checkout_client::{CheckoutClient, CheckoutTargets},
-    routes::AppState,
     startup::router as gateway_router,
+    state::AppState,
     stock_client::{StockClient, parse_stock_url},
     storefront::Storefront,
 };

@@ -1,6 +1,8 @@
 //! The database CLIENT span of one SQL statement, named
 //! `{operation} {table}` with the database conventions' attributes and the
-//! parameterized statement (placeholders, never values).
+//! parameterized statement (placeholders, never values); and the INTERNAL
+//! span of a purge, the background run that deletes a table's old rows
+//! with one such statement per chunk.
 //!
 //! [`Database::run`] runs a statement in its span and records its duration
 //! in `db.client.operation.duration` with the span's low-cardinality
@@ -14,13 +16,19 @@ use opentelemetry::{KeyValue, metrics::Histogram};
 use opentelemetry_semantic_conventions::attribute::{
     DB_COLLECTION_NAME, DB_NAMESPACE, DB_OPERATION_NAME, DB_QUERY_TEXT, DB_SYSTEM_NAME, ERROR_TYPE,
 };
-use tracing::{Instrument, Span};
+use tracing::{Instrument, Span, field::Empty};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use crate::{
     metric_names::DB_CLIENT_OPERATION_DURATION,
     metrics::{duration_histogram, meter},
 };
+
+/// A [`purge`] span's cutoff: rows decided before it are deleted (Unix
+/// milliseconds). The conventions have no name for it.
+pub const PURGE_CUTOFF_MS: &str = "stock.purge.cutoff_ms";
+/// How many rows a [`purge`] run deleted, over all its chunks.
+pub const PURGE_DELETED: &str = "stock.purge.deleted";
 
 /// One SQL statement, as the span describes it.
 #[derive(Clone, Copy, Debug)]
@@ -60,6 +68,31 @@ pub fn client(system: &'static str, namespace: &str, statement: Statement) -> Sp
     );
     let _ = span.set_parent(caller);
     span
+}
+
+/// The INTERNAL span of one purge run, named `purge {table}`: deleting the
+/// rows of `table` decided before `cutoff_ms` (Unix milliseconds), each
+/// chunk a [`client`] span under it. A background run continues no request,
+/// so it is a root: each run is a trace of its own. [`record_purged`] adds
+/// how many rows it deleted, [`record_error`](super::record_error) a failure.
+pub fn purge(table: &'static str, cutoff_ms: i64) -> Span {
+    tracing::info_span!(
+        parent: None,
+        "purge",
+        otel.name = %format_args!("purge {table}"),
+        otel.kind = "internal",
+        otel.status_code = Empty,
+        otel.status_description = Empty,
+        { ERROR_TYPE } = Empty,
+        { DB_COLLECTION_NAME } = table,
+        { PURGE_CUTOFF_MS } = cutoff_ms,
+        { PURGE_DELETED } = Empty,
+    )
+}
+
+/// Records on a [`purge`] span how many rows the run deleted.
+pub fn record_purged(span: &Span, deleted: u64) {
+    span.record(PURGE_DELETED, deleted);
 }
 
 /// One database's statements, each run in its [`client`] span and measured.

@@ -91,7 +91,7 @@ pub fn router(storefront: Storefront) -> Router {
         .route("/config.json", get(config))
         .with_state(storefront)
         .merge(relay)
-        .method_not_allowed_fallback(crate::routes::method_not_allowed)
+        .method_not_allowed_fallback(crate::fallback::method_not_allowed)
 }
 
 /// `GET /config.json`.

@@ -10,6 +10,7 @@
 //! | PRODUCER | [`messaging::producer`] | checkout-service |
 //! | CONSUMER | [`messaging::consumer`] | stock-service |
 //! | CLIENT (database) | [`db::client`] | stock-service |
+//! | INTERNAL (purge of old rows) | [`db::purge`] | stock-service (retention) |
 //!
 //! Attribute names come from `opentelemetry-semantic-conventions`. A span
 //! that fails is marked by [`record_error`] alone: `otel.status_code` and
