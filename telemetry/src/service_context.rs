@@ -50,17 +50,24 @@ impl ServiceContext {
     }
 }
 
+impl SpanForwarder {
+    /// The forwarder of the service whose code is running; `None` with
+    /// traces off or outside any service.
+    pub fn current() -> Option<Self> {
+        ServiceContext::with_current(|context| context.forwarder.clone()).flatten()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use tracing_subscriber::layer::SubscriberExt;
 
     use super::*;
-    use crate::Propagators;
 
     #[test]
     fn the_context_layer_enables_no_callsite_and_is_found() {
         let context = ServiceContext {
-            propagator: Arc::new(Propagators::default().composite()),
+            propagator: Arc::new(TextMapCompositePropagator::new(Vec::new())),
             meters: Some(SdkMeterProvider::default()),
             forwarder: None,
         };

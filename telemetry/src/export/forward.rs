@@ -14,8 +14,8 @@
 //! traces off (`OTEL_TRACES_EXPORTER=none`, `OTEL_SDK_DISABLED=true`) there
 //! is none, and service code finds `None`.
 //!
-//! [`SpanForwarder::current`] finds it where the service is built (see
-//! `service_context`).
+//! [`SpanForwarder::current`] finds it where the service is built (it lives
+//! in `service_context`, with the service's other per-service parts).
 
 use std::{sync::Arc, time::Duration};
 
@@ -76,13 +76,6 @@ pub enum ForwardError {
 }
 
 impl SpanForwarder {
-    /// The forwarder of the dispatcher current on this thread: the service's,
-    /// where its code runs; `None` with traces off or outside any service.
-    pub fn current() -> Option<Self> {
-        crate::service_context::ServiceContext::with_current(|context| context.forwarder.clone())
-            .flatten()
-    }
-
     /// A forwarder to the collector at `endpoint` over `protocol` (the
     /// gRPC endpoint, or the full OTLP/HTTP traces URL), sending `headers`,
     /// waiting at most `timeout` for each answer. Must be called in a Tokio
