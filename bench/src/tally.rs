@@ -590,4 +590,31 @@ mod wire_tests {
         );
         sink.shutdown().await;
     }
+
+    #[tokio::test]
+    async fn the_sink_takes_metric_and_log_exports() {
+        use opentelemetry_proto::tonic::collector::{
+            logs::v1::{ExportLogsServiceRequest, logs_service_client::LogsServiceClient},
+            metrics::v1::{
+                ExportMetricsServiceRequest, metrics_service_client::MetricsServiceClient,
+            },
+        };
+
+        let sink = SpanTally::start().await.expect("the sink starts");
+        let mut metrics = MetricsServiceClient::connect(sink.endpoint())
+            .await
+            .expect("connects")
+            .send_compressed(tonic::codec::CompressionEncoding::Gzip);
+        metrics
+            .export(ExportMetricsServiceRequest::default())
+            .await
+            .expect("a metrics export is accepted");
+        let mut logs = LogsServiceClient::connect(sink.endpoint())
+            .await
+            .expect("connects");
+        logs.export(ExportLogsServiceRequest::default())
+            .await
+            .expect("a logs export is accepted");
+        sink.shutdown().await;
+    }
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use checkout_cli::load::LoadReport;
 use checkout_cli::verify::TraceCheck;
 
-use super::Tracing;
+use super::config::Tracing;
 use crate::services::LogSummary;
 use crate::stats::Latency;
 use crate::wrk::WrkReport;
