@@ -21,10 +21,6 @@ mod render;
 mod table;
 mod targets;
 
-pub use data::{Environment, Pipeline, Raw, Run, SERVICES, Settings, Window};
-pub use record::{Results, kind};
-pub use render::{
-    GO_ORIGINAL_WRK_TRACED, Rendered, benchmarks_parts, render_docs, scaling_parts, splice, summary,
-};
-pub use table::Table;
-pub use targets::targets_table;
+pub use data::{Environment, Pipeline, Raw, Run, Settings, Window};
+pub use record::Results;
+pub use render::{GO_ORIGINAL_WRK_TRACED, Rendered, render_docs, splice, summary};

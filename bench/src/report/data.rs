@@ -174,6 +174,15 @@ impl Window {
 pub const SERVICES: [&str; 3] = ["gateway", "checkout-service", "stock-service"];
 
 impl Run {
+    /// `Single node` or `Cluster`.
+    pub fn title(&self) -> &'static str {
+        if self.topology == "cluster" {
+            "Cluster"
+        } else {
+            "Single node"
+        }
+    }
+
     /// The raw run at `c`.
     pub fn raw_at(&self, c: usize) -> Option<&Raw> {
         self.raw.iter().find(|r| r.c == c)

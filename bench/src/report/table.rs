@@ -102,6 +102,16 @@ pub fn grouped(value: f64) -> String {
     }
 }
 
+/// What stands for a figure not measured.
+pub fn dash() -> String {
+    "–".to_owned()
+}
+
+/// A share as a percentage, e.g. `73 %`.
+pub fn percent(share: f64) -> String {
+    format!("{:.0} %", share * 100.0)
+}
+
 /// `all` when none of the orders (messages) was left behind, else how many were.
 pub fn all_but(left: Option<u64>) -> String {
     match left {

@@ -41,23 +41,21 @@ const TARGETS: [(&str, Check); 10] = [
     ),
 ];
 
-/// A table of the targets, one column per run (`Single node`, `Cluster`).
-pub fn targets_table(runs: &[(&str, &Run)]) -> Table {
+/// The targets, one column per run (`Single node`, `Cluster`).
+pub fn targets_table(runs: &[&Run]) -> String {
     let mut headers = vec!["target"];
-    headers.extend(runs.iter().map(|(title, _)| *title));
+    headers.extend(runs.iter().map(|run| run.title()));
     let mut table = Table::new(&headers);
     for (goal, check) in TARGETS {
         let mut row = vec![goal.to_owned()];
-        for (_, run) in runs {
-            row.push(match check(run) {
-                Some((measured, true)) => format!("✅ {measured}"),
-                Some((measured, false)) => format!("❌ {measured}"),
-                None => "– not measured".to_owned(),
-            });
-        }
+        row.extend(runs.iter().map(|run| match check(run) {
+            Some((measured, true)) => format!("✅ {measured}"),
+            Some((measured, false)) => format!("❌ {measured}"),
+            None => "– not measured".to_owned(),
+        }));
         table.row(row);
     }
-    table
+    table.render()
 }
 
 /// Every check's measured parts and whether all were met; `None` without any.
