@@ -19,7 +19,7 @@
 //! enough for "every accepted checkout's trace is complete" and "spans received vs
 //! expected". What the services send is unchanged; a collector elsewhere would pay the
 //! full decode on its own machine. (The trimmed decoding cut the sink's CPU per
-//! checkout by about three quarters; see BENCHMARKS.md's history.)
+//! checkout by about three quarters; see docs/benchmark-history.md.)
 
 use std::{
     collections::HashMap,

@@ -2,8 +2,8 @@
 //! command line and the [`Deployment`] it was set up as.
 //!
 //! - `single` (the default): the machine's RabbitMQ node, one process of each service,
-//!   stock-service on SQLite: the pipeline at its leanest, as the earlier history of
-//!   BENCHMARKS.md measured it.
+//!   stock-service on SQLite: the pipeline at its leanest, as the earlier entries of
+//!   docs/benchmark-history.md measured it.
 //! - `cluster`: a private cluster of three RabbitMQ nodes started for the benchmark
 //!   ([`crate::cluster`]), quorum queues replicated on all three, two processes of each
 //!   service, stock-service on a PostgreSQL database of the run's own
