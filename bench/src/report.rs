@@ -24,3 +24,4 @@ mod targets;
 pub use data::{Environment, Pipeline, Raw, Run, Settings, Window};
 pub use record::Results;
 pub use render::{GO_ORIGINAL_WRK_TRACED, Rendered, render_docs, splice, summary};
+pub use targets::targets_table;

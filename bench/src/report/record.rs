@@ -68,74 +68,55 @@ impl Results {
         }
     }
 
+    /// What is worth a look: failed runs, spreads, disturbed windows, failed publishes,
+    /// spans while untraced, queues not on every node, services killed or warning.
     fn notes(&self) -> Vec<String> {
+        let disturbed = |share: f64| {
+            let text = "of the machine's CPU went to processes not measured here: disturbed?";
+            (share > UNACCOUNTED_BUSY).then(|| format!("{:.0} % {text}", share * 100.0))
+        };
         let mut notes: Vec<String> = self
             .failures
             .iter()
             .map(|f| format!("run failed: {f}"))
             .collect();
         notes.extend(self.spreads.iter().cloned());
-        let disturbed = |run: &str, share: f64, notes: &mut Vec<String>| {
-            if share > UNACCOUNTED_BUSY {
-                notes.push(format!(
-                    "{run}: {:.0} % of the machine's CPU went to processes not measured here; \
-                     these figures may be disturbed",
-                    share * 100.0
-                ));
-            }
-        };
         for r in &self.raw {
-            disturbed(
-                &format!("raw C={}", r.concurrency),
-                r.unaccounted_busy,
-                &mut notes,
-            );
-            if r.failed > 0 {
-                notes.push(format!(
-                    "raw C={}: {} publishes failed",
-                    r.concurrency, r.failed
-                ));
-            }
+            let failed = (r.failed > 0).then(|| format!("{} publishes failed", r.failed));
+            let found = [disturbed(r.unaccounted_busy), failed]
+                .into_iter()
+                .flatten();
+            notes.extend(found.map(|note| format!("raw C={}: {note}", r.concurrency)));
         }
         for r in &self.pipeline {
-            let run = format!("{} C={}", kind(r.tracing), r.concurrency);
-            disturbed(&run, r.unaccounted_busy, &mut notes);
-            if let Some(w) = &r.wrk {
-                disturbed(&format!("{run} (wrk)"), w.unaccounted_busy, &mut notes);
-            }
-            if r.tracing == Tracing::Off && r.spans_received > 0 {
-                notes.push(format!(
-                    "{run}: {} spans received while untraced",
-                    r.spans_received
-                ));
-            }
-            if let Some(members) = r.queue_members.filter(|n| *n != CLUSTER_NODES) {
-                notes.push(format!(
-                    "{run}: the queue had replicas on {members} of {CLUSTER_NODES} nodes"
-                ));
-            }
-            if !r.dropped_spans().1 {
-                notes.push(format!(
-                    "{run}: spans were dropped, but not every exporter said how many"
-                ));
-            }
+            let wrk = r.wrk.as_ref().and_then(|w| disturbed(w.unaccounted_busy));
+            let spans = r.spans_received;
+            let members = r.queue_members.filter(|n| *n != CLUSTER_NODES);
+            let mut found = vec![
+                disturbed(r.unaccounted_busy),
+                wrk.map(|note| format!("wrk window: {note}")),
+                (r.tracing == Tracing::Off && spans > 0).then(|| format!("{spans} spans untraced")),
+                members.map(|n| format!("the queue had replicas on {n} of {CLUSTER_NODES} nodes")),
+                (!r.dropped_spans().1).then(|| "spans dropped, not all counted".to_owned()),
+            ];
             for s in &r.services {
-                if !s.graceful {
-                    notes.push(format!(
-                        "{run}: {} did not exit on SIGTERM in time and was killed",
+                found.push((!s.graceful).then(|| format!("{} was killed after SIGTERM", s.name)));
+                found.push(s.logs.problem_lines.first().map(|first| {
+                    let (warnings, errors) = (s.logs.warnings, s.logs.errors);
+                    let first: String = first.chars().take(300).collect();
+                    format!(
+                        "{} logged {warnings} warnings, {errors} errors; first: `{first}`",
                         s.name
-                    ));
-                }
-                if let Some(first) = s.logs.problem_lines.first() {
-                    notes.push(format!(
-                        "{run}: {} logged {} warnings and {} errors; first: `{}`",
-                        s.name,
-                        s.logs.warnings,
-                        s.logs.errors,
-                        first.chars().take(300).collect::<String>()
-                    ));
-                }
+                    )
+                }));
             }
+            let run = format!("{} C={}", kind(r.tracing), r.concurrency);
+            notes.extend(
+                found
+                    .into_iter()
+                    .flatten()
+                    .map(|note| format!("{run}: {note}")),
+            );
         }
         notes
     }

@@ -139,16 +139,10 @@ fn headline(single: Option<&Run>, cluster: Option<&Run>) -> String {
         "\n\n{}, accepted checkouts (raw: confirmed messages) per second:\n\n",
         run.title()
     );
-    let mut table = Table::new(&[
-        "C",
-        "raw broker",
-        "untraced",
-        "traced",
-        "traced / untraced",
-        "untraced / raw",
-        "traced, wrk",
-        "Go original, traced, wrk",
-    ]);
+    let mut table = Table::new(
+        "C | raw broker | untraced | traced | traced / untraced | untraced / raw | traced, wrk \
+         | Go original, traced, wrk",
+    );
     for c in run.levels() {
         let raw = run.raw_at(c).map(|r| r.per_s);
         let per_s = |kind| run.at(kind, c).map(|p| p.bench.per_s);
@@ -170,13 +164,7 @@ fn headline(single: Option<&Run>, cluster: Option<&Run>) -> String {
     md.push_str(&table.render());
     md.push_str("\nOne connection (C=1): latency, and the pipeline's above the broker's own ");
     md.push_str("publish + confirm in the same run:\n\n");
-    let mut table = Table::new(&[
-        "C=1",
-        "p50 ms",
-        "p99 ms",
-        "p50 above the broker",
-        "p99 above",
-    ]);
+    let mut table = Table::new("C=1 | p50 ms | p99 ms | p50 above the broker | p99 above");
     let floor = run.raw_at(1);
     let above =
         |ms: f64, f: fn(&Raw) -> f64| floor.map_or_else(dash, |r| format!("{:+.2}", ms - f(r)));
@@ -279,18 +267,10 @@ fn topology_section(run: &Run) -> String {
             lines.push((format!("{}, wrk", p.kind), p.c, w.clone(), None, dash()));
         }
     }
-    let mut figures = Table::new(&[
-        "run",
-        "C",
-        "per s",
-        "p50 ms",
-        "p99 ms",
-        "max ms",
-        "failed",
-        "applied",
-        "complete traces",
-        "dropped spans",
-    ]);
+    let mut figures = Table::new(
+        "run | C | per s | p50 ms | p99 ms | max ms | failed | applied | complete traces \
+         | dropped spans",
+    );
     let mut labels = vec!["gateway", "checkout-service", "stock-service", "broker"];
     if run
         .pipeline
@@ -306,7 +286,7 @@ fn topology_section(run: &Run) -> String {
             .map(|l| if *l == BACKENDS { "PostgreSQL" } else { l }),
     );
     headers.extend(["load generator", "machine busy", "peak RSS MB"]);
-    let mut cpu = Table::new(&headers);
+    let mut cpu = Table::new(&headers.join(" | "));
     let count = |n: Option<u64>| n.map_or_else(dash, |n| n.to_string());
     for (name, c, w, dropped, rss) in lines {
         let traces = w.traces_complete.zip(w.traces_expected);
@@ -364,12 +344,9 @@ fn scaling<'a>(single: Option<&'a Run>, cluster: Option<&'a Run>) -> Vec<(&'a st
         .map(|r| format!("{}: {}", r.title(), when(r)))
         .collect();
     let mut md = format!("From `bench/results/` ({}).\n\n", sources.join("; "));
-    let mut table = Table::new(&[
-        "µs of CPU per checkout, traced, C=64",
-        "single node",
-        "cluster",
-        "cluster / single",
-    ]);
+    let mut table = Table::new(
+        "µs of CPU per checkout, traced, C=64 | single node | cluster | cluster / single",
+    );
     let mut row = |name: &str, a: Option<f64>, b: Option<f64>| {
         let r = a.zip(b).and_then(|(a, b)| ratio(b, a));
         table.row(vec![name.to_owned(), opt(a, 0), opt(b, 0), opt(r, 1)]);
@@ -386,12 +363,8 @@ fn scaling<'a>(single: Option<&'a Run>, cluster: Option<&'a Run>) -> Vec<(&'a st
     );
     md.push_str(&table.render());
 
-    let mut cores = Table::new(&[
-        "component (cluster)",
-        "µs per checkout",
-        "cores at 10k/s",
-        "cores at 100k/s",
-    ]);
+    let mut cores =
+        Table::new("component (cluster) | µs per checkout | cores at 10k/s | cores at 100k/s");
     let named = components
         .iter()
         .map(|(n, l)| (*n, cpu(k, l)))
@@ -401,7 +374,7 @@ fn scaling<'a>(single: Option<&'a Run>, cluster: Option<&'a Run>) -> Vec<(&'a st
         cores.row(vec![name.to_owned(), opt(us, 0), at(1e4, 1), at(1e5, 0)]);
     }
 
-    let mut measured = Table::new(&["C=64, measured here", "single node", "cluster"]);
+    let mut measured = Table::new("C=64, measured here | single node | cluster");
     let rate = |run: Option<&Run>, kind: &str| Some(run?.at(kind, 64)?.bench.per_s);
     let queue = |run: Option<&Run>| Some(run?.raw_at(64)?.per_s);
     let rows = [

@@ -9,9 +9,9 @@ pub struct Table {
 }
 
 impl Table {
-    /// A table with these columns.
-    pub fn new(headers: &[&str]) -> Self {
-        let headers = headers.iter().map(|h| (*h).to_owned()).collect();
+    /// A table with these columns, given as `a | b | c`.
+    pub fn new(headers: &str) -> Self {
+        let headers = headers.split(" | ").map(str::to_owned).collect();
         Self {
             headers,
             rows: Vec::new(),
@@ -127,7 +127,7 @@ mod tests {
 
     #[test]
     fn tables_are_padded_markdown() {
-        let mut table = Table::new(&["C", "req/s"]);
+        let mut table = Table::new("C | req/s");
         table.row(vec!["1".into(), "812".into()]);
         table.row(vec!["64".into(), "2345".into()]);
         assert_eq!(

@@ -45,7 +45,7 @@ const TARGETS: [(&str, Check); 10] = [
 pub fn targets_table(runs: &[&Run]) -> String {
     let mut headers = vec!["target"];
     headers.extend(runs.iter().map(|run| run.title()));
-    let mut table = Table::new(&headers);
+    let mut table = Table::new(&headers.join(" | "));
     for (goal, check) in TARGETS {
         let mut row = vec![goal.to_owned()];
         row.extend(runs.iter().map(|run| match check(run) {
