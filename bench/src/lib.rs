@@ -82,7 +82,6 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::Context;
 use checkout_cli::cli::parse_duration;
 use clap::{Parser, ValueEnum};
 use telemetry::BatchSettings;
@@ -91,7 +90,7 @@ use crate::broker::RawConfig;
 use crate::cleanup::{AMQP_URL, Cleanup};
 use crate::cluster::PrivateCluster;
 use crate::pipeline::{PipelineConfig, Tracing};
-use crate::report::{Results, Run, Settings};
+use crate::report::{Results, Settings};
 use crate::topology::{Deployment, Topology};
 use crate::wrk::WrkConfig;
 
@@ -234,19 +233,6 @@ pub enum Command {
 /// Where the results are kept, relative to the repository's root.
 pub const RESULTS_DIR: &str = "bench/results";
 
-/// Rewrites the generated parts of the documents in `docs` from the results in
-/// `results`, printing which files changed.
-pub fn render(results: &std::path::Path, docs: &std::path::Path) -> anyhow::Result<()> {
-    for doc in report::render_docs(results, docs)? {
-        if doc.rendered != doc.current {
-            std::fs::write(&doc.path, &doc.rendered)
-                .with_context(|| format!("cannot write {}", doc.path.display()))?;
-            eprintln!("bench: rendered {}", doc.path.display());
-        }
-    }
-    Ok(())
-}
-
 impl Cli {
     fn batch(&self) -> BatchSettings {
         BatchSettings {
@@ -262,7 +248,7 @@ impl Cli {
 /// failed; missed targets are figures, not failures.
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     if let Some(Command::Render { results, docs }) = &cli.command {
-        render(results, docs)?;
+        report::render(results, docs)?;
         return Ok(ExitCode::SUCCESS);
     }
     anyhow::ensure!(
@@ -354,7 +340,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     results.keep_medians();
 
     let batch = cli.batch();
-    let (body, headers) = broker::sample_message();
     let settings = Settings {
         duration_s: cli.duration.as_secs_f64(),
         warmup_s: cli.warmup.as_secs_f64(),
@@ -367,24 +352,16 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         bsp_schedule_delay_ms: batch.scheduled_delay.as_millis() as u64,
         bsp_max_export_batch_size: batch.max_export_batch_size,
         wrk: !cli.no_wrk,
-        message: format!(
-            "`checkout.processed` of {} B JSON plus {} B of `traceparent` and `baggage` headers, \
-             persistent, `mandatory`",
-            body.len(),
-            broker::header_bytes(&headers)
-        ),
+        message: report::message(),
     };
-    let run: Run = results.record(cli.topology, environment, settings);
+    let run = results.record(cli.topology, environment, settings);
     println!("{}", report::summary(&run));
     if !cli.no_write {
         let path = run.write(&cli.output)?;
         eprintln!("bench: wrote {}", path.display());
-        let docs = match &cli.docs {
-            Some(docs) => Some(docs.clone()),
-            None => (cli.output == std::path::Path::new(RESULTS_DIR)).then(|| PathBuf::from(".")),
-        };
-        if let Some(docs) = docs {
-            render(&cli.output, &docs)?;
+        let repository = (cli.output.as_os_str() == RESULTS_DIR).then(|| PathBuf::from("."));
+        if let Some(docs) = cli.docs.clone().or(repository) {
+            report::render(&cli.output, &docs)?;
         }
     }
     Ok(if results.failures.is_empty() {

@@ -15,6 +15,8 @@
 //! measurements to a record), `table` (a Markdown table and the cells' format),
 //! `targets` (the targets judged on a record) and `render` (the documents).
 
+use anyhow::Context;
+
 mod data;
 mod record;
 mod render;
@@ -22,6 +24,19 @@ mod table;
 mod targets;
 
 pub use data::{Environment, Pipeline, Raw, Run, Settings, Window};
-pub use record::Results;
+pub use record::{Results, message};
 pub use render::{GO_ORIGINAL_WRK_TRACED, Rendered, render_docs, splice, summary};
 pub use targets::targets_table;
+
+/// Rewrites the generated parts of the documents in `docs` from the results in
+/// `results`, printing which files changed.
+pub fn render(results: &std::path::Path, docs: &std::path::Path) -> anyhow::Result<()> {
+    for doc in render_docs(results, docs)? {
+        if doc.rendered != doc.current {
+            std::fs::write(&doc.path, &doc.rendered)
+                .with_context(|| format!("cannot write {}", doc.path.display()))?;
+            eprintln!("bench: rendered {}", doc.path.display());
+        }
+    }
+    Ok(())
+}

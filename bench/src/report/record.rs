@@ -29,6 +29,17 @@ pub struct Results {
     pub spreads: Vec<String>,
 }
 
+/// The raw broker's message, as the settings describe it.
+pub fn message() -> String {
+    let (body, headers) = crate::broker::sample_message();
+    let headers = crate::broker::header_bytes(&headers);
+    format!(
+        "`checkout.processed` of {} B JSON plus {headers} B of `traceparent` and `baggage` \
+         headers, persistent, `mandatory`",
+        body.len()
+    )
+}
+
 /// `untraced`, `traced` or `full`.
 pub fn kind(tracing: Tracing) -> &'static str {
     match tracing {
