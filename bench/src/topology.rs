@@ -34,14 +34,6 @@ impl Topology {
         }
     }
 
-    /// How tables of this topology are headed.
-    pub fn title(self) -> &'static str {
-        match self {
-            Self::Single => "Single node",
-            Self::Cluster => "Cluster",
-        }
-    }
-
     /// Processes of each service.
     pub fn replicas(self) -> usize {
         match self {
@@ -131,7 +123,6 @@ mod tests {
     #[test]
     fn topologies_have_names_titles_and_replicas() {
         assert_eq!(Topology::Single.name(), "single");
-        assert_eq!(Topology::Cluster.title(), "Cluster");
         assert_eq!(
             (Topology::Single.replicas(), Topology::Cluster.replicas()),
             (1, 2)

@@ -149,13 +149,6 @@ impl PipelineResult {
         self.accepted() as f64 / self.load.elapsed.as_secs_f64().max(f64::EPSILON)
     }
 
-    /// Orders applied per second from the start of the window until the last accepted
-    /// one was applied: the end-to-end rate, backlog included.
-    pub fn applied_rate(&self) -> f64 {
-        let span = self.load.elapsed + self.apply_wait;
-        self.applied as f64 / span.as_secs_f64().max(f64::EPSILON)
-    }
-
     /// Response latency.
     pub fn latency(&self) -> Latency {
         Latency::of_load(&self.load.latency)
