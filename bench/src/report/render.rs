@@ -106,13 +106,7 @@ fn when(run: &Run) -> String {
 
 /// What one run prints: its tables, its targets and its notes.
 pub fn summary(run: &Run) -> String {
-    let targets = targets_table(&[run]);
-    format!(
-        "{}: {}\n\n{}\n{targets}",
-        run.title(),
-        when(run),
-        topology_section(run)
-    )
+    format!("{}\n{}", topology_section(run), targets_table(&[run]))
 }
 
 fn section(run: Option<&Run>, command: &str) -> String {
@@ -337,7 +331,8 @@ fn scaling<'a>(single: Option<&'a Run>, cluster: Option<&'a Run>) -> Vec<(&'a st
         ("PostgreSQL (server processes)", BACKENDS),
     ];
     let cpu = |w: Option<&Window>, label: &str| w?.cpu_us.get(label).copied();
-    let total = |w: Option<&Window>| Some(components.iter().filter_map(|c| cpu(w, c.1)).sum());
+    let total =
+        |w: Option<&Window>| w.map(|w| components.iter().filter_map(|c| w.cpu_us.get(c.1)).sum());
     let sources: Vec<String> = [single, cluster]
         .into_iter()
         .flatten()
