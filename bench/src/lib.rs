@@ -21,20 +21,20 @@
 //! same window (unless `--no-wrk`), so its figures compare with those measured
 //! elsewhere with wrk, and the report shows the two load generators side by side.
 //!
-//! For each: throughput, latency p50/p99/max, CPU seconds per 1,000 operations of every
-//! process (services, broker, this process) from `/proc/<pid>/stat` ([`procfs`]), peak
-//! RSS of the services, the time from the 202 to the stock being applied, spans received
-//! and dropped. Then the ratios (pipeline / raw, traced / untraced) and the
-//! targets, each marked met or missed ([`report`]). The tables are printed and written
-//! to `BENCHMARKS.md`, whose `## History` section is kept across rewrites.
+//! For each: throughput, latency p50/p99/max, CPU time per operation of every process
+//! (services, broker, this process) from `/proc/<pid>/stat` ([`procfs`]), peak RSS of
+//! the services, orders applied, traces complete and spans dropped. The figures are
+//! written as data, `bench/results/<topology>.json` ([`report`]); `BENCHMARKS.md`'s
+//! and `SCALING.md`'s tables are rendered from that data (`bench render`, also run at
+//! the end of a benchmark), with the targets marked met or missed, and the same
+//! tables are printed.
 //!
 //! All of this in one of two topologies ([`topology`]): `--topology single` (the
 //! default: the machine's RabbitMQ node, one process per service, SQLite) or
 //! `--topology cluster` (a private 3-node RabbitMQ cluster with every queue on the three
 //! nodes, two processes of each service, stock on PostgreSQL, whose server processes
-//! are measured too). Each topology rewrites its own part of `BENCHMARKS.md` and keeps
-//! the other's, and the comparison of the two (what replication costs per checkout) is
-//! recomputed from the latest run of each.
+//! are measured too). Each topology's run rewrites its own JSON file; the documents
+//! show the latest run of each side by side.
 //!
 //! # Why
 //!
@@ -52,6 +52,16 @@
 //! (127.0.0.1 only). Each run has its own exchange, queues and SQLite file or
 //! PostgreSQL database, removed afterwards — also on error or Ctrl-C — child processes
 //! are killed and a private cluster is stopped if the benchmark stops early.
+//!
+//! # Layout
+//!
+//! - [`topology`], [`cluster`], [`postgres`]: what the runs are pointed at;
+//! - [`broker`]: the raw broker runs; [`pipeline`]: the pipeline runs, with [`services`]
+//!   (the child processes), [`wrk`] (the second load generator), [`tally`] and
+//!   [`discard`] (the OTLP sink);
+//! - [`procfs`], [`stats`], [`machine`]: CPU and memory, the arithmetic, the machine;
+//! - [`cleanup`]: the broker objects removed whatever happens;
+//! - [`report`]: the results as data, and the documents rendered from them.
 
 pub mod broker;
 pub mod cleanup;
@@ -72,7 +82,6 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::Context;
 use checkout_cli::duration::parse_duration;
 use clap::{Parser, ValueEnum};
 use telemetry::BatchSettings;
@@ -107,10 +116,14 @@ pub enum RunKind {
 #[derive(Debug, Parser)]
 #[command(
     name = "bench",
-    about = "Benchmark the checkout pipeline: raw broker, untraced and traced pipeline; writes BENCHMARKS.md",
+    about = "Benchmark the checkout pipeline: raw broker, untraced and traced pipeline; writes \
+             bench/results/<topology>.json and renders BENCHMARKS.md's and SCALING.md's tables from it",
     long_about = None
 )]
 pub struct Cli {
+    /// `render`: re-render the documents from the results, without running anything
+    #[command(subcommand)]
+    pub command: Option<Command>,
     /// What to run against: `single` (the local RabbitMQ node, one process per service,
     /// SQLite) or `cluster` (a private 3-node RabbitMQ cluster started for the benchmark,
     /// queues on all three nodes, two processes per service, stock on PostgreSQL)
@@ -152,10 +165,16 @@ pub struct Cli {
         value_name = "KIND,.."
     )]
     pub runs: Vec<RunKind>,
-    /// File to write the results to (its `## History` section is kept)
-    #[arg(long, default_value = "BENCHMARKS.md", value_name = "PATH")]
+    /// Directory the results are written to, as `<topology>.json` (replacing that
+    /// topology's previous run)
+    #[arg(long, default_value = RESULTS_DIR, value_name = "DIR")]
     pub output: PathBuf,
-    /// Print the results only; leave the output file alone
+    /// Directory whose BENCHMARKS.md and SCALING.md get their tables re-rendered from
+    /// `--output` after the run [default: the working directory when `--output` is the
+    /// default, else none]
+    #[arg(long, value_name = "DIR")]
+    pub docs: Option<PathBuf>,
+    /// Print the results only; write no file
     #[arg(long)]
     pub no_write: bool,
     /// Directory of the service binaries [default: this executable's directory]
@@ -196,6 +215,24 @@ pub struct Cli {
     pub wrk_script: Option<PathBuf>,
 }
 
+/// What `bench` does besides running the benchmark.
+#[derive(Debug, clap::Subcommand)]
+pub enum Command {
+    /// Re-render the generated parts of BENCHMARKS.md and SCALING.md (between their
+    /// `<!-- bench render: … -->` markers) from the results; the rest is left alone
+    Render {
+        /// Directory of the results (`single.json`, `cluster.json`)
+        #[arg(long, default_value = RESULTS_DIR, value_name = "DIR")]
+        results: PathBuf,
+        /// Directory of BENCHMARKS.md and SCALING.md
+        #[arg(long, default_value = ".", value_name = "DIR")]
+        docs: PathBuf,
+    },
+}
+
+/// Where the results are kept, relative to the repository's root.
+pub const RESULTS_DIR: &str = "bench/results";
+
 impl Cli {
     fn batch(&self) -> BatchSettings {
         BatchSettings {
@@ -210,6 +247,10 @@ impl Cli {
 /// the topology down. Fails only if the benchmark itself could not run or a run
 /// failed; missed targets are figures, not failures.
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    if let Some(Command::Render { results, docs }) = &cli.command {
+        report::render(results, docs)?;
+        return Ok(ExitCode::SUCCESS);
+    }
     anyhow::ensure!(
         !cli.concurrency.is_empty() && cli.concurrency.iter().all(|&c| c > 0),
         "--concurrency needs positive numbers"
@@ -262,7 +303,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             deployment.broker_pids(),
             deployment.broker_found_by
         );
-        let environment = machine::describe(&deployment, clock_ticks, &cli.output);
+        let environment = machine::describe(&deployment, clock_ticks);
         measure_all(
             &cli,
             binaries,
@@ -298,33 +339,30 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     };
     results.keep_medians();
 
+    let batch = cli.batch();
     let settings = Settings {
-        topology: cli.topology,
-        duration: cli.duration,
-        warmup: cli.warmup,
+        duration_s: cli.duration.as_secs_f64(),
+        warmup_s: cli.warmup.as_secs_f64(),
         concurrency: cli.concurrency.clone(),
-        rust_log: pipeline::RUST_LOG.to_owned(),
-        batch: cli.batch(),
+        repeat: cli.repeat,
         initial_stock: cli.initial_stock,
         prefetch: cli.prefetch,
-        apply_sample: cli.apply_sample,
-        repeat: cli.repeat,
+        rust_log: pipeline::RUST_LOG.to_owned(),
+        bsp_max_queue_size: batch.max_queue_size,
+        bsp_schedule_delay_ms: batch.scheduled_delay.as_millis() as u64,
+        bsp_max_export_batch_size: batch.max_export_batch_size,
+        wrk: !cli.no_wrk,
+        message: report::message(),
     };
-    println!("{}", report::render_summary(&settings, &results));
+    let run = results.record(cli.topology, environment, settings);
+    println!("{}", report::summary(&run));
     if !cli.no_write {
-        let existing = std::fs::read_to_string(&cli.output).ok();
-        let (body, headers) = broker::sample_message();
-        let message_size = format!(
-            "`checkout.processed` messages of {} B (JSON body) plus `traceparent` and `baggage` \
-             headers ({} B), persistent, `mandatory`",
-            body.len(),
-            broker::header_bytes(&headers)
-        );
-        let section = report::render_section(&environment, &settings, &results, &message_size);
-        let text = report::compose(cli.topology, &section, existing.as_deref());
-        std::fs::write(&cli.output, text)
-            .with_context(|| format!("cannot write {}", cli.output.display()))?;
-        eprintln!("bench: wrote {}", cli.output.display());
+        let path = run.write(&cli.output)?;
+        eprintln!("bench: wrote {}", path.display());
+        let repository = (cli.output.as_os_str() == RESULTS_DIR).then(|| PathBuf::from("."));
+        if let Some(docs) = cli.docs.clone().or(repository) {
+            report::render(&cli.output, &docs)?;
+        }
     }
     Ok(if results.failures.is_empty() {
         ExitCode::SUCCESS
@@ -430,11 +468,7 @@ async fn measure_all(
                                 .unwrap_or_default()
                         );
                     }
-                    match tracing {
-                        Tracing::Off => results.untraced.push(run),
-                        Tracing::On => results.traced.push(run),
-                        Tracing::Full => results.full.push(run),
-                    }
+                    results.pipeline.push(run);
                 }
                 Err(error) => {
                     eprintln!("bench:   failed: {error:#}");
@@ -480,6 +514,16 @@ mod tests {
         assert!(!cli.no_wrk, "wrk runs by default");
         assert_eq!(cli.wrk_script, None);
         assert!(Cli::parse_from(["bench", "--no-wrk"]).no_wrk);
+        assert_eq!(cli.output, PathBuf::from("bench/results"));
+        assert!(cli.command.is_none());
+        let render = Cli::parse_from(["bench", "render", "--docs", "/tmp"]);
+        let Some(Command::Render { results, docs }) = render.command else {
+            panic!("render is a command");
+        };
+        assert_eq!(
+            (results.to_str(), docs.to_str()),
+            (Some("bench/results"), Some("/tmp"))
+        );
         let cli = Cli::parse_from(["bench", "--duration", "3s", "--concurrency", "1,16"]);
         assert_eq!(
             (cli.duration, cli.concurrency),

@@ -62,11 +62,6 @@ pub fn ratio(numerator: f64, denominator: f64) -> Option<f64> {
     (denominator.is_finite() && denominator != 0.0).then(|| numerator / denominator)
 }
 
-/// How much larger `value` is than `baseline`, in percent (negative when smaller).
-pub fn percent_difference(value: Duration, baseline: Duration) -> Option<f64> {
-    ratio(value.as_secs_f64(), baseline.as_secs_f64()).map(|r| (r - 1.0) * 100.0)
-}
-
 /// CPU seconds per 1,000 operations (`None` without operations).
 pub fn cpu_per_thousand(cpu: Duration, operations: u64) -> Option<f64> {
     ratio(cpu.as_secs_f64() * 1_000.0, operations as f64)
@@ -99,14 +94,9 @@ mod tests {
     }
 
     #[test]
-    fn ratios_and_differences() {
+    fn ratios() {
         assert_eq!(ratio(3.0, 4.0), Some(0.75));
         assert_eq!(ratio(1.0, 0.0), None);
-        let diff = percent_difference(Duration::from_millis(11), Duration::from_millis(10));
-        assert!((diff.unwrap() - 10.0).abs() < 1e-9);
-        let faster = percent_difference(Duration::from_millis(9), Duration::from_millis(10));
-        assert!((faster.unwrap() + 10.0).abs() < 1e-9);
-        assert_eq!(percent_difference(Duration::ZERO, Duration::ZERO), None);
     }
 
     #[test]

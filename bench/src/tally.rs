@@ -19,7 +19,7 @@
 //! enough for "every accepted checkout's trace is complete" and "spans received vs
 //! expected". What the services send is unchanged; a collector elsewhere would pay the
 //! full decode on its own machine. (The trimmed decoding cut the sink's CPU per
-//! checkout by about three quarters; see BENCHMARKS.md's history.)
+//! checkout by about three quarters; see docs/benchmark-history.md.)
 
 use std::{
     collections::HashMap,
@@ -588,6 +588,33 @@ mod wire_tests {
                 .await,
             1
         );
+        sink.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn the_sink_takes_metric_and_log_exports() {
+        use opentelemetry_proto::tonic::collector::{
+            logs::v1::{ExportLogsServiceRequest, logs_service_client::LogsServiceClient},
+            metrics::v1::{
+                ExportMetricsServiceRequest, metrics_service_client::MetricsServiceClient,
+            },
+        };
+
+        let sink = SpanTally::start().await.expect("the sink starts");
+        let mut metrics = MetricsServiceClient::connect(sink.endpoint())
+            .await
+            .expect("connects")
+            .send_compressed(tonic::codec::CompressionEncoding::Gzip);
+        metrics
+            .export(ExportMetricsServiceRequest::default())
+            .await
+            .expect("a metrics export is accepted");
+        let mut logs = LogsServiceClient::connect(sink.endpoint())
+            .await
+            .expect("connects");
+        logs.export(ExportLogsServiceRequest::default())
+            .await
+            .expect("a logs export is accepted");
         sink.shutdown().await;
     }
 }

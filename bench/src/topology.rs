@@ -2,8 +2,8 @@
 //! command line and the [`Deployment`] it was set up as.
 //!
 //! - `single` (the default): the machine's RabbitMQ node, one process of each service,
-//!   stock-service on SQLite: the pipeline at its leanest, as the earlier history of
-//!   BENCHMARKS.md measured it.
+//!   stock-service on SQLite: the pipeline at its leanest, as the earlier entries of
+//!   docs/benchmark-history.md measured it.
 //! - `cluster`: a private cluster of three RabbitMQ nodes started for the benchmark
 //!   ([`crate::cluster`]), quorum queues replicated on all three, two processes of each
 //!   service, stock-service on a PostgreSQL database of the run's own
@@ -31,14 +31,6 @@ impl Topology {
         match self {
             Self::Single => "single",
             Self::Cluster => "cluster",
-        }
-    }
-
-    /// How tables of this topology are headed.
-    pub fn title(self) -> &'static str {
-        match self {
-            Self::Single => "Single node",
-            Self::Cluster => "Cluster",
         }
     }
 
@@ -131,7 +123,6 @@ mod tests {
     #[test]
     fn topologies_have_names_titles_and_replicas() {
         assert_eq!(Topology::Single.name(), "single");
-        assert_eq!(Topology::Cluster.title(), "Cluster");
         assert_eq!(
             (Topology::Single.replicas(), Topology::Cluster.replicas()),
             (1, 2)

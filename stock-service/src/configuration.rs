@@ -81,7 +81,7 @@ pub struct QueueSettings {
     ///
     /// At 32 the window was full during every transaction, the consumer
     /// waited for the broker after each ack, and under load orders queued up
-    /// (BENCHMARKS.md, history).
+    /// (docs/benchmark-history.md).
     #[arg(long = "amqp-prefetch", env = "AMQP_PREFETCH", default_value = "128",
           value_parser = clap::value_parser!(u16).range(1..))]
     pub prefetch: u16,

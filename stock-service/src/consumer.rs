@@ -43,7 +43,7 @@
 //! and poison ones were settled on their own before). At rest a batch is
 //! one delivery, so latency does not change; under load one commit and one
 //! ack serve many orders, which is what lets stock-service keep up (see
-//! BENCHMARKS.md). SQLite gets a single writer (no lock contention), the
+//! docs/benchmark-history.md). SQLite gets a single writer (no lock contention), the
 //! log reads in order, and shutdown has at most one batch in flight.
 //! Several replicas may consume one queue into one PostgreSQL database: the
 //! store takes each batch's locks in an order that cannot deadlock, and

@@ -202,7 +202,7 @@ impl Default for BatchSettings {
 // round trip: on a busy machine 512 spans per round trip fell behind
 // stock-service applying ~6,000 orders a second and the queue overflowed.
 // 1024 keeps up; larger batches did too but, encoded in one go, cost request
-// latency (BENCHMARKS.md, history). A 1024-span export is far below the
+// latency (docs/benchmark-history.md). A 1024-span export is far below the
 // 4 MiB a gRPC server accepts by default.
 const DEFAULT_MAX_QUEUE_SIZE: usize = 16_384;
 const DEFAULT_SCHEDULE_DELAY_MS: u64 = 1_000;

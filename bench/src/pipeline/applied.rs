@@ -11,7 +11,7 @@ use checkout_cli::load::AcceptedOrder;
 use futures::StreamExt;
 use tokio::time::Instant;
 
-use super::ApplyLatency;
+use super::result::ApplyLatency;
 use crate::stats;
 
 /// Orders stock-service has applied: the initial stock of item 1 minus what is left

@@ -12,9 +12,10 @@ use checkout_cli::verify;
 use tokio::time::Instant;
 
 use super::applied::{apply_latency, wait_applied};
-use super::processes::Pipeline;
+use super::config::{PipelineConfig, Tracing};
+use super::processes::{Pipeline, http_client};
+use super::result::{PipelineResult, ServiceFigures, TraceFigures};
 use super::wrk_window::{Readers, wrk_window};
-use super::{PipelineConfig, PipelineResult, ServiceFigures, TraceFigures, Tracing, http_client};
 use crate::procfs::{self, Snapshot};
 use crate::tally::SpanTally;
 use crate::{cluster, postgres};

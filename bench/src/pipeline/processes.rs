@@ -17,7 +17,7 @@ use anyhow::Context;
 use service::startup::{GRPC_ADDRESS_FIELD, HTTP_ADDRESS_FIELD};
 use tokio::time::Instant;
 
-use super::{PipelineConfig, Tracing, http_client};
+use super::config::{PipelineConfig, Tracing};
 use crate::cleanup::Cleanup;
 use crate::postgres::RunDatabase;
 use crate::services::{Service, Stopped};
@@ -25,6 +25,14 @@ use crate::services::{Service, Stopped};
 /// The log filter of the services: warnings and errors, plus the start-up module's
 /// info line that carries the bound address.
 pub const RUST_LOG: &str = "warn,service::startup=info";
+
+/// The HTTP client of the readiness checks and of the questions to stock-service.
+pub(super) fn http_client() -> anyhow::Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .context("cannot build an HTTP client")
+}
 
 /// The services of one run, with their isolation; everything is removed or killed
 /// when dropped (broker objects by the caller's [`Cleanup`]).

@@ -7,7 +7,7 @@ use std::time::Duration;
 use checkout_cli::load::LoadReport;
 use checkout_cli::verify::TraceCheck;
 
-use super::Tracing;
+use super::config::Tracing;
 use crate::services::LogSummary;
 use crate::stats::Latency;
 use crate::wrk::WrkReport;
@@ -147,13 +147,6 @@ impl PipelineResult {
     /// Accepted checkouts per second.
     pub fn throughput(&self) -> f64 {
         self.accepted() as f64 / self.load.elapsed.as_secs_f64().max(f64::EPSILON)
-    }
-
-    /// Orders applied per second from the start of the window until the last accepted
-    /// one was applied: the end-to-end rate, backlog included.
-    pub fn applied_rate(&self) -> f64 {
-        let span = self.load.elapsed + self.apply_wait;
-        self.applied as f64 / span.as_secs_f64().max(f64::EPSILON)
     }
 
     /// Response latency.

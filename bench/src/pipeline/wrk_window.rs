@@ -15,7 +15,8 @@ use std::net::SocketAddr;
 use tokio::time::Instant;
 
 use super::applied::wait_applied;
-use super::{PipelineConfig, Tracing, WrkFigures};
+use super::config::{PipelineConfig, Tracing};
+use super::result::WrkFigures;
 use crate::procfs::Snapshot;
 use crate::tally::SpanTally;
 use crate::wrk::{self, WrkConfig};

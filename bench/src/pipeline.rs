@@ -33,8 +33,6 @@
 //! (the same with wrk), `applied` (asking stock-service what it applied) and `result`
 //! (what a run hands back); everything public is re-exported here.
 
-use std::time::Duration;
-
 use anyhow::Context;
 
 use crate::cleanup::Cleanup;
@@ -85,12 +83,4 @@ pub async fn run_pipeline(
         eprintln!("warning: {error:#}");
     }
     result
-}
-
-/// The HTTP client of the readiness checks and of the questions to stock-service.
-fn http_client() -> anyhow::Result<reqwest::Client> {
-    reqwest::Client::builder()
-        .timeout(Duration::from_secs(5))
-        .build()
-        .context("cannot build an HTTP client")
 }
