@@ -44,9 +44,11 @@ pub mod cli;
 pub mod jaeger;
 pub mod load;
 pub mod order_status;
-pub mod receiver;
 pub mod send;
 pub mod top;
 pub mod traces;
-pub mod verify;
 pub mod waterfall;
+
+// The receiver and the trace checks live in the test kit, which the tests and the
+// benchmark share; re-exported, as the commands are built on them.
+pub use testkit::{receiver, verify};
