@@ -24,8 +24,9 @@ WORKDIR /plan
 COPY . /src
 # The manifests and the lock file as they are; every target root a manifest
 # builds (src/lib.rs, src/main.rs, build.rs) empty, or an empty `main`. A
-# member whose sources are not in the context (the test kit, a library: see
-# .dockerignore) gets an empty library, and keeps it in `build`.
+# member whose sources are not in the context (e2e, the end-to-end tests'
+# harness, a library: see .dockerignore) gets an empty library, and keeps it
+# in `build`.
 RUN cd /src \
     && find . -name Cargo.toml -not -path './target/*' | while read -r manifest; do \
          crate=$(dirname "$manifest"); mkdir -p "/plan/$crate/src"; \

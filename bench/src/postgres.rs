@@ -1,8 +1,9 @@
 //! PostgreSQL for `--topology cluster`: stock-service's replicas share one database,
 //! created empty for each pipeline run on the server `--postgres-url` names (a role
 //! that may create databases, as `scripts/ensure-postgres` sets up for the tests) and
-//! dropped after the run, however it ends; and the server's processes, so their CPU
-//! time is measured like the services'.
+//! dropped after the run, however it ends (the test kit's
+//! [`PostgresDatabase`]); and the server's processes, so their CPU time is measured
+//! like the services'.
 //!
 //! PostgreSQL serves each connection from a backend process of its own and names it in
 //! the process title (`postgres: 15/main: user database 127.0.0.1(port) idle`), so the
@@ -15,7 +16,8 @@ use std::str::FromStr;
 
 use anyhow::Context;
 use sqlx::postgres::PgConnectOptions;
-use sqlx::{AssertSqlSafe, Connection, PgConnection};
+use sqlx::{Connection, PgConnection};
+use testkit::postgres::PostgresDatabase;
 
 /// The label of the backends serving the run's database.
 pub const BACKENDS: &str = "postgres";
@@ -38,7 +40,6 @@ pub fn parse_postgres_url(raw: &str) -> Result<String, String> {
 #[derive(Debug, Clone)]
 pub struct PostgresServer {
     url: String,
-    options: PgConnectOptions,
     /// `SHOW server_version`.
     pub version: String,
 }
@@ -57,84 +58,14 @@ impl PostgresServer {
         let _ = admin.close().await;
         Ok(Self {
             url: url.to_owned(),
-            options,
             version,
         })
     }
 
-    /// Creates an empty database for one run (stock-service creates the schema).
-    pub async fn create_database(&self) -> anyhow::Result<RunDatabase> {
-        let name = format!("bench_{}", uuid::Uuid::new_v4().simple());
-        let mut url = reqwest::Url::parse(&self.url).context("--postgres-url")?;
-        url.set_path(&format!("/{name}"));
-        let mut admin = PgConnection::connect_with(&self.options)
-            .await
-            .context("cannot connect to --postgres-url")?;
-        // The name is generated (hex digits), so formatting it in is safe.
-        let created = sqlx::raw_sql(AssertSqlSafe(format!(r#"CREATE DATABASE "{name}""#)))
-            .execute(&mut admin)
-            .await;
-        let _ = admin.close().await;
-        created.with_context(|| format!("cannot create database {name}"))?;
-        Ok(RunDatabase {
-            url: url.to_string(),
-            name,
-            options: self.options.clone(),
-            dropped: false,
-        })
-    }
-}
-
-/// One run's database; dropped (with `FORCE`, ending its connections) by
-/// [`RunDatabase::remove`], or when dropped itself.
-#[derive(Debug)]
-pub struct RunDatabase {
-    /// stock-service's `DATABASE_URL`.
-    pub url: String,
-    /// Its name.
-    pub name: String,
-    options: PgConnectOptions,
-    dropped: bool,
-}
-
-impl RunDatabase {
-    /// Drops the database.
-    pub async fn remove(mut self) -> anyhow::Result<()> {
-        self.dropped = true;
-        drop_database(&self.options, &self.name).await
-    }
-}
-
-async fn drop_database(options: &PgConnectOptions, name: &str) -> anyhow::Result<()> {
-    let mut admin = PgConnection::connect_with(options).await?;
-    sqlx::raw_sql(AssertSqlSafe(format!(
-        r#"DROP DATABASE IF EXISTS "{name}" WITH (FORCE)"#
-    )))
-    .execute(&mut admin)
-    .await
-    .with_context(|| format!("cannot drop database {name}"))?;
-    let _ = admin.close().await;
-    Ok(())
-}
-
-impl Drop for RunDatabase {
-    /// The fallback when [`RunDatabase::remove`] did not run (an error, Ctrl-C): drops
-    /// the database from a thread with a runtime of its own, since `drop` cannot await.
-    fn drop(&mut self) {
-        if self.dropped {
-            return;
-        }
-        let (options, name) = (self.options.clone(), self.name.clone());
-        let dropped = std::thread::spawn(move || {
-            tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()?
-                .block_on(drop_database(&options, &name))
-        })
-        .join();
-        if !matches!(dropped, Ok(Ok(()))) {
-            eprintln!("bench: could not drop database {}", self.name);
-        }
+    /// Creates an empty database for one run (stock-service creates the schema),
+    /// dropped by [`PostgresDatabase::remove`] or when dropped.
+    pub async fn create_database(&self) -> anyhow::Result<PostgresDatabase> {
+        PostgresDatabase::create(&self.url, "bench").await
     }
 }
 

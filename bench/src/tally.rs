@@ -3,9 +3,9 @@
 //!
 //! The sink stands in for Jaeger, on the same two CPUs as the pipeline it measures, so
 //! every microsecond it spends is taken from the services and shows up as "the cost of
-//! tracing". [`OtlpReceiver`](checkout_cli::receiver::OtlpReceiver) decodes every span
+//! tracing". [`OtlpReceiver`](testkit::receiver::OtlpReceiver) decodes every span
 //! whole (attributes, events, status) into an owned
-//! [`ReceivedSpan`](checkout_cli::receiver::ReceivedSpan) and keeps them all, which is
+//! [`ReceivedSpan`](testkit::receiver::ReceivedSpan) and keeps them all, which is
 //! right for tests that assert on spans but, over a benchmark run, is a quarter of a
 //! million spans in memory and some thirty allocations per span to decode and free.
 //!
@@ -15,7 +15,7 @@
 //! `service.name`, and each span's trace id, name and kind. Protobuf decoders skip the
 //! fields a message does not declare without allocating, so attributes and events cost
 //! a length read. It keeps, per trace id, only which of
-//! [`CHECKOUT_TRACE`](checkout_cli::verify::CHECKOUT_TRACE) arrived and how many spans:
+//! [`CHECKOUT_TRACE`](testkit::verify::CHECKOUT_TRACE) arrived and how many spans:
 //! enough for "every accepted checkout's trace is complete" and "spans received vs
 //! expected". What the services send is unchanged; a collector elsewhere would pay the
 //! full decode on its own machine. (The trimmed decoding cut the sink's CPU per
@@ -33,11 +33,11 @@ use std::{
     time::Duration,
 };
 
-use checkout_cli::{
+use futures::future::BoxFuture;
+use testkit::{
     receiver::SpanKind,
     verify::{self, ALL_SEEN, Seen, TraceCheck},
 };
-use futures::future::BoxFuture;
 use tokio::{
     net::TcpListener,
     sync::{oneshot, watch},

@@ -99,7 +99,7 @@ impl Deployment {
                 cluster.describe()
             ),
             quorum_size: Some(CLUSTER_NODES),
-            cluster_node: Some(cluster.ctl_node()),
+            cluster_node: Some(cluster.node(0)),
             postgres: Some(postgres),
         })
     }

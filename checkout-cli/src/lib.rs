@@ -1,11 +1,11 @@
 //! Library behind the `checkout` command-line tool.
 //!
 //! The checkout pipeline (gateway HTTP → checkout-service gRPC → RabbitMQ →
-//! stock-service) is traced with OpenTelemetry, and exports metrics and logs too. This
-//! crate holds the pieces that need to *see* that telemetry without Jaeger or a
-//! collector: an in-process OTLP receiver that the integration tests assert against,
-//! and the `checkout` command built on it, which sends checkouts, generates load and
-//! shows traces (with their logs) and live metrics in the terminal.
+//! stock-service) is traced with OpenTelemetry, and exports metrics and logs too. The
+//! `checkout` command sees that telemetry without Jaeger or a collector: it sends
+//! checkouts, generates load and shows traces (with their logs) and live metrics in
+//! the terminal, built on the in-process OTLP receiver of the [`testkit`] crate, which
+//! the tests and the benchmark share (so the command does not compile the services).
 //!
 //! Everything the command does is a library function first (the binary only parses
 //! arguments), so tests drive the same code: [`send::send`], [`load::run_load`],
@@ -14,17 +14,8 @@
 //!
 //! # Layout
 //!
-//! - [`receiver`]: the OTLP receiver (traces, metrics, logs).
-//!   - [`receiver::OtlpReceiver`]: OTLP/gRPC and optional OTLP/HTTP (protobuf) servers.
-//!   - [`receiver::SpanStore`]: the shared store of received spans, with condition-based
-//!     waiting, a [`receiver::SpanSubscription`] of new spans, and
-//!     [`receiver::CompletedTraces`] (traces released after a settle time).
-//!   - [`receiver::ReceivedSpan`]: a flattened span (hex ids, service name, plain enums),
-//!     easy to assert on and to serialize.
-//!   - [`receiver::MetricStore`]: the latest two points of every metric series, bounded;
-//!     [`receiver::MetricPoint`] is one flattened data point.
-//!   - [`receiver::LogStore`]: the newest log records, bounded, by trace;
-//!     [`receiver::ReceivedLog`] is one flattened record.
+//! - [`receiver`] and [`verify`]: the test kit's OTLP receiver (traces, metrics, logs)
+//!   and trace checks, re-exported: the commands below are built on them.
 //! - [`cli`]: the command line (clap) and dispatch to the subcommands:
 //!   - [`send`]: `checkout send`, one checkout with its trace id and Jaeger link.
 //!   - [`traces`]: `checkout traces`, the receiver printing each completed trace (and,
@@ -36,7 +27,6 @@
 //! - [`duration`]: the durations the subcommands take (`10s`, `500ms`).
 //! - [`checkout`]: the request all commands send: items, baggage, `traceparent`.
 //! - [`waterfall`]: a trace as a terminal waterfall or a JSON line, and its log records.
-//! - [`verify`]: what a complete checkout trace is, and checking traces against a store.
 //! - [`order_status`]: what stock-service decided for accepted orders (applied,
 //!   rejected and why, not yet processed).
 
@@ -46,9 +36,11 @@ pub mod duration;
 pub mod jaeger;
 pub mod load;
 pub mod order_status;
-pub mod receiver;
 pub mod send;
 pub mod top;
 pub mod traces;
-pub mod verify;
 pub mod waterfall;
+
+// The receiver and the trace checks live in the test kit, which the tests and the
+// benchmark share; re-exported, as the commands are built on them.
+pub use testkit::{receiver, verify};

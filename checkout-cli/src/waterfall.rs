@@ -249,8 +249,6 @@ fn millis(nanos: u64) -> f64 {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
-
     use super::*;
     use crate::receiver::SpanKind;
 
@@ -271,13 +269,9 @@ mod tests {
             name: name.into(),
             kind,
             service_name: service.into(),
-            service_instance_id: String::new(),
-            attributes: BTreeMap::new(),
-            status: SpanStatus::Unset,
             start_unix_nanos: T0 + start_ms * MS,
             end_unix_nanos: T0 + end_ms * MS,
-            events: Vec::new(),
-            links: Vec::new(),
+            ..ReceivedSpan::default()
         }
     }
 

@@ -22,15 +22,15 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use checkout_cli::checkout::{CheckoutResponse, Item};
 use checkout_cli::load::{LoadConfig, LoadError, LoadMode, TransportError, VerifyTraces, run_load};
-use checkout_cli::receiver::SpanStore;
 use checkout_cli::send::{SendOptions, send};
-use checkout_cli::verify::CHECKOUT_TRACE;
 use contracts::http::CheckoutAccepted;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
 use serde_json::{Value, json};
+use testkit::receiver::SpanStore;
+use testkit::verify::CHECKOUT_TRACE;
 
 /// What the fake gateway saw of one request.
 #[derive(Debug, Clone)]

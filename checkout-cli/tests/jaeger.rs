@@ -23,7 +23,7 @@ use axum::http::{StatusCode, Uri};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use checkout_cli::jaeger::{JaegerError, fetch_trace};
-use checkout_cli::receiver::{SpanKind, SpanStatus};
+use testkit::receiver::{SpanKind, SpanStatus};
 
 const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 const V3: &str = include_str!("fixtures/jaeger-v3-trace.json");

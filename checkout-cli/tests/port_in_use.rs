@@ -11,7 +11,7 @@
 use std::net::{SocketAddr, TcpListener};
 use std::process::Command;
 
-use checkout_cli::receiver::{OtlpReceiver, Protocol};
+use testkit::receiver::{OtlpReceiver, Protocol};
 
 /// A port something listens on for as long as the listener lives.
 fn occupied() -> (TcpListener, SocketAddr) {

@@ -16,8 +16,8 @@ use std::{
     time::Duration,
 };
 
-use checkout_cli::receiver::{ReceivedSpan, SpanStatus};
 use serde_json::Value;
+use testkit::receiver::{ReceivedSpan, SpanStatus};
 
 use crate::compose::ROOT;
 
@@ -284,10 +284,10 @@ pub fn spans_from_standin(lines: &[String]) -> HashMap<String, Vec<ReceivedSpan>
 }
 
 /// What is wrong with a checkout's trace, if anything: a span of
-/// [`checkout_cli::verify::CHECKOUT_TRACE`] missing, more or fewer than one
+/// [`testkit::verify::CHECKOUT_TRACE`] missing, more or fewer than one
 /// root, or a span whose parent is not in the trace.
 pub fn trace_problem(spans: &[ReceivedSpan]) -> Option<String> {
-    let missing = checkout_cli::verify::missing_spans(spans);
+    let missing = testkit::verify::missing_spans(spans);
     if !missing.is_empty() {
         let missing: Vec<String> = missing.iter().map(ToString::to_string).collect();
         return Some(format!("missing {}", missing.join(", ")));

@@ -6,6 +6,11 @@
 //! gets its own exchange, queues and database, so tests running in parallel
 //! cannot take each other's messages, and removes them when dropped.
 //!
+//! What is not about running the services in-process (the OTLP receiver and
+//! trace checks, private RabbitMQ nodes, PostgreSQL databases, services as
+//! child processes, polling) is the [`testkit`] crate's, shared with the
+//! benchmark and the `checkout` command.
+//!
 //! # Layout
 //!
 //! - [`pipeline`]: [`TestPipeline`] and its helpers (checkout, stock, wait
@@ -13,17 +18,12 @@
 //! - [`services`]: starting each service in-process with a test's settings.
 //! - [`running`]: one service on its own thread, runtime and telemetry.
 //! - [`isolation`]: the names a test owns, and their clean-up.
-//! - [`poll`]: the one "wait until" every test uses.
 //! - [`captured`]: a service's log lines kept for the test to read.
 //! - [`orders`]: placing many orders under faults and checking the
 //!   exactly-once accounting.
-//! - [`process`]: a service as a real child process, for the tests that
-//!   kill one with SIGKILL.
-//! - [`broker`]: private RabbitMQ nodes and clusters, for the tests that
-//!   stop or crash a broker node.
-//! - [`scaled`]: the pipeline scaled out (three broker nodes, PostgreSQL,
-//!   two replicas of each service), for the cluster fault tests.
-//! - [`postgres`]: a PostgreSQL database of a test's own.
+//! - [`scaled`]: the pipeline scaled out (three private broker nodes,
+//!   PostgreSQL, two replicas of each service as child processes), for the
+//!   cluster fault tests.
 //! - [`compose`]: the compose files, read and merged for the consistency
 //!   tests.
 //! - [`docker`]: the compose files run for real (`docker compose up`), for
@@ -35,21 +35,19 @@
     reason = "a test harness: a failed expectation is the test failing"
 )]
 
-pub mod broker;
 pub mod captured;
 pub mod compose;
 pub mod docker;
 pub mod isolation;
 pub mod orders;
 pub mod pipeline;
-pub mod poll;
-pub mod postgres;
-pub mod process;
 pub mod running;
 pub mod scaled;
 pub mod services;
 
 use std::time::Duration;
+
+use testkit::process::{ServiceProcess, show_stderr};
 
 pub use isolation::Isolation;
 pub use pipeline::{PipelineOptions, TestPipeline};
@@ -59,10 +57,10 @@ pub use services::*;
 /// The span of `service` with `kind` among `spans`; fails the test if there
 /// is none.
 pub fn span_of<'a>(
-    spans: &'a [checkout_cli::receiver::ReceivedSpan],
+    spans: &'a [testkit::receiver::ReceivedSpan],
     service: &str,
-    kind: checkout_cli::receiver::SpanKind,
-) -> &'a checkout_cli::receiver::ReceivedSpan {
+    kind: testkit::receiver::SpanKind,
+) -> &'a testkit::receiver::ReceivedSpan {
     spans
         .iter()
         .find(|s| s.service_name == service && s.kind == kind)
@@ -84,6 +82,22 @@ pub async fn get_json(http: &reqwest::Client, url: &str) -> serde_json::Value {
         .json()
         .await
         .unwrap_or_else(|e| panic!("GET {url}: not JSON: {e}"))
+}
+
+/// Workspace binary `name` as a child process with `env` added to the
+/// test's, once it has logged the address in `addr_field`; its standard
+/// error shown with the test's output.
+pub async fn start_process(
+    name: &str,
+    env: &[(&str, String)],
+    addr_field: &'static str,
+    patience: Duration,
+) -> ServiceProcess {
+    let mut command = tokio::process::Command::new(testkit::process::binary(name).unwrap());
+    command.envs(env.iter().map(|(key, value)| (*key, value.as_str())));
+    ServiceProcess::start(command, addr_field, patience, show_stderr)
+        .await
+        .unwrap()
 }
 
 /// The local broker used by the tests (`AMQP_URL` overrides).

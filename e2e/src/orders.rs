@@ -77,7 +77,7 @@ impl Progress {
     /// Waits until at least `count` orders were accepted.
     pub async fn wait_for_accepted(&self, count: usize, patience: Duration) {
         let what = format!("{count} orders accepted");
-        crate::poll::until(what, patience, || async {
+        testkit::poll::until(what, patience, || async {
             (self.accepted() >= count).then_some(())
         })
         .await;
@@ -86,7 +86,7 @@ impl Progress {
     /// Waits until some answer other than `202` was seen: proof that the
     /// load ran into whatever fault the test caused.
     pub async fn wait_for_a_refusal(&self, patience: Duration) {
-        crate::poll::until("a refusal seen by the load", patience, || async {
+        testkit::poll::until("a refusal seen by the load", patience, || async {
             (!self.answers().keys().all(|answer| answer == "202")).then_some(())
         })
         .await;
@@ -389,7 +389,7 @@ async fn order_record(
     what: String,
     patience: Duration,
 ) -> Value {
-    crate::poll::until(what, patience, || async {
+    testkit::poll::until(what, patience, || async {
         let response = http.get(url).send().await.ok()?;
         if response.status() != StatusCode::OK {
             return None;

@@ -3,21 +3,22 @@
 
 use std::{net::SocketAddr, time::Duration};
 
-use checkout_cli::receiver::{OtlpReceiver, ReceivedSpan};
 use reqwest::StatusCode;
 use serde_json::Value;
 use telemetry::Telemetry;
+use testkit::receiver::{OtlpReceiver, ReceivedSpan};
 
 use crate::{
     PATIENCE,
     isolation::Isolation,
-    orders, poll,
+    orders,
     running::RunningService,
     services::{
         AdjustTelemetry, DEFAULT_TELEMETRY, LOCALHOST_ANY_PORT, declare_queue,
         gateway_settings_for, start_checkout_service, start_gateway, start_stock_service,
     },
 };
+use testkit::poll;
 
 /// How to start a [`TestPipeline`].
 #[derive(Clone, Debug)]

@@ -15,19 +15,18 @@ use std::{
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
-use checkout_cli::{
+use reqwest::StatusCode;
+use testkit::{
     receiver::OtlpReceiver,
     verify::{check_traces, missing_spans},
 };
-use reqwest::StatusCode;
+
+use testkit::{postgres::PostgresDatabase, process::ServiceProcess, rabbitmq::PrivateCluster};
 
 use crate::{
     PATIENCE,
-    broker::PrivateCluster,
     isolation::Isolation,
     orders::{self, Accepted},
-    postgres::PostgresDatabase,
-    process::ServiceProcess,
     running::RunningService,
     services::{DEFAULT_TELEMETRY, gateway_settings_for, start_gateway},
 };
@@ -67,7 +66,7 @@ pub struct ScaledPipeline {
     /// stock-service replicas; `None` once killed.
     pub stock: Vec<Option<ServiceProcess>>,
     gateway: Option<RunningService>,
-    /// The broker nodes (blocking calls: `rabbitmqctl`).
+    /// The broker nodes.
     pub cluster: PrivateCluster,
     // Last: dropped after the services that use it.
     _database: PostgresDatabase,
@@ -77,10 +76,8 @@ impl ScaledPipeline {
     /// Starts the cluster, the database, the replicas and the gateway, and
     /// waits until every replica is ready.
     pub async fn start() -> Self {
-        let cluster = tokio::task::spawn_blocking(|| PrivateCluster::start("scaled", NODES))
-            .await
-            .expect("the cluster starts");
-        let database = PostgresDatabase::create().await;
+        let cluster = PrivateCluster::started("e2e-scaled", NODES).await.unwrap();
+        let database = PostgresDatabase::for_test("e2e").await.unwrap();
         let receiver = OtlpReceiver::start(([127, 0, 0, 1], 0).into(), None)
             .await
             .expect("OTLP receiver starts");
@@ -112,7 +109,7 @@ impl ScaledPipeline {
                 ("INITIAL_STOCK", INITIAL_STOCK.to_string()),
             ]);
             stock.push(Some(
-                ServiceProcess::start(
+                crate::start_process(
                     "stock-service",
                     &env,
                     service::startup::HTTP_ADDRESS_FIELD,
@@ -127,7 +124,7 @@ impl ScaledPipeline {
             // deployment that left the setting at its default does.
             let env = common(&[("GRPC_ADDRESS", "127.0.0.1:0".to_owned())]);
             checkout.push(Some(
-                ServiceProcess::start(
+                crate::start_process(
                     "checkout-service",
                     &env,
                     service::startup::GRPC_ADDRESS_FIELD,
@@ -176,7 +173,7 @@ impl ScaledPipeline {
                 .map(|replica| format!("http://{}/readyz", replica.addr)),
         );
         for url in urls {
-            crate::poll::until(format!("{url} ready"), PATIENCE * 4, || async {
+            testkit::poll::until(format!("{url} ready"), PATIENCE * 4, || async {
                 let response = self.http.get(&url).send().await.ok()?;
                 (response.status() == StatusCode::OK).then_some(())
             })
@@ -195,7 +192,7 @@ impl ScaledPipeline {
     pub async fn kill_checkout_service(&mut self, index: usize) -> Killed {
         let replica = self.checkout[index].take().expect("alive");
         let at = SystemTime::now();
-        replica.kill().await;
+        replica.kill().await.unwrap();
         Killed {
             service: "checkout-service",
             at,
@@ -206,7 +203,7 @@ impl ScaledPipeline {
     pub async fn kill_stock_service(&mut self, index: usize) -> Killed {
         let replica = self.stock[index].take().expect("alive");
         let at = SystemTime::now();
-        replica.kill().await;
+        replica.kill().await.unwrap();
         Killed {
             service: "stock-service",
             at,

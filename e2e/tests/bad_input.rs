@@ -17,10 +17,10 @@ use std::{sync::Arc, time::Duration};
 
 use tokio::sync::Notify;
 
-use checkout_cli::receiver::{SpanKind, SpanStatus};
 use e2e::{Isolation, TestPipeline};
 use reqwest::{StatusCode, header};
 use serde_json::{Value, json};
+use testkit::receiver::{SpanKind, SpanStatus};
 
 async fn send(request: reqwest::RequestBuilder) -> (StatusCode, header::HeaderMap, Value) {
     let response = request.send().await.expect("gateway answers");
@@ -41,8 +41,8 @@ async fn post_one_checkout(addr: std::net::SocketAddr) -> (StatusCode, header::H
 }
 
 /// An OTLP receiver for a test that starts services by hand.
-async fn start_receiver() -> checkout_cli::receiver::OtlpReceiver {
-    checkout_cli::receiver::OtlpReceiver::start(([127, 0, 0, 1], 0).into(), None)
+async fn start_receiver() -> testkit::receiver::OtlpReceiver {
+    testkit::receiver::OtlpReceiver::start(([127, 0, 0, 1], 0).into(), None)
         .await
         .expect("OTLP receiver starts")
 }

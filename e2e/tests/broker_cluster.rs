@@ -10,7 +10,7 @@
 //! time from each kill to the first 202 of an order sent after it is
 //! printed, never asserted.
 //!
-//! The cluster is private ([`e2e::broker::PrivateCluster`],
+//! The cluster is private ([`testkit::rabbitmq::PrivateCluster`],
 //! `scripts/rabbitmq-cluster`), on free ports, and stopped and removed
 //! however the test ends. Like `rabbitmqctl`, it needs root or the rabbitmq
 //! user (CI runs as root). Starting it takes ~30 s on two cores.
@@ -21,35 +21,20 @@
     reason = "tests: a failed expectation is the test failing"
 )]
 
-use std::{
-    sync::Arc,
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 
-use checkout_cli::receiver::SpanKind;
 use contracts::amqp::{PUBLISHER_APP_ID, dead_letter_queue};
 use e2e::{
     PATIENCE, PipelineOptions, TestPipeline,
-    broker::PrivateCluster,
     orders::{Accepted, Load, make_order},
     span_of,
 };
 use reqwest::StatusCode;
 use serde_json::json;
+use testkit::{rabbitmq::PrivateCluster, receiver::SpanKind};
 
 const INITIAL_STOCK: i64 = 1_000_000;
 const NODES: usize = 3;
-
-/// Runs `f` on the cluster off the async threads (`rabbitmqctl` blocks).
-async fn on_cluster<T: Send + 'static>(
-    cluster: &Arc<PrivateCluster>,
-    f: impl FnOnce(&PrivateCluster) -> T + Send + 'static,
-) -> T {
-    let cluster = Arc::clone(cluster);
-    tokio::task::spawn_blocking(move || f(&cluster))
-        .await
-        .unwrap()
-}
 
 /// Sends one fresh order until it is accepted (retrying with its
 /// `Idempotency-Key`, as a client must: a 503 or 504 may come after the
@@ -108,12 +93,12 @@ async fn first_acceptance(
 }
 
 /// The one node `connection_name` is connected to, once it is connected.
-async fn node_of(cluster: &Arc<PrivateCluster>, connection_name: &'static str) -> usize {
-    e2e::poll::until(
+async fn node_of(cluster: &PrivateCluster, connection_name: &str) -> usize {
+    testkit::poll::until(
         format!("{connection_name} connected to one node"),
         PATIENCE,
         || async {
-            let nodes = on_cluster(cluster, move |c| c.nodes_of_connection(connection_name)).await;
+            let nodes = cluster.nodes_of_connection(connection_name).await.unwrap();
             (nodes.len() == 1).then(|| nodes[0])
         },
     )
@@ -123,11 +108,7 @@ async fn node_of(cluster: &Arc<PrivateCluster>, connection_name: &'static str) -
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn orders_keep_flowing_when_a_cluster_node_dies() {
     // Declared first, so dropped last: after the pipeline's clean-up.
-    let cluster = Arc::new(
-        tokio::task::spawn_blocking(|| PrivateCluster::start("cluster", NODES))
-            .await
-            .unwrap(),
-    );
+    let mut cluster = PrivateCluster::started("e2e-cluster", NODES).await.unwrap();
     let pipeline = TestPipeline::start_with(PipelineOptions {
         initial_stock: INITIAL_STOCK,
         amqp_url: Some(cluster.amqp_url()),
@@ -138,7 +119,7 @@ async fn orders_keep_flowing_when_a_cluster_node_dies() {
     // AMQP_QUORUM_SIZE's default: both queues on every node.
     let queue = pipeline.isolation.queue.clone();
     for name in [queue.clone(), dead_letter_queue(&queue)] {
-        let members = on_cluster(&cluster, move |c| c.members_of(&name)).await;
+        let members = cluster.members_of(&name).await.unwrap();
         assert_eq!(members, [0, 1, 2], "the quorum queue's members");
     }
 
@@ -150,12 +131,8 @@ async fn orders_keep_flowing_when_a_cluster_node_dies() {
     // 1. The node checkout-service publishes through dies.
     let publisher_node = node_of(&cluster, PUBLISHER_APP_ID).await;
     let consumer_node = node_of(&cluster, stock_service::NAME).await;
-    let leader = on_cluster(&cluster, {
-        let queue = queue.clone();
-        move |c| c.leader_of(&queue)
-    })
-    .await;
-    on_cluster(&cluster, move |c| c.kill(publisher_node)).await;
+    let leader = cluster.leader_of(&queue).await.unwrap();
+    cluster.kill(publisher_node).await.unwrap();
     let killed = Instant::now();
     let (gap, probe, trace_id) = first_acceptance(&pipeline, &format!("{run}-1"), killed).await;
     probes.push(probe);
@@ -191,38 +168,34 @@ async fn orders_keep_flowing_when_a_cluster_node_dies() {
 
     // Back with three nodes, and the queues with three members online, so
     // that losing another node keeps a majority of each.
-    on_cluster(&cluster, move |c| c.restart(publisher_node)).await;
-    e2e::poll::until("all nodes running again", PATIENCE * 2, || async {
-        let running = on_cluster(&cluster, |c| c.running_nodes()).await;
+    cluster.restart(publisher_node).await.unwrap();
+    testkit::poll::until("all nodes running again", PATIENCE * 2, || async {
+        let running = cluster.running_nodes().await.unwrap();
         (running.len() == NODES).then_some(())
     })
     .await;
     for name in [queue.clone(), dead_letter_queue(&queue)] {
-        e2e::poll::until(format!("{name}'s members online"), PATIENCE * 2, || {
-            let name = name.clone();
-            async {
-                let online = on_cluster(&cluster, move |c| c.online_members_of(&name)).await;
-                (online.len() == NODES).then_some(())
-            }
+        testkit::poll::until(format!("{name}'s members online"), PATIENCE * 2, || async {
+            let online = cluster.online_members_of(&name).await.unwrap();
+            (online.len() == NODES).then_some(())
         })
         .await;
     }
     load.wait_for_more_accepted(50, PATIENCE).await;
 
     // 2. The node holding the queue's leader dies.
-    let leader = on_cluster(&cluster, {
-        let queue = queue.clone();
-        move |c| c.leader_of(&queue)
-    })
-    .await
-    .expect("the queue has a leader");
+    let leader = cluster
+        .leader_of(&queue)
+        .await
+        .unwrap()
+        .expect("the queue has a leader");
     let consumer_node = node_of(&cluster, stock_service::NAME).await;
     let publisher_node = node_of(&cluster, PUBLISHER_APP_ID).await;
     eprintln!(
         "killing node {leader} (the queue's leader; checkout-service on {publisher_node}, \
          stock-service on {consumer_node})"
     );
-    on_cluster(&cluster, move |c| c.kill(leader)).await;
+    cluster.kill(leader).await.unwrap();
     let killed = Instant::now();
     let (gap, probe, _) = first_acceptance(&pipeline, &format!("{run}-2"), killed).await;
     probes.push(probe);
@@ -241,7 +214,5 @@ async fn orders_keep_flowing_when_a_cluster_node_dies() {
     // stock-service, wherever it is connected now, applies every one.
     pipeline.assert_applied_exactly_once(&accepted).await;
     pipeline.shut_down().await;
-    tokio::task::spawn_blocking(move || drop(cluster))
-        .await
-        .unwrap();
+    cluster.stop().await.unwrap();
 }

@@ -4,8 +4,8 @@
 //! And services started before their broker wait, not ready, and connect
 //! once it is up.
 //!
-//! The broker is a private RabbitMQ node this test starts on free ports
-//! ([`e2e::broker::PrivateBroker`], `scripts/rabbitmq-node`) and stops and
+//! The broker is a private RabbitMQ node this test starts on free ports (a
+//! [`testkit::rabbitmq::PrivateCluster`] of one node) and stops and
 //! removes however it ends: a test never stops the machine's default node,
 //! which other tests and people use. It needs what `rabbitmqctl` needs: root
 //! or the rabbitmq user.
@@ -16,38 +16,33 @@
     reason = "tests: a failed expectation is the test failing"
 )]
 
-use std::{
-    sync::Arc,
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 
-use e2e::{PATIENCE, PipelineOptions, TestPipeline, broker::PrivateBroker, orders::Load, poll};
+use e2e::{PATIENCE, PipelineOptions, TestPipeline, orders::Load};
 use reqwest::StatusCode;
 use serde_json::json;
+use testkit::poll;
+use testkit::rabbitmq::PrivateCluster;
 
 const INITIAL_STOCK: i64 = 1_000_000;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_broker_restart_loses_nothing_and_applies_nothing_twice() {
     // Declared first, so dropped last: after the pipeline's clean-up.
-    let broker = Arc::new(
-        tokio::task::spawn_blocking(|| PrivateBroker::start("broker-restart"))
-            .await
-            .unwrap(),
-    );
+    let mut broker = PrivateCluster::started("e2e-broker-restart", 1)
+        .await
+        .unwrap();
     let pipeline = TestPipeline::start_with(PipelineOptions {
         initial_stock: INITIAL_STOCK,
-        amqp_url: Some(broker.amqp_url().to_owned()),
+        amqp_url: Some(broker.amqp_url()),
         ..PipelineOptions::default()
     })
     .await;
     let load = Load::start(&pipeline, Duration::from_secs(240));
     load.wait_for_more_accepted(150, PATIENCE).await;
 
-    let stopping = Arc::clone(&broker);
-    tokio::task::spawn_blocking(move || stopping.take_down())
-        .await
-        .unwrap();
+    // The broker application stops; its VM stays up.
+    broker.rabbitmqctl(0, &["stop_app"]).await.unwrap();
 
     // checkout-service notices, reports NOT_SERVING, and the gateway is not
     // ready; a checkout now is refused at once with 503, not left to time out.
@@ -66,10 +61,8 @@ async fn a_broker_restart_loses_nothing_and_applies_nothing_twice() {
     assert_eq!(body["error"]["code"], "service_unavailable");
     load.progress().wait_for_a_refusal(PATIENCE).await;
 
-    let starting = Arc::clone(&broker);
-    tokio::task::spawn_blocking(move || starting.bring_back())
-        .await
-        .unwrap();
+    broker.rabbitmqctl(0, &["start_app"]).await.unwrap();
+    broker.rabbitmqctl(0, &["await_startup"]).await.unwrap();
     // The orders refused during the outage are retried and go through, and
     // so do new ones.
     load.wait_for_more_accepted(150, PATIENCE).await;
@@ -77,18 +70,16 @@ async fn a_broker_restart_loses_nothing_and_applies_nothing_twice() {
 
     pipeline.assert_applied_exactly_once(&accepted).await;
     pipeline.shut_down().await;
-    tokio::task::spawn_blocking(move || drop(broker))
-        .await
-        .unwrap();
+    broker.stop().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn services_started_before_any_broker_node_wait_not_ready_then_connect() {
     // Declared first, so dropped last: after the pipeline's clean-up.
-    let broker = Arc::new(PrivateBroker::unstarted("broker-late"));
+    let mut broker = PrivateCluster::new("e2e-broker-late", 1).unwrap();
     // No node answers: both services start anyway, not ready.
     let pipeline = TestPipeline::start_with(PipelineOptions {
-        amqp_url: Some(broker.amqp_url().to_owned()),
+        amqp_url: Some(broker.amqp_url()),
         ..PipelineOptions::default()
     })
     .await;
@@ -102,10 +93,7 @@ async fn services_started_before_any_broker_node_wait_not_ready_then_connect() {
     let (status, body) = pipeline.checkout(&json!({"itemsID": [1]}), &[]).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
 
-    let starting = Arc::clone(&broker);
-    tokio::task::spawn_blocking(move || starting.start_node())
-        .await
-        .unwrap();
+    broker.start().await.unwrap();
     let up = Instant::now();
     // They keep trying, and take orders once it is up (stock-service must
     // have declared the queue first: until then a checkout is a 503).
@@ -132,7 +120,5 @@ async fn services_started_before_any_broker_node_wait_not_ready_then_connect() {
         assert_eq!(ready.status(), StatusCode::OK, "{readyz}");
     }
     pipeline.shut_down().await;
-    tokio::task::spawn_blocking(move || drop(broker))
-        .await
-        .unwrap();
+    broker.stop().await.unwrap();
 }

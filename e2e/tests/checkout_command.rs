@@ -15,11 +15,11 @@ use std::time::Duration;
 
 use checkout_cli::checkout::{CheckoutResponse, Item};
 use checkout_cli::load::{CheckOrders, LoadConfig, LoadMode, LoadReport, VerifyTraces, run_load};
-use checkout_cli::receiver::{ReceivedLog, SpanKind};
 use checkout_cli::send::{SendOptions, send};
-use checkout_cli::verify::{is_complete, missing_spans};
 use checkout_cli::waterfall::{render_logs, render_waterfall};
 use e2e::{PATIENCE, PipelineOptions, TestPipeline};
+use testkit::receiver::{ReceivedLog, SpanKind};
+use testkit::verify::{is_complete, missing_spans};
 
 /// The report, then the waterfalls of up to three incomplete traces: what to look at
 /// when verification fails.

@@ -24,15 +24,15 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use checkout_cli::receiver::{ReceivedSpan, SpanKind, SpanStatus};
 use e2e::{
     PATIENCE, PipelineOptions, TestPipeline, amqp_url, get_json,
     orders::{LOAD_CONCURRENCY, Load},
-    poll,
-    process::ServiceProcess,
 };
 use reqwest::StatusCode;
 use serde_json::{Value, json};
+use testkit::poll;
+use testkit::process::ServiceProcess;
+use testkit::receiver::{ReceivedSpan, SpanKind, SpanStatus};
 
 const INITIAL_STOCK: i64 = 1_000_000;
 
@@ -49,7 +49,7 @@ async fn start_replica(pipeline: &TestPipeline) -> ServiceProcess {
         ),
         ("RUST_LOG", "info".to_owned()),
     ];
-    ServiceProcess::start(
+    e2e::start_process(
         "checkout-service",
         &env,
         service::startup::GRPC_ADDRESS_FIELD,
@@ -116,7 +116,7 @@ async fn a_retry_on_a_replica_with_another_key_is_applied_once_and_says_so() {
         assert_eq!(status, StatusCode::ACCEPTED, "{body}");
         first.push(order_id(&body));
     }
-    victim.kill().await;
+    victim.kill().await.unwrap();
     let mut retried = Vec::new();
     for key in &keys {
         let body = poll::until(format!("{key} accepted again"), PATIENCE, || async {
@@ -174,7 +174,7 @@ async fn a_killed_replica_costs_no_error_and_the_survivor_takes_every_call() {
     let load = Load::start(&pipeline, Duration::from_secs(180));
     load.wait_for_more_accepted(150, PATIENCE).await;
     let killed_at = now_unix_nanos();
-    victim.kill().await;
+    victim.kill().await.unwrap();
     load.wait_for_more_accepted(150, PATIENCE).await;
     // By now the gateway has long noticed: every later call goes to the
     // survivor.

@@ -13,11 +13,11 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use checkout_cli::receiver::{ReceivedSpan, SpanKind, SpanStatus};
 use e2e::{ADMIN_TOKEN, PATIENCE, PipelineOptions, TestPipeline};
 use futures::StreamExt;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
+use testkit::receiver::{ReceivedSpan, SpanKind, SpanStatus};
 
 /// The attribute that numbers a CLIENT span's attempt.
 const ATTEMPT: &str = "checkout.rpc.attempt";

@@ -18,9 +18,10 @@ use contracts::{
     http::API_KEY_HEADER,
     limits::MAX_CLIENT_ID_LEN,
 };
-use e2e::{PATIENCE, PipelineOptions, TEST_API_KEYS, TestPipeline, poll, with_api_keys};
+use e2e::{PATIENCE, PipelineOptions, TEST_API_KEYS, TestPipeline, with_api_keys};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
+use testkit::poll;
 
 /// `Authorization: Bearer <key>` of the test client `client`.
 fn bearer(client: &str) -> String {

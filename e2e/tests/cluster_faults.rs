@@ -72,16 +72,18 @@ async fn under_load(fault: Fault) {
     let in_flight = load.progress().in_flight();
     let killed: Option<Killed> = match fault {
         Fault::QueueLeaderNode => {
-            let leader = leader_of_queue(&pipeline);
+            let leader = leader_of_queue(&pipeline).await;
             eprintln!("killing node {leader}, the queue's leader");
-            pipeline.cluster.kill(leader);
+            pipeline.cluster.kill(leader).await.unwrap();
             None
         }
         Fault::PublisherNode => {
-            let leader = leader_of_queue(&pipeline);
+            let leader = leader_of_queue(&pipeline).await;
             let publishers = pipeline
                 .cluster
-                .nodes_of_connection(contracts::amqp::PUBLISHER_APP_ID);
+                .nodes_of_connection(contracts::amqp::PUBLISHER_APP_ID)
+                .await
+                .unwrap();
             // Another node than the leader's if a publisher is on one, so
             // this is not the leader test again.
             let node = publishers
@@ -91,7 +93,7 @@ async fn under_load(fault: Fault) {
                 .or_else(|| publishers.first().copied())
                 .expect("a publisher connection");
             eprintln!("killing node {node}, which publishers are connected to (leader: {leader})");
-            pipeline.cluster.kill(node);
+            pipeline.cluster.kill(node).await.unwrap();
             None
         }
         Fault::StockServiceReplica => Some(pipeline.kill_stock_service(0).await),
@@ -128,10 +130,12 @@ async fn under_load(fault: Fault) {
     }
 }
 
-fn leader_of_queue(pipeline: &ScaledPipeline) -> usize {
+async fn leader_of_queue(pipeline: &ScaledPipeline) -> usize {
     pipeline
         .cluster
         .leader_of(&pipeline.isolation.queue)
+        .await
+        .unwrap()
         .expect("the queue has a leader")
 }
 

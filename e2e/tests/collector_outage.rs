@@ -15,9 +15,10 @@
 
 use std::time::Duration;
 
-use checkout_cli::receiver::OtlpReceiver;
-use e2e::{PATIENCE, captured::Captured, poll};
+use e2e::{PATIENCE, captured::Captured};
 use telemetry::{Telemetry, TelemetryConfig};
+use testkit::poll;
+use testkit::receiver::OtlpReceiver;
 
 /// The signals, as the log lines name them.
 const SIGNALS: [&str; 3] = ["spans", "log records", "metric points"];

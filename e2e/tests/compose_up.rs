@@ -27,14 +27,14 @@
 
 use std::{collections::HashMap, time::Duration};
 
-use checkout_cli::receiver::ReceivedSpan;
 use e2e::{
     docker::{PUBLISH_ADDRESS, Stack, spans_from_standin, trace_problem},
     get_json,
     orders::{Accepted, Load, Pace, assert_applied_exactly_once},
-    poll,
 };
 use serde_json::{Value, json};
+use testkit::poll;
+use testkit::receiver::ReceivedSpan;
 
 const BASE: &[&str] = &["docker-compose.yaml"];
 const CLUSTER: &[&str] = &["docker-compose.yaml", "docker-compose.cluster.yaml"];

@@ -96,7 +96,7 @@ fn the_configuration_page_s_table_is_generated_from_the_settings() {
 #[test]
 fn every_binary_documents_its_variables_and_defaults_in_help() {
     for (service, variables) in services() {
-        let output = Command::new(e2e::process::binary(service))
+        let output = Command::new(testkit::process::binary(service).unwrap())
             .arg("--help")
             .output()
             .expect("the binary runs");
@@ -117,7 +117,7 @@ fn every_binary_documents_its_variables_and_defaults_in_help() {
                 );
             }
         }
-        let version = Command::new(e2e::process::binary(service))
+        let version = Command::new(testkit::process::binary(service).unwrap())
             .arg("--version")
             .output()
             .expect("the binary runs");

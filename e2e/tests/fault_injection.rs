@@ -10,10 +10,10 @@
     reason = "tests: a failed expectation is the test failing"
 )]
 
-use checkout_cli::receiver::{SpanKind, SpanStatus};
 use e2e::{ADMIN_TOKEN, Isolation, TestPipeline};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
+use testkit::receiver::{SpanKind, SpanStatus};
 
 /// `http://ADDR` of the admin endpoint of service `name`.
 fn admin_url(pipeline: &mut TestPipeline, name: &str) -> String {
@@ -171,7 +171,7 @@ async fn the_admin_endpoints_need_the_token_and_their_own_port() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_a_token_no_admin_endpoint_is_served() {
-    let receiver = checkout_cli::receiver::OtlpReceiver::start(([127, 0, 0, 1], 0).into(), None)
+    let receiver = testkit::receiver::OtlpReceiver::start(([127, 0, 0, 1], 0).into(), None)
         .await
         .expect("OTLP receiver starts");
     let endpoint = receiver.grpc_endpoint();

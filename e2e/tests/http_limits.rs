@@ -14,9 +14,10 @@
 
 use std::{net::SocketAddr, time::Duration};
 
-use e2e::{PATIENCE, gateway_settings, poll};
+use e2e::{PATIENCE, gateway_settings};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use service::{http::HttpLimits, shutdown::CancellationToken, startup::Service};
+use testkit::poll;
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::TcpStream,

@@ -13,7 +13,6 @@
 
 use std::time::Duration;
 
-use checkout_cli::receiver::{AttributeValue, MetricPoint};
 use e2e::{PATIENCE, PipelineOptions, TestPipeline};
 use reqwest::StatusCode;
 use serde_json::json;
@@ -23,6 +22,7 @@ use telemetry::metric_names::{
     MESSAGING_CLIENT_SENT_MESSAGES, MESSAGING_PROCESS_DURATION, ORDER_LAG, ORDER_OUTCOME,
     ORDERS_PROCESSED, RPC_CLIENT_DURATION, RPC_SERVER_DURATION, STOCK_AVAILABLE,
 };
+use testkit::receiver::{AttributeValue, MetricPoint};
 
 /// Checkouts made; each orders one unit of item 1.
 const ORDERS: u64 = 5;

@@ -8,11 +8,11 @@
     reason = "tests: a failed expectation is the test failing"
 )]
 
-use checkout_cli::receiver::{SpanKind, SpanStatus};
-use checkout_cli::verify::is_complete;
 use e2e::{PipelineOptions, TestPipeline, span_of};
 use reqwest::StatusCode;
 use serde_json::json;
+use testkit::receiver::{SpanKind, SpanStatus};
+use testkit::verify::is_complete;
 
 /// A client-side trace the gateway must continue.
 const CLIENT_TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
@@ -245,7 +245,7 @@ async fn the_container_health_check_asks_grpc_health() {
     let mut pipeline = TestPipeline::start().await;
     let port = pipeline.service("checkout-service").addr.port();
     let health_check = || {
-        tokio::process::Command::new(e2e::process::binary("checkout-service"))
+        tokio::process::Command::new(testkit::process::binary("checkout-service").unwrap())
             .arg("health-check")
             .env("GRPC_ADDRESS", format!("127.0.0.1:{port}"))
             .env("OTEL_SDK_DISABLED", "true")

@@ -10,11 +10,11 @@
     reason = "tests: a failed expectation is the test failing"
 )]
 
-use checkout_cli::receiver::{OtlpReceiver, ReceivedSpan, SpanKind};
-use checkout_cli::verify::is_complete;
 use e2e::{AdjustTelemetry, PATIENCE, PipelineOptions, TestPipeline, span_of};
 use reqwest::StatusCode;
 use serde_json::json;
+use testkit::receiver::{OtlpReceiver, ReceivedSpan, SpanKind};
+use testkit::verify::is_complete;
 
 const CALLER_TRACE_ID: &str = "80f198ee56343ba864fe8b2a57d3eff7";
 const CALLER_SPAN_ID: &str = "e457b5a2e4d86bd1";

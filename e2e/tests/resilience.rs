@@ -12,9 +12,8 @@
 
 use std::time::Duration;
 
-use checkout_cli::receiver::{SpanKind, SpanStatus};
 use contracts::amqp::{DEATH_REASON_HEADER, dead_letter_queue};
-use e2e::{PATIENCE, PipelineOptions, TestPipeline, amqp_url, orders::Load, poll};
+use e2e::{PATIENCE, PipelineOptions, TestPipeline, amqp_url, orders::Load};
 use lapin::{
     BasicProperties, Connection, ConnectionProperties,
     options::{BasicGetOptions, BasicPublishOptions, ConfirmSelectOptions},
@@ -22,6 +21,8 @@ use lapin::{
 };
 use reqwest::StatusCode;
 use serde_json::json;
+use testkit::poll;
+use testkit::receiver::{SpanKind, SpanStatus};
 
 const INITIAL_STOCK: i64 = 1_000_000;
 

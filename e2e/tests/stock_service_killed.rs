@@ -12,8 +12,8 @@ use std::time::Duration;
 use e2e::{
     PATIENCE, PipelineOptions, TestPipeline, amqp_url,
     orders::{Load, assert_applied_exactly_once},
-    process::ServiceProcess,
 };
+use testkit::process::ServiceProcess;
 
 const INITIAL_STOCK: i64 = 1_000_000;
 
@@ -33,7 +33,7 @@ async fn start_stock_service(pipeline: &TestPipeline) -> ServiceProcess {
         ),
         ("RUST_LOG", "info".to_owned()),
     ];
-    ServiceProcess::start(
+    e2e::start_process(
         "stock-service",
         &env,
         service::startup::HTTP_ADDRESS_FIELD,
@@ -83,7 +83,7 @@ where
 async fn a_killed_stock_service_applies_every_order_once_after_restart() {
     // SIGKILL: whatever it was doing (a transaction not yet committed, a
     // commit not yet acknowledged) is redelivered and applied once.
-    interrupt_mid_stream(ServiceProcess::kill).await;
+    interrupt_mid_stream(|process| async { process.kill().await.unwrap() }).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -91,7 +91,9 @@ async fn a_terminated_stock_service_finishes_its_work_and_exits_cleanly() {
     // SIGTERM: it stops taking deliveries, finishes (commits and acks) the
     // batch in hand, flushes its spans and exits 0, in bounded time.
     interrupt_mid_stream(|process| async move {
-        let status = process.terminate(Duration::from_secs(30)).await;
+        let stopped = process.stop(Duration::from_secs(30)).await;
+        assert!(stopped.graceful, "no exit within 30 s of SIGTERM");
+        let status = stopped.status.expect("an exit status");
         assert!(status.success(), "graceful exit, got {status}");
     })
     .await;

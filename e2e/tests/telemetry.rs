@@ -14,10 +14,10 @@
 
 use std::time::Duration;
 
-use checkout_cli::receiver::{OtlpReceiver, SpanKind};
 use e2e::captured::Captured;
 use opentelemetry::KeyValue;
 use telemetry::{Telemetry, TelemetryArgs, TelemetryConfig};
+use testkit::receiver::{OtlpReceiver, SpanKind};
 
 const WAIT: Duration = Duration::from_secs(30);
 

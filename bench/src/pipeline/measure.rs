@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use checkout_cli::load::{LoadConfig, LoadMode, run_load};
-use checkout_cli::verify;
+use testkit::verify;
 use tokio::time::Instant;
 
 use super::applied::{apply_latency, wait_applied};

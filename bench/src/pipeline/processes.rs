@@ -15,11 +15,10 @@ use std::time::Duration;
 
 use anyhow::Context;
 use service::startup::{GRPC_ADDRESS_FIELD, HTTP_ADDRESS_FIELD};
-use tokio::time::Instant;
+use testkit::postgres::PostgresDatabase;
 
 use super::config::{PipelineConfig, Tracing};
 use crate::cleanup::Cleanup;
-use crate::postgres::RunDatabase;
 use crate::services::{Service, Stopped};
 
 /// The log filter of the services: warnings and errors, plus the start-up module's
@@ -44,7 +43,7 @@ pub(super) struct Pipeline {
     pub(super) queue: String,
     _dir: tempfile::TempDir,
     /// Dropped after the services (fields drop in order), which hold connections to it.
-    database: Option<RunDatabase>,
+    database: Option<PostgresDatabase>,
 }
 
 impl Pipeline {
@@ -237,25 +236,17 @@ impl Pipeline {
 
     async fn wait_ready(&self, patience: Duration) -> anyhow::Result<()> {
         let client = http_client()?;
-        let deadline = Instant::now() + patience;
         for service in self.stocks.iter().chain(&self.gateways) {
             let url = format!("http://{}/readyz", service.addr);
-            loop {
-                let ready = client
-                    .get(&url)
-                    .send()
-                    .await
-                    .is_ok_and(|response| response.status().is_success());
-                if ready {
-                    break;
-                }
-                anyhow::ensure!(
-                    Instant::now() < deadline,
-                    "{} {url} did not answer 200 within {patience:?}",
-                    service.name
-                );
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
+            testkit::poll::within(
+                format!("{} {url} answering 200", service.name),
+                patience,
+                || async {
+                    let response = client.get(&url).send().await.ok()?;
+                    response.status().is_success().then_some(())
+                },
+            )
+            .await?;
         }
         Ok(())
     }

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use checkout_cli::load::LoadReport;
-use checkout_cli::verify::TraceCheck;
+use testkit::verify::TraceCheck;
 
 use super::config::Tracing;
 use crate::services::LogSummary;

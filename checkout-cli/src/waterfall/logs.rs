@@ -107,7 +107,7 @@ mod tests {
     use std::collections::BTreeMap;
 
     use super::*;
-    use crate::receiver::{AttributeValue, SpanKind, SpanStatus};
+    use crate::receiver::{AttributeValue, SpanKind};
 
     const T0: u64 = 1_700_000_000_000_000_000;
     const MS: u64 = 1_000_000;
@@ -116,17 +116,12 @@ mod tests {
         ReceivedSpan {
             trace_id: "ab".repeat(16),
             span_id: id.into(),
-            parent_span_id: None,
             name: name.into(),
             kind: SpanKind::Internal,
             service_name: "stock-service".into(),
-            service_instance_id: String::new(),
-            attributes: BTreeMap::new(),
-            status: SpanStatus::Unset,
             start_unix_nanos: T0 + start_ms * MS,
             end_unix_nanos: T0 + (start_ms + 5) * MS,
-            events: Vec::new(),
-            links: Vec::new(),
+            ..ReceivedSpan::default()
         }
     }
 

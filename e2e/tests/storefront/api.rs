@@ -4,11 +4,11 @@
 
 use std::time::Duration;
 
-use checkout_cli::receiver::{ReceivedSpan, SpanKind};
 use contracts::metrics::{HTTP_CLIENT_REQUEST_DURATION, HTTP_SERVER_REQUEST_DURATION};
 use e2e::{PATIENCE, PipelineOptions, TestPipeline, span_of};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
+use testkit::receiver::{ReceivedSpan, SpanKind};
 
 /// A fresh trace id, for a trace the test starts as a browser's fetch would.
 fn new_trace_id() -> String {

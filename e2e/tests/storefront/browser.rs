@@ -23,7 +23,7 @@ use fantoccini::{Client, ClientBuilder, wd::WebDriverCompatibleCommand};
 use hyper_util::client::legacy::connect::HttpConnector;
 use serde_json::{Value, json};
 
-use e2e::poll;
+use testkit::poll;
 
 /// The Debian package's browser.
 pub const CHROMIUM: &str = "/usr/bin/chromium";

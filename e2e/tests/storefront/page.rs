@@ -5,12 +5,13 @@
 
 use std::{path::PathBuf, time::Duration};
 
-use checkout_cli::{
+use e2e::{PATIENCE, TestPipeline};
+use fantoccini::{Client, Locator};
+use testkit::poll;
+use testkit::{
     receiver::{ReceivedSpan, SpanKind},
     verify::{CHECKOUT_TRACE, is_complete},
 };
-use e2e::{PATIENCE, TestPipeline, poll};
-use fantoccini::{Client, Locator};
 
 use crate::browser::Browser;
 

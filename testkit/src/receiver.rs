@@ -24,9 +24,9 @@
 //! already in use") says neither which address nor what to do about it.
 //!
 //! ```no_run
-//! # async fn demo() -> Result<(), checkout_cli::receiver::BindError> {
+//! # async fn demo() -> Result<(), testkit::receiver::BindError> {
 //! use std::time::Duration;
-//! use checkout_cli::receiver::OtlpReceiver;
+//! use testkit::receiver::OtlpReceiver;
 //!
 //! let receiver = OtlpReceiver::start("127.0.0.1:0".parse().unwrap(), None).await?;
 //! // ... export spans to `receiver.grpc_endpoint()` ...

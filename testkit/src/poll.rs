@@ -1,4 +1,4 @@
-//! Waiting on a condition, the one way every end-to-end test does it: poll
+//! Waiting on a condition, the one way the tests and the benchmark do it: poll
 //! a probe often, with a generous deadline, and say what did not happen.
 //! Never sleep-and-hope.
 
@@ -9,7 +9,23 @@ pub const INTERVAL: Duration = Duration::from_millis(50);
 
 /// Runs `probe` every [`INTERVAL`] until it returns `Some`, and returns that
 /// value; fails the test with `what` if `patience` runs out first.
-pub async fn until<T, F, Fut>(what: impl Display, patience: Duration, mut probe: F) -> T
+pub async fn until<T, F, Fut>(what: impl Display, patience: Duration, probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    within(what, patience, probe)
+        .await
+        .unwrap_or_else(|error| panic!("{error}"))
+}
+
+/// [`until`] for a tool that reports rather than panics: the error says what did
+/// not happen within `patience`.
+pub async fn within<T, F, Fut>(
+    what: impl Display,
+    patience: Duration,
+    mut probe: F,
+) -> anyhow::Result<T>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Option<T>>,
@@ -17,9 +33,9 @@ where
     let deadline = tokio::time::Instant::now() + patience;
     loop {
         if let Some(value) = probe().await {
-            return value;
+            return Ok(value);
         }
-        assert!(
+        anyhow::ensure!(
             tokio::time::Instant::now() < deadline,
             "{what}: not within {patience:?}"
         );

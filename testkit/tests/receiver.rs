@@ -10,7 +10,6 @@
 use std::io::Write;
 use std::time::Duration;
 
-use checkout_cli::receiver::{AttributeValue, OtlpReceiver, SpanKind, SpanStatus, SpanStore};
 use flate2::Compression;
 use flate2::write::GzEncoder;
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
@@ -21,6 +20,7 @@ use opentelemetry_proto::tonic::common::v1::{AnyValue, ArrayValue, KeyValue, any
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, Status, span};
 use prost::Message;
+use testkit::receiver::{AttributeValue, OtlpReceiver, SpanKind, SpanStatus, SpanStore};
 use tonic::codec::CompressionEncoding;
 
 const TRACE: [u8; 16] = [0xab; 16];

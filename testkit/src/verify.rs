@@ -238,26 +238,15 @@ pub async fn check_traces(
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
-
     use super::*;
-    use crate::receiver::SpanStatus;
 
     fn span(service: &str, kind: SpanKind, name: &str) -> ReceivedSpan {
         ReceivedSpan {
             trace_id: "t".into(),
-            span_id: "s".into(),
-            parent_span_id: None,
             name: name.into(),
             kind,
             service_name: service.into(),
-            service_instance_id: String::new(),
-            attributes: BTreeMap::new(),
-            status: SpanStatus::Unset,
-            start_unix_nanos: 0,
-            end_unix_nanos: 0,
-            events: Vec::new(),
-            links: Vec::new(),
+            ..ReceivedSpan::default()
         }
     }
 

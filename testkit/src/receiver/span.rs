@@ -18,7 +18,8 @@ use opentelemetry_proto::tonic::trace::v1::{Span, span, status};
 use serde::{Serialize, Serializer};
 
 /// One exported span, flattened with its resource's `service.name`, in a form easy to assert on.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// The default is empty (no ids, unspecified kind, unset status), for tests to fill in.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct ReceivedSpan {
     /// Trace id as lowercase hex (32 chars for a well-formed id).
     pub trace_id: String,
@@ -77,10 +78,11 @@ impl ReceivedSpan {
 }
 
 /// The role a span plays, mirroring OTLP `SpanKind`. Displays and serializes lowercase (`"server"`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum SpanKind {
     /// Not set by the exporter (also used for unknown values).
+    #[default]
     Unspecified,
     /// In-process operation.
     Internal,
@@ -121,10 +123,11 @@ impl fmt::Display for SpanKind {
 }
 
 /// Span outcome, mirroring OTLP `Status`. Serializes as `{"code": "error", "message": ".."}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 #[serde(tag = "code", rename_all = "lowercase")]
 pub enum SpanStatus {
     /// No status set (also used for unknown codes).
+    #[default]
     Unset,
     /// Explicitly marked successful.
     Ok,
