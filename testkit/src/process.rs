@@ -277,7 +277,9 @@ mod tests {
         let mut command = Command::new("sh");
         command.args([
             "-c",
-            r#"echo '{"addr":"127.0.0.1:4"}'; trap 'exit 0' TERM; while :; do sleep 0.1; done"#,
+            // The trap is set before the address is written: a SIGTERM sent as
+            // soon as the address is read must find it.
+            r#"trap 'exit 0' TERM; echo '{"addr":"127.0.0.1:4"}'; while :; do sleep 0.1; done"#,
         ]);
         let process = ServiceProcess::start(command, "addr", Duration::from_secs(30), show_stderr)
             .await
