@@ -183,9 +183,6 @@ pub struct Cli {
     /// `INITIAL_STOCK` of every item (large, so no order is rejected)
     #[arg(long, default_value_t = 1_000_000_000, value_name = "N")]
     pub initial_stock: u64,
-    /// Accepted orders (per run) whose processedAt is read for 202 → applied
-    #[arg(long, default_value_t = 2_000, value_name = "N")]
-    pub apply_sample: usize,
     /// `AMQP_PREFETCH` of stock-service, and the raw broker consumer's prefetch (the same,
     /// so the two compare); the default is stock-service's
     #[arg(long, default_value_t = 128, value_name = "N")]
@@ -395,7 +392,6 @@ async fn measure_all(
         initial_stock: cli.initial_stock,
         batch: cli.batch(),
         prefetch: cli.prefetch,
-        apply_sample: cli.apply_sample,
         apply_timeout: cli.apply_timeout,
         trace_timeout: cli.trace_timeout,
         start_timeout: Duration::from_secs(30),

@@ -225,8 +225,8 @@ fn pipeline(r: &PipelineResult) -> Pipeline {
     );
     bench.unapplied = Some(accepted.saturating_sub(r.applied));
     if let Some(t) = &r.traces {
-        bench.traces_complete = Some(t.check.complete as u64);
-        bench.traces_expected = Some(t.check.checked as u64);
+        bench.traces_complete = Some(t.complete as u64);
+        bench.traces_expected = Some(t.checked as u64);
     }
     let wrk = r.wrk.as_ref().map(|w| {
         let accepted = w.accepted();
