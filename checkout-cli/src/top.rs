@@ -24,9 +24,9 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Args;
+use testkit::receiver::{OtlpReceiver, Protocol, ReceiverOptions};
 
 use crate::duration::parse_duration;
-use crate::receiver::{OtlpReceiver, Protocol, ReceiverOptions};
 use view::{OperationRow, TopView};
 
 /// Arguments of `checkout top`.

@@ -27,9 +27,9 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Args;
+use testkit::receiver::{OtlpReceiver, Protocol, ReceivedSpan};
 
 use crate::duration::parse_duration;
-use crate::receiver::{OtlpReceiver, Protocol, ReceivedSpan};
 use crate::waterfall;
 
 /// Arguments of `checkout traces`.
