@@ -43,14 +43,11 @@ use tokio::{
     time::Instant,
 };
 use tonic::{
-    codec::{CompressionEncoding, EnabledCompressionEncodings},
-    server::{Grpc, NamedService, UnaryService},
+    server::{NamedService, UnaryService},
     transport::server::TcpIncoming,
 };
-use tonic_prost::ProstCodec;
 
-/// Largest accepted export (decoded); SDK batches are far smaller.
-const MAX_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
+use crate::discard::{LogsSink, MetricsSink, unary};
 
 /// The OTLP trace service's one method.
 const EXPORT_PATH: &str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
@@ -202,8 +199,7 @@ impl UnaryService<wire::ExportTraceServiceRequest> for Export {
 }
 
 /// The trace service as tonic's generated server would route it, with the trimmed
-/// messages' codec: written out because generated servers fix their codec to the
-/// full message types.
+/// messages' codec ([`unary`]).
 #[derive(Clone)]
 struct TraceService(Arc<Tallies>);
 
@@ -230,15 +226,7 @@ where
             if request.uri().path() != EXPORT_PATH {
                 return Ok(tonic::Status::unimplemented("only TraceService/Export").into_http());
             }
-            let mut accept = EnabledCompressionEncodings::default();
-            accept.enable(CompressionEncoding::Gzip);
-            let mut grpc = Grpc::new(ProstCodec::<
-                wire::ExportTraceServiceResponse,
-                wire::ExportTraceServiceRequest,
-            >::default())
-            .apply_compression_config(accept, EnabledCompressionEncodings::default())
-            .apply_max_message_size_config(Some(MAX_MESSAGE_BYTES), None);
-            Ok(grpc.unary(Export(tallies), request).await)
+            Ok(unary::<wire::ExportTraceServiceRequest, _, _>(Export(tallies), request).await)
         })
     }
 }
@@ -274,12 +262,11 @@ impl SpanTally {
             .spawn(move || {
                 let served = runtime.block_on(async move {
                     let listener = TcpListener::from_std(listener)?;
-                    // Metrics and logs (the "full" runs) are counted and dropped.
-                    let others = Arc::new(crate::discard::Received::default());
+                    // Metrics and logs (the "full" runs) are dropped.
                     tonic::transport::Server::builder()
                         .add_service(service)
-                        .add_service(crate::discard::MetricsSink(others.clone()))
-                        .add_service(crate::discard::LogsSink(others))
+                        .add_service(MetricsSink)
+                        .add_service(LogsSink)
                         .serve_with_incoming_shutdown(TcpIncoming::from(listener), async move {
                             let _ = stop_requested.wait_for(|stop| *stop).await;
                         })
@@ -505,7 +492,7 @@ mod wire_tests {
         let mut client = TraceServiceClient::connect(sink.endpoint())
             .await
             .expect("the sink accepts connections")
-            .send_compressed(CompressionEncoding::Gzip);
+            .send_compressed(tonic::codec::CompressionEncoding::Gzip);
         let complete = [1; 16];
         let partial = [2; 16];
         let exports = [
