@@ -27,7 +27,7 @@ pub struct Discarded {}
 /// accepted, up to [`MAX_MESSAGE_BYTES`]): the part of a tonic-generated server the
 /// sinks need, with the trimmed messages' codec (generated servers fix their codec to
 /// the full message types).
-pub async fn unary<R, M, B>(
+pub(crate) async fn unary<R, M, B>(
     method: M,
     request: http::Request<B>,
 ) -> http::Response<tonic::body::Body>

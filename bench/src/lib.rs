@@ -254,8 +254,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     );
     anyhow::ensure!(!cli.duration.is_zero(), "--duration must be positive");
     anyhow::ensure!(cli.repeat > 0, "--repeat must be at least 1");
-    let wants = |kind| cli.runs.contains(&kind);
-    let pipelines = wants(RunKind::Untraced) || wants(RunKind::Traced) || wants(RunKind::Full);
+    let pipelines = cli.runs.iter().any(|kind| *kind != RunKind::Raw);
     let binaries = if pipelines {
         Some(services::binary_dir(cli.bin_dir.clone())?)
     } else {
@@ -455,9 +454,9 @@ async fn measure_all(
                     if let Some(wrk) = &run.wrk {
                         eprintln!(
                             "bench:   wrk: {:.0} req/s, p99 {:.2} ms, {} accepted, {} applied{}",
-                            wrk.throughput(),
+                            wrk.report.throughput(),
                             wrk.report.latency.p99.as_secs_f64() * 1e3,
-                            wrk.accepted(),
+                            wrk.report.ok(),
                             wrk.applied,
                             wrk.complete_traces
                                 .map(|n| format!(", {n} traces complete"))

@@ -39,18 +39,6 @@ pub struct WrkFigures {
     pub complete_traces: Option<usize>,
 }
 
-impl WrkFigures {
-    /// Accepted checkouts (responses below 400).
-    pub fn accepted(&self) -> u64 {
-        self.report.ok()
-    }
-
-    /// Accepted checkouts per second.
-    pub fn throughput(&self) -> f64 {
-        self.report.throughput()
-    }
-}
-
 /// One service's end of run.
 #[derive(Debug, Clone)]
 pub struct ServiceFigures {
@@ -117,11 +105,6 @@ impl PipelineResult {
     /// Response latency.
     pub fn latency(&self) -> Latency {
         Latency::of_load(&self.load.latency)
-    }
-
-    /// Requests that did not get a 2xx.
-    pub fn failed(&self) -> u64 {
-        self.load.errors()
     }
 
     /// Spans dropped by all exporters, and whether the sum is exact.

@@ -219,7 +219,7 @@ fn pipeline(r: &PipelineResult) -> Pipeline {
     let mut bench = window(
         r.throughput(),
         r.latency(),
-        r.failed(),
+        r.load.errors(),
         cpu_us(&r.cpu, accepted),
         r.machine_busy,
     );
@@ -229,13 +229,13 @@ fn pipeline(r: &PipelineResult) -> Pipeline {
         bench.traces_expected = Some(t.checked as u64);
     }
     let wrk = r.wrk.as_ref().map(|w| {
-        let accepted = w.accepted();
+        let accepted = w.report.ok();
         let mut cpu = cpu_us(&w.cpu, accepted);
         if let Some(us) = stats::cpu_per_thousand(w.wrk_cpu, accepted) {
             cpu.insert("wrk".to_owned(), us * 1e3);
         }
         let mut window = window(
-            w.throughput(),
+            w.report.throughput(),
             w.report.latency,
             w.report.failed(),
             cpu,
