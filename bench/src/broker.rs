@@ -76,9 +76,6 @@ pub struct RawResult {
     pub failed: u64,
     /// Publish → confirm latency.
     pub latency: Latency,
-    /// Whether the consumer received (and acked) every confirmed message, warmup
-    /// included, within the drain timeout.
-    pub drained: bool,
     /// Messages consumed in all (warmup included).
     pub consumed: u64,
     /// Messages confirmed in all (warmup included).
@@ -91,10 +88,6 @@ pub struct RawResult {
     /// Share of the machine's CPU busy in processes not measured (see
     /// [`Usage::unaccounted_busy`](crate::procfs::Usage::unaccounted_busy)).
     pub unaccounted_busy: f64,
-    /// Body size of each message, bytes.
-    pub body_bytes: usize,
-    /// Size of the header values (`traceparent`, `baggage`), bytes.
-    pub header_bytes: usize,
     /// In a cluster: the nodes the queue had a replica on (`None`: not asked, or no
     /// answer).
     pub queue_members: Option<usize>,
@@ -206,7 +199,6 @@ pub async fn run_raw(
         };
 
         let (body, headers) = sample_message();
-        let (body_bytes, header_bytes) = (body.len(), header_bytes(&headers));
         let body: Arc<[u8]> = body.into();
         let measure_from = Instant::now() + config.warmup;
         let end = measure_from + config.duration;
@@ -265,14 +257,11 @@ pub async fn run_raw(
             confirmed,
             failed,
             latency: Latency::of_micros(&latency),
-            drained: consumed >= confirmed_total,
             consumed,
             confirmed_total,
             cpu: usage.per_process,
             machine_busy: usage.machine_busy,
             unaccounted_busy: usage.unaccounted_busy,
-            body_bytes,
-            header_bytes,
             queue_members,
         })
     }

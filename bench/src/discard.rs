@@ -7,23 +7,15 @@
 //! the sink's own CPU stays small, as the span tally's does. (The test that the
 //! sink takes both exports is with the sink's, in [`crate::tally`].)
 
-use std::{
-    convert::Infallible,
-    sync::{
-        Arc,
-        atomic::{AtomicUsize, Ordering},
-    },
-    task::{Context, Poll},
-};
+use std::convert::Infallible;
+use std::task::{Context, Poll};
 
 use futures::future::BoxFuture;
-use tonic::{
-    codec::{CompressionEncoding, EnabledCompressionEncodings},
-    server::{Grpc, NamedService, UnaryService},
-};
+use tonic::codec::{CompressionEncoding, EnabledCompressionEncodings};
+use tonic::server::{Grpc, NamedService, UnaryService};
 use tonic_prost::ProstCodec;
 
-/// Largest accepted export (decoded).
+/// Largest accepted export (decoded); SDK batches are far smaller.
 const MAX_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
 
 /// Any OTLP export request or response, with every field skipped: the
@@ -31,20 +23,35 @@ const MAX_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct Discarded {}
 
-/// Exports received (requests, not items) per signal.
-#[derive(Debug, Default)]
-pub struct Received {
-    /// Metric exports.
-    pub metric_exports: AtomicUsize,
-    /// Log exports.
-    pub log_exports: AtomicUsize,
+/// Answers one unary gRPC call with `method`, the request decoded as `R` (gzip
+/// accepted, up to [`MAX_MESSAGE_BYTES`]): the part of a tonic-generated server the
+/// sinks need, with the trimmed messages' codec (generated servers fix their codec to
+/// the full message types).
+pub(crate) async fn unary<R, M, B>(
+    method: M,
+    request: http::Request<B>,
+) -> http::Response<tonic::body::Body>
+where
+    R: prost::Message + Default + Send + 'static,
+    M: UnaryService<R>,
+    M::Response: prost::Message + Send + 'static,
+    B: http_body::Body + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>> + Send + 'static,
+{
+    let mut accept = EnabledCompressionEncodings::default();
+    accept.enable(CompressionEncoding::Gzip);
+    Grpc::new(ProstCodec::<M::Response, R>::default())
+        .apply_compression_config(accept, EnabledCompressionEncodings::default())
+        .apply_max_message_size_config(Some(MAX_MESSAGE_BYTES), None)
+        .unary(method, request)
+        .await
 }
 
 macro_rules! discarding_service {
-    ($name:ident, $service:literal, $counter:ident) => {
-        /// Takes the exports of one OTLP service, counts and drops them.
+    ($name:ident, $service:literal) => {
+        /// Takes the exports of one OTLP service and drops them.
         #[derive(Clone, Debug)]
-        pub struct $name(pub Arc<Received>);
+        pub struct $name;
 
         impl NamedService for $name {
             const NAME: &'static str = $service;
@@ -64,22 +71,7 @@ macro_rules! discarding_service {
             }
 
             fn call(&mut self, request: http::Request<B>) -> Self::Future {
-                let received = self.0.clone();
-                Box::pin(async move {
-                    let mut accept = EnabledCompressionEncodings::default();
-                    accept.enable(CompressionEncoding::Gzip);
-                    let mut grpc = Grpc::new(ProstCodec::<Discarded, Discarded>::default())
-                        .apply_compression_config(accept, EnabledCompressionEncodings::default())
-                        .apply_max_message_size_config(Some(MAX_MESSAGE_BYTES), None);
-                    Ok(grpc
-                        .unary(
-                            Count(move || {
-                                received.$counter.fetch_add(1, Ordering::Relaxed);
-                            }),
-                            request,
-                        )
-                        .await)
-                })
+                Box::pin(async move { Ok(unary::<Discarded, _, _>(Discard, request).await) })
             }
         }
     };
@@ -87,24 +79,21 @@ macro_rules! discarding_service {
 
 discarding_service!(
     MetricsSink,
-    "opentelemetry.proto.collector.metrics.v1.MetricsService",
-    metric_exports
+    "opentelemetry.proto.collector.metrics.v1.MetricsService"
 );
 discarding_service!(
     LogsSink,
-    "opentelemetry.proto.collector.logs.v1.LogsService",
-    log_exports
+    "opentelemetry.proto.collector.logs.v1.LogsService"
 );
 
-/// The unary method: count, answer with an empty (full success) response.
-struct Count<F>(F);
+/// The unary method: answer with an empty (full success) response.
+struct Discard;
 
-impl<F: Fn() + Clone + Send + 'static> UnaryService<Discarded> for Count<F> {
+impl UnaryService<Discarded> for Discard {
     type Response = Discarded;
-    type Future = BoxFuture<'static, Result<tonic::Response<Discarded>, tonic::Status>>;
+    type Future = std::future::Ready<Result<tonic::Response<Discarded>, tonic::Status>>;
 
     fn call(&mut self, _: tonic::Request<Discarded>) -> Self::Future {
-        (self.0)();
-        Box::pin(async { Ok(tonic::Response::new(Discarded {})) })
+        std::future::ready(Ok(tonic::Response::new(Discarded {})))
     }
 }

@@ -183,9 +183,6 @@ pub struct Cli {
     /// `INITIAL_STOCK` of every item (large, so no order is rejected)
     #[arg(long, default_value_t = 1_000_000_000, value_name = "N")]
     pub initial_stock: u64,
-    /// Accepted orders (per run) whose processedAt is read for 202 → applied
-    #[arg(long, default_value_t = 2_000, value_name = "N")]
-    pub apply_sample: usize,
     /// `AMQP_PREFETCH` of stock-service, and the raw broker consumer's prefetch (the same,
     /// so the two compare); the default is stock-service's
     #[arg(long, default_value_t = 128, value_name = "N")]
@@ -257,8 +254,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     );
     anyhow::ensure!(!cli.duration.is_zero(), "--duration must be positive");
     anyhow::ensure!(cli.repeat > 0, "--repeat must be at least 1");
-    let wants = |kind| cli.runs.contains(&kind);
-    let pipelines = wants(RunKind::Untraced) || wants(RunKind::Traced) || wants(RunKind::Full);
+    let pipelines = cli.runs.iter().any(|kind| *kind != RunKind::Raw);
     let binaries = if pipelines {
         Some(services::binary_dir(cli.bin_dir.clone())?)
     } else {
@@ -395,7 +391,6 @@ async fn measure_all(
         initial_stock: cli.initial_stock,
         batch: cli.batch(),
         prefetch: cli.prefetch,
-        apply_sample: cli.apply_sample,
         apply_timeout: cli.apply_timeout,
         trace_timeout: cli.trace_timeout,
         start_timeout: Duration::from_secs(30),
@@ -459,9 +454,9 @@ async fn measure_all(
                     if let Some(wrk) = &run.wrk {
                         eprintln!(
                             "bench:   wrk: {:.0} req/s, p99 {:.2} ms, {} accepted, {} applied{}",
-                            wrk.throughput(),
+                            wrk.report.throughput(),
                             wrk.report.latency.p99.as_secs_f64() * 1e3,
-                            wrk.accepted(),
+                            wrk.report.ok(),
                             wrk.applied,
                             wrk.complete_traces
                                 .map(|n| format!(", {n} traces complete"))

@@ -23,10 +23,9 @@
 //!    for the same duration: CPU snapshot; wrk; wait until stock-service applied wrk's
 //!    accepted orders too; traced: wait (bounded) until as many more traces are
 //!    complete; CPU snapshot;
-//! 6. peak RSS; `processedAt` of a sample of the accepted orders; in a cluster, the
-//!    nodes the queue is replicated on; SIGTERM to every service (they flush their
-//!    spans), their logs scanned for dropped spans; the receiver's spans counted; broker
-//!    objects, database and receiver removed.
+//! 6. peak RSS; in a cluster, the nodes the queue is replicated on; SIGTERM to every
+//!    service (they flush their spans), their logs scanned for dropped spans; the
+//!    receiver's spans counted; broker objects, database and receiver removed.
 //!
 //! The parts: `config` (what a run is given), `processes` (starting and stopping the
 //! services), `measure` (the load window and what is read around it), `wrk_window`
@@ -47,7 +46,7 @@ mod wrk_window;
 
 pub use config::{PipelineConfig, Tracing};
 pub use processes::RUST_LOG;
-pub use result::{ApplyLatency, PipelineResult, ServiceFigures, TraceFigures, WrkFigures};
+pub use result::{PipelineResult, ServiceFigures, WrkFigures};
 
 use measure::measure;
 use processes::Pipeline;

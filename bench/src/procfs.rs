@@ -23,27 +23,20 @@ use anyhow::Context;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
 pub struct CpuTicks(pub u64);
 
-/// Parses `utime + stime` (fields 14 and 15) out of the contents of `/proc/<pid>/stat`.
+/// Parses `utime + stime` (fields 14 and 15) out of the contents of `/proc/<pid>/stat`,
+/// or with `children`, `cutime + cstime` (fields 16 and 17): the CPU time of the
+/// process's children that it has waited for.
 ///
 /// Field 2, the command name, is in parentheses and may itself contain spaces and
 /// parentheses, so the fields are counted from the *last* `)`.
-pub fn parse_stat_cpu(stat: &str) -> Option<CpuTicks> {
+pub fn parse_stat_cpu(stat: &str, children: bool) -> Option<CpuTicks> {
     let after_name = &stat[stat.rfind(')')? + 1..];
     // After the name: field 3 (state) is index 0, so field N is index N - 3.
-    let fields: Vec<&str> = after_name.split_whitespace().collect();
-    let utime: u64 = fields.get(14 - 3)?.parse().ok()?;
-    let stime: u64 = fields.get(15 - 3)?.parse().ok()?;
-    Some(CpuTicks(utime + stime))
-}
-
-/// Parses `cutime + cstime` (fields 16 and 17) out of the contents of
-/// `/proc/<pid>/stat`: the CPU time of the process's children that it has waited for.
-pub fn parse_stat_children_cpu(stat: &str) -> Option<CpuTicks> {
-    let after_name = &stat[stat.rfind(')')? + 1..];
-    let fields: Vec<&str> = after_name.split_whitespace().collect();
-    let cutime: u64 = fields.get(16 - 3)?.parse().ok()?;
-    let cstime: u64 = fields.get(17 - 3)?.parse().ok()?;
-    Some(CpuTicks(cutime + cstime))
+    let first = if children { 16 - 3 } else { 14 - 3 };
+    let mut fields = after_name.split_whitespace().skip(first);
+    let user: u64 = fields.next()?.parse().ok()?;
+    let system: u64 = fields.next()?.parse().ok()?;
+    Some(CpuTicks(user + system))
 }
 
 /// The value in kB of a `Name:   1234 kB` line of `/proc/<pid>/status` (e.g. `VmHWM`).
@@ -86,29 +79,18 @@ pub fn parse_machine_ticks(stat: &str) -> Option<MachineTicks> {
     })
 }
 
-impl MachineTicks {
-    /// Share of the CPUs' time spent busy between `self` (earlier) and `later`, 0–1.
-    pub fn busy_share_until(&self, later: &MachineTicks) -> f64 {
-        let total = later.total.saturating_sub(self.total);
-        if total == 0 {
-            return 0.0;
-        }
-        later.busy.saturating_sub(self.busy) as f64 / total as f64
-    }
-}
-
 /// Reads a process's CPU time.
 pub fn cpu_ticks(pid: u32) -> anyhow::Result<CpuTicks> {
     let path = format!("/proc/{pid}/stat");
     let stat = std::fs::read_to_string(&path).with_context(|| format!("cannot read {path}"))?;
-    parse_stat_cpu(&stat).with_context(|| format!("cannot parse {path}"))
+    parse_stat_cpu(&stat, false).with_context(|| format!("cannot parse {path}"))
 }
 
 /// Reads the CPU time of this process's children it has waited for: how the CPU of a
 /// short-lived child (wrk) is measured, since its `/proc` entry is gone once it exited.
 pub fn children_cpu_ticks() -> anyhow::Result<CpuTicks> {
     let stat = std::fs::read_to_string("/proc/self/stat").context("cannot read /proc/self/stat")?;
-    parse_stat_children_cpu(&stat).context("cannot parse /proc/self/stat")
+    parse_stat_cpu(&stat, true).context("cannot parse /proc/self/stat")
 }
 
 /// Reads a process's peak resident set (`VmHWM`), in kB.
@@ -316,14 +298,14 @@ mod tests {
     fn stat_cpu_is_utime_plus_stime_counted_from_the_last_parenthesis() {
         let stat = "8620 (beam.smp) S 1 8619 8619 0 -1 4194560 100 0 0 0 1234 567 0 0 20 0 30 0 999 \
                     0 0 18446744073709551615 0 0 0 0 0 0 0 0 0 0 0 0 17 1 0 0 0 0 0";
-        assert_eq!(parse_stat_cpu(stat), Some(CpuTicks(1234 + 567)));
+        assert_eq!(parse_stat_cpu(stat, false), Some(CpuTicks(1234 + 567)));
         let odd_name = "42 (a (b) c) R 1 2 3 4 5 6 7 8 9 10 11 22 0 0";
-        assert_eq!(parse_stat_cpu(odd_name), Some(CpuTicks(33)));
-        assert_eq!(parse_stat_cpu("42 (short) R 1 2"), None);
-        assert_eq!(parse_stat_cpu("no parenthesis"), None);
+        assert_eq!(parse_stat_cpu(odd_name, false), Some(CpuTicks(33)));
+        assert_eq!(parse_stat_cpu("42 (short) R 1 2", false), None);
+        assert_eq!(parse_stat_cpu("no parenthesis", false), None);
         let waited = "8620 (bench) S 1 8619 8619 0 -1 4194560 100 0 0 0 1234 567 80 9 20 0";
-        assert_eq!(parse_stat_children_cpu(waited), Some(CpuTicks(80 + 9)));
-        assert_eq!(parse_stat_children_cpu("42 (short) R 1 2"), None);
+        assert_eq!(parse_stat_cpu(waited, true), Some(CpuTicks(80 + 9)));
+        assert_eq!(parse_stat_cpu("42 (short) R 1 2", true), None);
         assert!(children_cpu_ticks().is_ok());
     }
 
@@ -347,9 +329,13 @@ mod tests {
             }
         );
         let after = parse_machine_ticks("cpu  250 0 100 1550 100 0 0 0 0 0\n").unwrap();
-        // 200 more busy ticks out of 1000 more in total.
-        assert!((before.busy_share_until(&after) - 0.2).abs() < 1e-9);
-        assert_eq!(before.busy_share_until(&before), 0.0);
+        assert_eq!(
+            after,
+            MachineTicks {
+                busy: 350,
+                total: 2000
+            }
+        );
         assert_eq!(parse_machine_ticks("intr 1 2 3"), None);
     }
 

@@ -21,15 +21,11 @@ const KEPT_LINES: usize = 5;
 /// What a service's log said that the benchmark cares about.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct LogSummary {
-    /// Lines of stdout.
-    pub lines: u64,
     /// Sum of the `dropped_span_count` fields: the SDK's batch span processor logs the
     /// total it dropped (queue full) at shutdown, as `BatchSpanProcessor.SpansDropped`.
     pub dropped_span_count: u64,
     /// Whether `BatchSpanProcessor.SpanDroppingStarted` was logged (the first drop).
     pub dropping_started: bool,
-    /// WARN or ERROR lines from the OpenTelemetry crates (export failures and drops).
-    pub otel_problems: u64,
     /// WARN lines in all.
     pub warnings: u64,
     /// ERROR lines in all.
@@ -39,14 +35,12 @@ pub struct LogSummary {
 }
 
 impl LogSummary {
-    /// Takes one JSON log line (other lines only count).
+    /// Takes one JSON log line (other lines are passed over).
     pub fn observe(&mut self, line: &str) {
-        self.lines += 1;
         let Ok(serde_json::Value::Object(log)) = serde_json::from_str(line) else {
             return;
         };
         let level = log.get("level").and_then(|v| v.as_str()).unwrap_or("");
-        let target = log.get("target").and_then(|v| v.as_str()).unwrap_or("");
         let name = log.get("name").and_then(|v| v.as_str()).unwrap_or("");
         for field in ["dropped_span_count", "dropped_spans"] {
             if let Some(count) = log.get(field).and_then(serde_json::Value::as_u64) {
@@ -61,24 +55,13 @@ impl LogSummary {
         {
             self.dropping_started = true;
         }
-        let problem = match level {
-            "WARN" => {
-                self.warnings += 1;
-                true
-            }
-            "ERROR" => {
-                self.errors += 1;
-                true
-            }
-            _ => false,
-        };
-        if problem {
-            if target.starts_with("opentelemetry") {
-                self.otel_problems += 1;
-            }
-            if self.problem_lines.len() < KEPT_LINES {
-                self.problem_lines.push(line.to_owned());
-            }
+        match level {
+            "WARN" => self.warnings += 1,
+            "ERROR" => self.errors += 1,
+            _ => return,
+        }
+        if self.problem_lines.len() < KEPT_LINES {
+            self.problem_lines.push(line.to_owned());
         }
     }
 
@@ -199,8 +182,7 @@ mod tests {
         assert_eq!(logs.dropped_spans(), (1234, true));
         logs.observe(r#"{"level":"ERROR","target":"stock_service","message":"boom"}"#);
         logs.observe("plain text");
-        assert_eq!(logs.lines, 5);
-        assert_eq!((logs.warnings, logs.errors, logs.otel_problems), (2, 1, 2));
+        assert_eq!((logs.warnings, logs.errors), (2, 1));
         assert_eq!(logs.problem_lines.len(), 3);
     }
 }

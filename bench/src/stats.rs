@@ -1,4 +1,5 @@
-//! The arithmetic of the figures: percentiles, ratios, CPU per thousand operations.
+//! The arithmetic of the figures: latency percentiles, ratios, CPU per thousand
+//! operations.
 
 use std::time::Duration;
 
@@ -48,15 +49,6 @@ pub fn micros_histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("constant bounds are valid")
 }
 
-/// Nearest-rank percentile (`q` in 0–1) of `sorted` (ascending); `None` when empty.
-pub fn percentile(sorted: &[f64], q: f64) -> Option<f64> {
-    if sorted.is_empty() {
-        return None;
-    }
-    let rank = (q.clamp(0.0, 1.0) * sorted.len() as f64).ceil() as usize;
-    Some(sorted[rank.clamp(1, sorted.len()) - 1])
-}
-
 /// `numerator / denominator`, `None` when the denominator is zero or not finite.
 pub fn ratio(numerator: f64, denominator: f64) -> Option<f64> {
     (denominator.is_finite() && denominator != 0.0).then(|| numerator / denominator)
@@ -67,31 +59,9 @@ pub fn cpu_per_thousand(cpu: Duration, operations: u64) -> Option<f64> {
     ratio(cpu.as_secs_f64() * 1_000.0, operations as f64)
 }
 
-/// Evenly spaced indices of at most `limit` items out of `len` (all of them if fewer).
-pub fn sample_indices(len: usize, limit: usize) -> Vec<usize> {
-    if limit == 0 || len == 0 {
-        return Vec::new();
-    }
-    if len <= limit {
-        return (0..len).collect();
-    }
-    (0..limit).map(|i| i * len / limit).collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn percentiles_use_the_nearest_rank() {
-        let values: Vec<f64> = (1..=100).map(f64::from).collect();
-        assert_eq!(percentile(&values, 0.5), Some(50.0));
-        assert_eq!(percentile(&values, 0.99), Some(99.0));
-        assert_eq!(percentile(&values, 1.0), Some(100.0));
-        assert_eq!(percentile(&values, 0.0), Some(1.0));
-        assert_eq!(percentile(&[-3.0, 7.0], 0.5), Some(-3.0));
-        assert_eq!(percentile(&[], 0.5), None);
-    }
 
     #[test]
     fn ratios() {
@@ -105,14 +75,6 @@ mod tests {
         let per_k = cpu_per_thousand(Duration::from_millis(1_500), 10_000).unwrap();
         assert!((per_k - 0.15).abs() < 1e-12);
         assert_eq!(cpu_per_thousand(Duration::from_secs(1), 0), None);
-    }
-
-    #[test]
-    fn samples_are_spread_over_the_run() {
-        assert_eq!(sample_indices(5, 10), vec![0, 1, 2, 3, 4]);
-        assert_eq!(sample_indices(10, 5), vec![0, 2, 4, 6, 8]);
-        assert_eq!(sample_indices(0, 5), Vec::<usize>::new());
-        assert_eq!(sample_indices(7, 3).len(), 3);
     }
 
     #[test]

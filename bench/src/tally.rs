@@ -15,9 +15,8 @@
 //! `service.name`, and each span's trace id, name and kind. Protobuf decoders skip the
 //! fields a message does not declare without allocating, so attributes and events cost
 //! a length read. It keeps, per trace id, only which of
-//! [`CHECKOUT_TRACE`](testkit::verify::CHECKOUT_TRACE) arrived and how many spans:
-//! enough for "every accepted checkout's trace is complete" and "spans received vs
-//! expected". What the services send is unchanged; a collector elsewhere would pay the
+//! [`CHECKOUT_TRACE`](testkit::verify::CHECKOUT_TRACE) arrived: enough for "every
+//! accepted checkout's trace is complete". What the services send is unchanged; a collector elsewhere would pay the
 //! full decode on its own machine. (The trimmed decoding cut the sink's CPU per
 //! checkout by about three quarters; see docs/benchmark-history.md.)
 
@@ -44,14 +43,11 @@ use tokio::{
     time::Instant,
 };
 use tonic::{
-    codec::{CompressionEncoding, EnabledCompressionEncodings},
-    server::{Grpc, NamedService, UnaryService},
+    server::{NamedService, UnaryService},
     transport::server::TcpIncoming,
 };
-use tonic_prost::ProstCodec;
 
-/// Largest accepted export (decoded); SDK batches are far smaller.
-const MAX_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
+use crate::discard::{LogsSink, MetricsSink, unary};
 
 /// The OTLP trace service's one method.
 const EXPORT_PATH: &str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
@@ -149,16 +145,10 @@ pub mod wire {
     }
 }
 
-/// What arrived of one trace.
-#[derive(Clone, Copy, Debug, Default)]
-struct Tally {
-    seen: Seen,
-    spans: usize,
-}
-
 #[derive(Debug, Default)]
 struct Tallies {
-    traces: Mutex<HashMap<TraceId, Tally>>,
+    /// Which of a checkout's spans arrived, per trace.
+    traces: Mutex<HashMap<TraceId, Seen>>,
     spans: AtomicUsize,
     /// Traces that have every span of a checkout: counted as each becomes complete, so
     /// traces whose ids nobody knows (wrk's, started by the gateway) can be counted
@@ -181,11 +171,10 @@ impl Tallies {
                 let Ok(trace_id) = TraceId::try_from(span.trace_id.as_slice()) else {
                     continue;
                 };
-                let tally = traces.entry(trace_id).or_default();
-                tally.spans += 1;
-                let was = tally.seen;
-                tally.seen |= verify::seen_by_parts(service, SpanKind::from(span.kind), &span.name);
-                if was != ALL_SEEN && tally.seen == ALL_SEEN {
+                let seen = traces.entry(trace_id).or_default();
+                let was = *seen;
+                *seen |= verify::seen_by_parts(service, SpanKind::from(span.kind), &span.name);
+                if was != ALL_SEEN && *seen == ALL_SEEN {
                     self.complete.fetch_add(1, Ordering::Relaxed);
                 }
             }
@@ -210,8 +199,7 @@ impl UnaryService<wire::ExportTraceServiceRequest> for Export {
 }
 
 /// The trace service as tonic's generated server would route it, with the trimmed
-/// messages' codec: written out because generated servers fix their codec to the
-/// full message types.
+/// messages' codec ([`unary`]).
 #[derive(Clone)]
 struct TraceService(Arc<Tallies>);
 
@@ -238,15 +226,7 @@ where
             if request.uri().path() != EXPORT_PATH {
                 return Ok(tonic::Status::unimplemented("only TraceService/Export").into_http());
             }
-            let mut accept = EnabledCompressionEncodings::default();
-            accept.enable(CompressionEncoding::Gzip);
-            let mut grpc = Grpc::new(ProstCodec::<
-                wire::ExportTraceServiceResponse,
-                wire::ExportTraceServiceRequest,
-            >::default())
-            .apply_compression_config(accept, EnabledCompressionEncodings::default())
-            .apply_max_message_size_config(Some(MAX_MESSAGE_BYTES), None);
-            Ok(grpc.unary(Export(tallies), request).await)
+            Ok(unary::<wire::ExportTraceServiceRequest, _, _>(Export(tallies), request).await)
         })
     }
 }
@@ -282,12 +262,11 @@ impl SpanTally {
             .spawn(move || {
                 let served = runtime.block_on(async move {
                     let listener = TcpListener::from_std(listener)?;
-                    // Metrics and logs (the "full" runs) are counted and dropped.
-                    let others = Arc::new(crate::discard::Received::default());
+                    // Metrics and logs (the "full" runs) are dropped.
                     tonic::transport::Server::builder()
                         .add_service(service)
-                        .add_service(crate::discard::MetricsSink(others.clone()))
-                        .add_service(crate::discard::LogsSink(others))
+                        .add_service(MetricsSink)
+                        .add_service(LogsSink)
                         .serve_with_incoming_shutdown(TcpIncoming::from(listener), async move {
                             let _ = stop_requested.wait_for(|stop| *stop).await;
                         })
@@ -336,20 +315,6 @@ impl SpanTally {
         }
     }
 
-    /// Spans received of the traces in `trace_ids` (lowercase hex).
-    pub fn spans_of(&self, trace_ids: &[String]) -> usize {
-        let traces = self
-            .tallies
-            .traces
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        trace_ids
-            .iter()
-            .filter_map(|id| traces.get(&parse_trace_id(id)?))
-            .map(|tally| tally.spans)
-            .sum()
-    }
-
     /// Waits up to `timeout` for every trace in `trace_ids` to be complete, then
     /// says how many are.
     pub async fn check(&self, trace_ids: &[String], timeout: Duration) -> TraceCheck {
@@ -363,7 +328,7 @@ impl SpanTally {
                     .lock()
                     .unwrap_or_else(|p| p.into_inner());
                 ids.iter()
-                    .map(|id| Some(traces.get(id.as_ref()?)?.seen))
+                    .map(|id| traces.get(id.as_ref()?).copied())
                     .collect()
             };
             let all_complete = seen.iter().all(|seen| *seen == Some(ALL_SEEN));
@@ -527,7 +492,7 @@ mod wire_tests {
         let mut client = TraceServiceClient::connect(sink.endpoint())
             .await
             .expect("the sink accepts connections")
-            .send_compressed(CompressionEncoding::Gzip);
+            .send_compressed(tonic::codec::CompressionEncoding::Gzip);
         let complete = [1; 16];
         let partial = [2; 16];
         let exports = [
@@ -571,7 +536,6 @@ mod wire_tests {
 
         let hex = |id: TraceId| id.iter().map(|b| format!("{b:02x}")).collect::<String>();
         assert_eq!(sink.spans(), 8);
-        assert_eq!(sink.spans_of(&[hex(complete)]), 7);
         let check = sink.check(&[hex(complete)], Duration::from_secs(5)).await;
         assert_eq!(check.complete, 1, "{check:?}");
         let check = sink

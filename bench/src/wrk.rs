@@ -111,7 +111,6 @@ struct Line {
 #[derive(Debug, Deserialize)]
 struct LatencyLine {
     p50: u64,
-    p90: u64,
     p99: u64,
     max: u64,
 }
@@ -127,8 +126,6 @@ pub struct WrkReport {
     pub errors: WrkErrors,
     /// Latency of the responses.
     pub latency: Latency,
-    /// 90th percentile.
-    pub p90: Duration,
 }
 
 impl WrkReport {
@@ -174,7 +171,6 @@ pub fn parse_output(stdout: &str) -> anyhow::Result<WrkReport> {
             p99: us(line.latency_us.p99),
             max: us(line.latency_us.max),
         },
-        p90: us(line.latency_us.p90),
     })
 }
 
@@ -310,7 +306,6 @@ WRK_JSON {\"requests\":7446,\"duration_us\":3002053,\"bytes\":1804728,\"errors\"
             }
         );
         assert_eq!(report.latency.p50, Duration::from_micros(6_164));
-        assert_eq!(report.p90, Duration::from_micros(8_337));
         assert_eq!(report.latency.p99, Duration::from_micros(14_236));
         assert_eq!(report.latency.max, Duration::from_micros(22_832));
         assert_eq!(report.ok(), 7440, "a late response still counts");

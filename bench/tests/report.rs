@@ -26,15 +26,12 @@ fn raw(c: usize, confirmed: u64, unaccounted_busy: f64) -> RawResult {
             p50: Duration::from_micros(900),
             ..Latency::default()
         },
-        drained: true,
         consumed: confirmed,
         confirmed_total: confirmed,
         // 2 s of broker CPU: 2,000,000 µs over the confirmed messages.
         cpu: vec![("broker".into(), Duration::from_secs(2))],
         machine_busy: 0.9,
         unaccounted_busy,
-        body_bytes: 120,
-        header_bytes: 80,
         queue_members: None,
     }
 }

@@ -22,8 +22,8 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Args;
 use serde_json::Value;
+use testkit::receiver::{ReceivedSpan, SpanKind};
 
-use crate::receiver::{ReceivedSpan, SpanKind};
 use crate::waterfall;
 
 /// Arguments of `checkout trace`.

@@ -4,18 +4,17 @@
 //! stock-service) is traced with OpenTelemetry, and exports metrics and logs too. The
 //! `checkout` command sees that telemetry without Jaeger or a collector: it sends
 //! checkouts, generates load and shows traces (with their logs) and live metrics in
-//! the terminal, built on the in-process OTLP receiver of the [`testkit`] crate, which
-//! the tests and the benchmark share (so the command does not compile the services).
+//! the terminal, built on the in-process OTLP receiver and the trace checks of the
+//! [`testkit`] crate, which the tests and the benchmark share (so the command does not
+//! compile the services).
 //!
 //! Everything the command does is a library function first (the binary only parses
 //! arguments), so tests drive the same code: [`send::send`], [`load::run_load`],
-//! [`verify::check_traces`], [`order_status::check_orders`], [`jaeger::fetch_trace`],
-//! [`waterfall::render_waterfall`], [`top::view::view`].
+//! [`order_status::check_orders`], [`jaeger::fetch_trace`], [`waterfall::render_waterfall`],
+//! [`top::view::view`].
 //!
 //! # Layout
 //!
-//! - [`receiver`] and [`verify`]: the test kit's OTLP receiver (traces, metrics, logs)
-//!   and trace checks, re-exported: the commands below are built on them.
 //! - [`cli`]: the command line (clap) and dispatch to the subcommands:
 //!   - [`send`]: `checkout send`, one checkout with its trace id and Jaeger link.
 //!   - [`traces`]: `checkout traces`, the receiver printing each completed trace (and,
@@ -40,7 +39,3 @@ pub mod send;
 pub mod top;
 pub mod traces;
 pub mod waterfall;
-
-// The receiver and the trace checks live in the test kit, which the tests and the
-// benchmark share; re-exported, as the commands are built on them.
-pub use testkit::{receiver, verify};

@@ -17,14 +17,12 @@
 //! `--warmup` requests are sent first but not counted. Latencies go into an HDR
 //! histogram (microsecond resolution). With `--verify-traces`, every request carries a
 //! generated `traceparent`, so the traces of the accepted ones can be checked for
-//! completeness afterwards ([`crate::verify`]). A 202 only says the broker has the
+//! completeness afterwards ([`testkit::verify`]). A 202 only says the broker has the
 //! order, so by default the command then asks stock-service what it decided for each
 //! accepted order ([`crate::order_status`]): a run past the stock shows its rejections.
 //!
 //! [`run_load`] is the library entry point; the command only parses arguments and
-//! prints the [`LoadReport`]. The report also lists every accepted order with the
-//! wall-clock time its answer arrived ([`AcceptedOrder`]), so a caller can measure how
-//! long the order then took to be applied downstream (the benchmark does).
+//! prints the [`LoadReport`], which lists every accepted order ([`AcceptedOrder`]).
 //!
 //! The parts: `config` (what to run), `run` (running it), `report` (what it measured)
 //! and `command` (the command line); everything public is re-exported here.

@@ -24,9 +24,10 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Args;
+use testkit::receiver::ReceiverOptions;
 
 use crate::duration::parse_duration;
-use crate::receiver::{OtlpReceiver, Protocol, ReceiverOptions};
+use crate::traces::start_receiver;
 use view::{OperationRow, TopView};
 
 /// Arguments of `checkout top`.
@@ -57,15 +58,7 @@ pub async fn run(args: TopArgs) -> anyhow::Result<ExitCode> {
         log_limit: 1,
         ..ReceiverOptions::default()
     };
-    let receiver = OtlpReceiver::start_with(args.listen_grpc, Some(args.listen_http), options)
-        .await
-        .map_err(|error| {
-            let flag = match error.protocol {
-                Protocol::Grpc => "--listen-grpc",
-                Protocol::Http => "--listen-http",
-            };
-            anyhow::anyhow!(error.explain(flag))
-        })?;
+    let receiver = start_receiver(args.listen_grpc, args.listen_http, options).await?;
     eprintln!(
         "receiving metrics on OTLP/gRPC {} and OTLP/HTTP {}; the figures change at each of the services' exports, every OTEL_METRIC_EXPORT_INTERVAL (60 s by default): for a live view start them with OTEL_METRIC_EXPORT_INTERVAL=1000 (scripts/demo does)",
         receiver.grpc_addr(),

@@ -27,9 +27,9 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Args;
+use testkit::receiver::{OtlpReceiver, Protocol, ReceivedSpan, ReceiverOptions};
 
 use crate::duration::parse_duration;
-use crate::receiver::{OtlpReceiver, Protocol, ReceivedSpan};
 use crate::waterfall;
 
 /// Arguments of `checkout traces`.
@@ -58,9 +58,14 @@ pub struct TracesArgs {
     pub logs: bool,
 }
 
-/// Runs `checkout traces` until Ctrl-C, `--count` traces, or a closed stdout.
-pub async fn run(args: TracesArgs) -> anyhow::Result<ExitCode> {
-    let receiver = OtlpReceiver::start(args.listen_grpc, Some(args.listen_http))
+/// Starts the receiver on `--listen-grpc` and `--listen-http` (also `checkout top`'s), a
+/// port that cannot be bound explained with the option that sets it.
+pub(crate) async fn start_receiver(
+    grpc: SocketAddr,
+    http: SocketAddr,
+    options: ReceiverOptions,
+) -> anyhow::Result<OtlpReceiver> {
+    OtlpReceiver::start_with(grpc, Some(http), options)
         .await
         .map_err(|error| {
             let flag = match error.protocol {
@@ -68,7 +73,13 @@ pub async fn run(args: TracesArgs) -> anyhow::Result<ExitCode> {
                 Protocol::Http => "--listen-http",
             };
             anyhow::anyhow!(error.explain(flag))
-        })?;
+        })
+}
+
+/// Runs `checkout traces` until Ctrl-C, `--count` traces, or a closed stdout.
+pub async fn run(args: TracesArgs) -> anyhow::Result<ExitCode> {
+    let options = ReceiverOptions::default();
+    let receiver = start_receiver(args.listen_grpc, args.listen_http, options).await?;
     eprintln!(
         "receiving spans on OTLP/gRPC {} and OTLP/HTTP {}; a trace is printed {} after its last span",
         receiver.grpc_addr(),

@@ -17,10 +17,9 @@ use std::collections::{HashMap, HashSet};
 use std::fmt::Write;
 
 use serde::Serialize;
+use testkit::receiver::{ReceivedSpan, SpanStatus};
 
 pub use logs::{TraceWithLogsJson, render_json_with_logs, render_logs};
-
-use crate::receiver::{ReceivedSpan, SpanStatus};
 
 /// Filled part of a timeline bar.
 const BAR: &str = "█";
@@ -250,7 +249,7 @@ fn millis(nanos: u64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::receiver::SpanKind;
+    use testkit::receiver::SpanKind;
 
     const T0: u64 = 1_700_000_000_000_000_000;
     const MS: u64 = 1_000_000;

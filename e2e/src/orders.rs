@@ -134,7 +134,7 @@ pub fn make_order(run: &str, index: usize) -> Order {
     }
 }
 
-/// How many orders [`Load::start`] keeps in flight.
+/// How many orders [`TestPipeline::load`](crate::TestPipeline::load) keeps in flight.
 pub const LOAD_CONCURRENCY: usize = 8;
 
 /// How a [`Load`] places its orders.
@@ -170,17 +170,6 @@ pub struct Load {
 }
 
 impl Load {
-    /// Starts placing fresh orders through `pipeline`'s gateway in the
-    /// background, [`LOAD_CONCURRENCY`] at a time; each is retried for up to `give_up_after`.
-    pub fn start(pipeline: &crate::TestPipeline, give_up_after: Duration) -> Self {
-        Self::start_at(
-            pipeline.http.clone(),
-            pipeline.gateway_url.clone(),
-            Pace::InFlight(LOAD_CONCURRENCY),
-            give_up_after,
-        )
-    }
-
     /// Starts placing fresh orders through the gateway at `gateway_url`, at
     /// `pace`; each is retried for up to `give_up_after`.
     pub fn start_at(

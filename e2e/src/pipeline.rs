@@ -241,6 +241,18 @@ impl TestPipeline {
         .await
     }
 
+    /// Starts placing fresh orders through the gateway in the background,
+    /// [`LOAD_CONCURRENCY`](orders::LOAD_CONCURRENCY) at a time; each is retried for up
+    /// to `give_up_after`.
+    pub fn load(&self, give_up_after: Duration) -> orders::Load {
+        orders::Load::start_at(
+            self.http.clone(),
+            self.gateway_url.clone(),
+            orders::Pace::InFlight(orders::LOAD_CONCURRENCY),
+            give_up_after,
+        )
+    }
+
     /// Waits until stock-service has applied every accepted order and checks
     /// the stock moved by exactly their units (see [`orders`]).
     pub async fn assert_applied_exactly_once(&self, accepted: &[orders::Accepted]) {

@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 use contracts::amqp::{PUBLISHER_APP_ID, dead_letter_queue};
 use e2e::{
     PATIENCE, PipelineOptions, TestPipeline,
-    orders::{Accepted, Load, make_order},
+    orders::{Accepted, make_order},
     span_of,
 };
 use reqwest::StatusCode;
@@ -123,7 +123,7 @@ async fn orders_keep_flowing_when_a_cluster_node_dies() {
         assert_eq!(members, [0, 1, 2], "the quorum queue's members");
     }
 
-    let load = Load::start(&pipeline, Duration::from_secs(240));
+    let load = pipeline.load(Duration::from_secs(240));
     load.wait_for_more_accepted(100, PATIENCE).await;
     let mut probes = Vec::new();
     let run = uuid::Uuid::new_v4().to_string();

@@ -18,7 +18,7 @@
 
 use std::time::{Duration, Instant};
 
-use e2e::{PATIENCE, PipelineOptions, TestPipeline, orders::Load};
+use e2e::{PATIENCE, PipelineOptions, TestPipeline};
 use reqwest::StatusCode;
 use serde_json::json;
 use testkit::poll;
@@ -38,7 +38,7 @@ async fn a_broker_restart_loses_nothing_and_applies_nothing_twice() {
         ..PipelineOptions::default()
     })
     .await;
-    let load = Load::start(&pipeline, Duration::from_secs(240));
+    let load = pipeline.load(Duration::from_secs(240));
     load.wait_for_more_accepted(150, PATIENCE).await;
 
     // The broker application stops; its VM stays up.

@@ -24,10 +24,7 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use e2e::{
-    PATIENCE, PipelineOptions, TestPipeline, amqp_url, get_json,
-    orders::{LOAD_CONCURRENCY, Load},
-};
+use e2e::{PATIENCE, PipelineOptions, TestPipeline, amqp_url, get_json, orders::LOAD_CONCURRENCY};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use testkit::poll;
@@ -171,7 +168,7 @@ async fn a_killed_replica_costs_no_error_and_the_survivor_takes_every_call() {
     let (pipeline, victim, survivor) = start_with_two_replicas().await;
     let (victim_port, survivor_port) = (victim.addr.port(), survivor.addr.port());
 
-    let load = Load::start(&pipeline, Duration::from_secs(180));
+    let load = pipeline.load(Duration::from_secs(180));
     load.wait_for_more_accepted(150, PATIENCE).await;
     let killed_at = now_unix_nanos();
     victim.kill().await.unwrap();

@@ -13,7 +13,7 @@
 use std::time::Duration;
 
 use contracts::amqp::{DEATH_REASON_HEADER, dead_letter_queue};
-use e2e::{PATIENCE, PipelineOptions, TestPipeline, amqp_url, orders::Load};
+use e2e::{PATIENCE, PipelineOptions, TestPipeline, amqp_url};
 use lapin::{
     BasicProperties, Connection, ConnectionProperties,
     options::{BasicGetOptions, BasicPublishOptions, ConfirmSelectOptions},
@@ -33,7 +33,7 @@ async fn checkout_service_stopped_mid_load_gives_fast_503s_then_recovers() {
         ..PipelineOptions::default()
     })
     .await;
-    let load = Load::start(&pipeline, Duration::from_secs(180));
+    let load = pipeline.load(Duration::from_secs(180));
     load.wait_for_more_accepted(150, PATIENCE).await;
 
     let checkout = pipeline.service("checkout-service");
@@ -87,7 +87,7 @@ async fn an_unreachable_otlp_endpoint_for_every_signal_affects_no_checkout() {
     })
     .await;
 
-    let load = Load::start(&pipeline, Duration::from_secs(180));
+    let load = pipeline.load(Duration::from_secs(180));
     load.wait_for_more_accepted(300, PATIENCE).await;
     let answers = load.progress().answers();
     let accepted = load.finish().await;
@@ -135,7 +135,7 @@ async fn poison_messages_are_dead_lettered_with_their_reason_and_good_ones_flow(
         (b"\xc3\x28 invalid utf-8", garbage_headers, "malformed"),
     ];
 
-    let load = Load::start(&pipeline, Duration::from_secs(180));
+    let load = pipeline.load(Duration::from_secs(180));
     for (body, headers, _) in &poison {
         load.wait_for_more_accepted(50, PATIENCE).await;
         let confirm = channel

@@ -9,10 +9,7 @@
 
 use std::time::Duration;
 
-use e2e::{
-    PATIENCE, PipelineOptions, TestPipeline, amqp_url,
-    orders::{Load, assert_applied_exactly_once},
-};
+use e2e::{PATIENCE, PipelineOptions, TestPipeline, amqp_url, orders::assert_applied_exactly_once};
 use testkit::process::ServiceProcess;
 
 const INITIAL_STOCK: i64 = 1_000_000;
@@ -57,7 +54,7 @@ where
     })
     .await;
     let stock_service = start_stock_service(&pipeline).await;
-    let load = Load::start(&pipeline, Duration::from_secs(180));
+    let load = pipeline.load(Duration::from_secs(180));
 
     load.wait_for_more_accepted(100, PATIENCE).await;
     stop(stock_service).await;

@@ -70,7 +70,8 @@ pub use metric::{HistogramPoint, MetricPoint, PointValue};
 pub use metric_store::{DEFAULT_SERIES_LIMIT, MetricSeries, MetricStore};
 pub use settle::{CompletedTraces, TraceSettler};
 pub use span::{
-    AttributeValue, ReceivedSpan, SpanEvent, SpanKind, SpanLink, SpanStatus, service_name,
+    AttributeValue, ReceivedSpan, SpanEvent, SpanKind, SpanLink, SpanStatus, flatten_spans,
+    service_name,
 };
 pub use store::{SpanStore, SpanSubscription};
 

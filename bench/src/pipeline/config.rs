@@ -74,8 +74,6 @@ pub struct PipelineConfig {
     pub batch: BatchSettings,
     /// stock-service's `AMQP_PREFETCH`.
     pub prefetch: u16,
-    /// Accepted orders whose `processedAt` is read.
-    pub apply_sample: usize,
     /// Longest wait for stock-service to apply the accepted orders.
     pub apply_timeout: Duration,
     /// Longest wait for complete traces.

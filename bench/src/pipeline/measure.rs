@@ -1,20 +1,18 @@
 //! The measurement of one started pipeline: warmup and its drain, the measured load
 //! window with CPU snapshots around it (covering the downstream work and span export
 //! each checkout causes), then the same with wrk ([`wrk_window`](super::wrk_window)),
-//! peak memory, apply latency, the services' stop, and the trace check; steps 3 to 6
-//! of [the `pipeline` module](super), in that order.
+//! peak memory, the services' stop, and the trace check; steps 3 to 6 of [the
+//! `pipeline` module](super), in that order.
 
 use std::time::Duration;
 
 use anyhow::Context;
 use checkout_cli::load::{LoadConfig, LoadMode, run_load};
-use testkit::verify;
-use tokio::time::Instant;
 
-use super::applied::{apply_latency, wait_applied};
+use super::applied::wait_applied;
 use super::config::{PipelineConfig, Tracing};
 use super::processes::{Pipeline, http_client};
-use super::result::{PipelineResult, ServiceFigures, TraceFigures};
+use super::result::{PipelineResult, ServiceFigures};
 use super::wrk_window::{Readers, wrk_window};
 use crate::procfs::{self, Snapshot};
 use crate::tally::SpanTally;
@@ -76,9 +74,7 @@ pub(super) async fn measure(
     };
     let snapshot = || Snapshot::take_with(&measured, &postgres());
     let before = snapshot()?;
-    let window_start = Instant::now();
     let load = run_load(load_config(config.duration)).await?;
-    let load_done = Instant::now();
     let applied_after = wait_applied(
         &client,
         stock,
@@ -87,7 +83,6 @@ pub(super) async fn measure(
         config.apply_timeout,
     )
     .await?;
-    let apply_wait = load_done.elapsed();
     let first_check = match tracing {
         Tracing::On | Tracing::Full => Some(
             receiver
@@ -97,7 +92,6 @@ pub(super) async fn measure(
         Tracing::Off => None,
     };
     let after = snapshot()?;
-    let cpu_window = window_start.elapsed();
     let usage = before.until(&after, clock_ticks);
 
     let wrk = match &config.wrk {
@@ -126,8 +120,6 @@ pub(super) async fn measure(
     for service in pipeline.services() {
         peaks.push(procfs::peak_rss_kb(service.pid)?);
     }
-    let apply_latency =
-        apply_latency(&client, stock, &load.accepted_orders, config.apply_sample).await;
     let queue_members = match &config.cluster_node {
         Some(node) => cluster::queue_members(node, &pipeline.queue).await,
         None => None,
@@ -147,34 +139,20 @@ pub(super) async fn measure(
         })
         .collect();
 
+    // Spans flushed at shutdown may complete traces the first check missed.
     let traces = match first_check {
-        Some(check) => {
-            // Spans flushed at shutdown may complete traces the first check missed.
-            let check = if check.all_complete() {
-                check
-            } else {
-                receiver
-                    .check(&load.accepted_trace_ids, Duration::from_secs(3))
-                    .await
-            };
-            let spans_of_checkouts = receiver.spans_of(&load.accepted_trace_ids);
-            Some(TraceFigures {
-                check,
-                spans_of_checkouts,
-                spans_expected_min: verify::CHECKOUT_TRACE.len() * load.accepted_trace_ids.len(),
-            })
-        }
-        None => None,
+        Some(check) if !check.all_complete() => Some(
+            receiver
+                .check(&load.accepted_trace_ids, Duration::from_secs(3))
+                .await,
+        ),
+        check => check,
     };
     Ok(PipelineResult {
         tracing,
         concurrency,
-        warmup_accepted,
         applied: applied_after.saturating_sub(applied_before),
-        apply_wait,
-        apply_latency,
         cpu: usage.per_process,
-        cpu_window,
         queue_members,
         machine_busy: usage.machine_busy,
         unaccounted_busy: usage.unaccounted_busy,

@@ -1,5 +1,5 @@
-//! What a pipeline run hands back: the [`PipelineResult`] with its per-service, trace
-//! and apply-latency figures, and the rates derived from them. Plain data, so the
+//! What a pipeline run hands back: the [`PipelineResult`] with its per-service and
+//! trace figures, and the rates derived from them. Plain data, so the
 //! report (and its tests) can build and read results without running anything.
 
 use std::time::Duration;
@@ -11,30 +11,6 @@ use super::config::Tracing;
 use crate::services::LogSummary;
 use crate::stats::Latency;
 use crate::wrk::WrkReport;
-
-/// From the 202 to stock-service's `processedAt`, over a sample of the accepted orders.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub struct ApplyLatency {
-    /// Orders asked about.
-    pub sampled: usize,
-    /// Orders stock-service had processed.
-    pub found: usize,
-    /// Median, ms (1 ms resolution; ≤ 0 when applied before the 202 reached the client).
-    pub p50_ms: Option<f64>,
-    /// 99th percentile, ms.
-    pub p99_ms: Option<f64>,
-}
-
-/// The spans of a traced run.
-#[derive(Debug, Clone, PartialEq)]
-pub struct TraceFigures {
-    /// The trace check of the accepted checkouts (after the services' final flush).
-    pub check: TraceCheck,
-    /// Spans received that belong to the accepted checkouts' traces.
-    pub spans_of_checkouts: usize,
-    /// Spans expected at least: six per accepted checkout.
-    pub spans_expected_min: usize,
-}
 
 /// The wrk window of a run: wrk at the same C for the same duration, on the same warm
 /// pipeline, after the built-in load's window.
@@ -49,8 +25,6 @@ pub struct WrkFigures {
     pub cpu: Vec<(String, Duration)>,
     /// wrk's own CPU time.
     pub wrk_cpu: Duration,
-    /// Length of the CPU window.
-    pub cpu_window: Duration,
     /// Share of the machine's CPU busy over the window.
     pub machine_busy: f64,
     /// Share busy in processes not measured, wrk's own CPU taken out (see
@@ -60,23 +34,9 @@ pub struct WrkFigures {
     /// wait: wrk's accepted ones, and possibly some of the up to C requests wrk left in
     /// flight when it stopped (the gateway may still have accepted them).
     pub applied: u64,
-    /// How long after wrk stopped its accepted orders were applied (or the timeout).
-    pub apply_wait: Duration,
     /// Traced: how many more traces were complete at the end of the window than at its
     /// start (wrk's requests carry no `traceparent`, so their ids are unknown).
     pub complete_traces: Option<usize>,
-}
-
-impl WrkFigures {
-    /// Accepted checkouts (responses below 400).
-    pub fn accepted(&self) -> u64 {
-        self.report.ok()
-    }
-
-    /// Accepted checkouts per second.
-    pub fn throughput(&self) -> f64 {
-        self.report.throughput()
-    }
 }
 
 /// One service's end of run.
@@ -103,22 +63,14 @@ pub struct PipelineResult {
     pub concurrency: usize,
     /// The load generator's report of the measured window.
     pub load: LoadReport,
-    /// Accepted checkouts during the warmup.
-    pub warmup_accepted: u64,
     /// Orders stock-service applied from the start of the window until the end of the
     /// apply wait (normally exactly the accepted ones).
     pub applied: u64,
-    /// How long after the window the last accepted order was applied (or the timeout).
-    pub apply_wait: Duration,
-    /// From the 202 to `processedAt`.
-    pub apply_latency: ApplyLatency,
     /// CPU time over the measured window (see [the `pipeline` module](super)) per
     /// process: each service process, the broker's, this process, and PostgreSQL's
     /// (summed per label); one label per replica, so a service's CPU is the sum of its
     /// entries.
     pub cpu: Vec<(String, Duration)>,
-    /// Length of the CPU window.
-    pub cpu_window: Duration,
     /// In a cluster: the nodes the run's queue had a replica on (`None`: not asked, or
     /// no answer).
     pub queue_members: Option<usize>,
@@ -132,8 +84,9 @@ pub struct PipelineResult {
     /// All spans the receiver got (also those of the warmup, of the order queries and
     /// of the wrk window; 0 when untraced).
     pub spans_received: usize,
-    /// Traced runs: the accepted checkouts' traces.
-    pub traces: Option<TraceFigures>,
+    /// Traced runs: the trace check of the accepted checkouts (after the services'
+    /// final flush).
+    pub traces: Option<TraceCheck>,
     /// The wrk window, unless `--no-wrk`.
     pub wrk: Option<WrkFigures>,
 }
@@ -152,11 +105,6 @@ impl PipelineResult {
     /// Response latency.
     pub fn latency(&self) -> Latency {
         Latency::of_load(&self.load.latency)
-    }
-
-    /// Requests that did not get a 2xx.
-    pub fn failed(&self) -> u64 {
-        self.load.errors()
     }
 
     /// Spans dropped by all exporters, and whether the sum is exact.

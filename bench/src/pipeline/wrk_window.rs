@@ -69,7 +69,6 @@ where
         clock_ticks,
     )
     .await?;
-    let wrk_done = Instant::now();
     let accepted = run.report.ok();
     let applied_after = wait_applied(
         client,
@@ -79,7 +78,6 @@ where
         config.apply_timeout,
     )
     .await?;
-    let apply_wait = wrk_done.elapsed();
     let complete_traces = if tracing.traces() {
         let target = complete_before + usize::try_from(accepted).unwrap_or(usize::MAX);
         let complete = receiver
@@ -100,11 +98,9 @@ where
         report: run.report,
         cpu: usage.per_process,
         wrk_cpu: run.cpu,
-        cpu_window,
         machine_busy: usage.machine_busy,
         unaccounted_busy: (usage.unaccounted_busy - wrk_share).max(0.0),
         applied: applied_after.saturating_sub(applied_before),
-        apply_wait,
         complete_traces,
     })
 }

@@ -219,23 +219,23 @@ fn pipeline(r: &PipelineResult) -> Pipeline {
     let mut bench = window(
         r.throughput(),
         r.latency(),
-        r.failed(),
+        r.load.errors(),
         cpu_us(&r.cpu, accepted),
         r.machine_busy,
     );
     bench.unapplied = Some(accepted.saturating_sub(r.applied));
     if let Some(t) = &r.traces {
-        bench.traces_complete = Some(t.check.complete as u64);
-        bench.traces_expected = Some(t.check.checked as u64);
+        bench.traces_complete = Some(t.complete as u64);
+        bench.traces_expected = Some(t.checked as u64);
     }
     let wrk = r.wrk.as_ref().map(|w| {
-        let accepted = w.accepted();
+        let accepted = w.report.ok();
         let mut cpu = cpu_us(&w.cpu, accepted);
         if let Some(us) = stats::cpu_per_thousand(w.wrk_cpu, accepted) {
             cpu.insert("wrk".to_owned(), us * 1e3);
         }
         let mut window = window(
-            w.throughput(),
+            w.report.throughput(),
             w.report.latency,
             w.report.failed(),
             cpu,

@@ -28,9 +28,9 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde::Deserialize;
 use serde_json::Value;
+use testkit::receiver::{AttributeValue, ReceivedSpan, SpanEvent, SpanKind, SpanLink, SpanStatus};
 
 use super::{JaegerError, kind_from_name};
-use crate::receiver::{AttributeValue, ReceivedSpan, SpanEvent, SpanKind, SpanLink, SpanStatus};
 
 /// Converts a legacy API response body into spans.
 pub fn parse(body: &str) -> Result<Vec<ReceivedSpan>, JaegerError> {

@@ -5,8 +5,9 @@
 //! with the OpenTelemetry collector's `ptrace.JSONMarshaler`, i.e. the OTLP/JSON
 //! encoding (see Jaeger's `apiv3/snapshots/GetTrace.json`): hex ids, enums as numbers,
 //! 64-bit integers as strings. That is what `opentelemetry-proto`'s serde reads, so the
-//! body is parsed into its types and flattened exactly as the OTLP receiver flattens
-//! an export. An error is `{"error": {"httpCode", "message"}}`.
+//! body is parsed into its types and flattened by the OTLP receiver's own
+//! [`flatten_spans`] (resource's service name, hex ids, plain enums), so a trace read
+//! from Jaeger is the same as one received over OTLP. An error is `{"error": {"httpCode", "message"}}`.
 //!
 //! Jaeger 1.x served this API through grpc-gateway (`jsonpb`: base64 ids, enums by
 //! name), which `opentelemetry-proto` does not read; such a body fails to parse, and
@@ -14,9 +15,9 @@
 
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use serde::Deserialize;
+use testkit::receiver::{ReceivedSpan, flatten_spans};
 
 use super::JaegerError;
-use crate::receiver::{ReceivedSpan, SpanStore};
 
 /// `{"result": TracesData}` or `{"error": {...}}`.
 #[derive(Deserialize)]
@@ -38,17 +39,13 @@ pub fn parse(body: &str) -> Result<Vec<ReceivedSpan>, JaegerError> {
     if let Some(error) = response.error {
         return Err(JaegerError::Api(error.message));
     }
-    // The receiver's own flattening (resource's service name, hex ids, plain enums),
-    // so a trace read from Jaeger is the same as one received over OTLP.
-    let spans = SpanStore::new();
-    spans.insert(response.result.unwrap_or_default());
-    Ok(spans.all())
+    Ok(flatten_spans(response.result.unwrap_or_default()))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::receiver::{AttributeValue, SpanKind, SpanStatus};
+    use testkit::receiver::{AttributeValue, SpanKind, SpanStatus};
 
     const JAEGER_V2: &str = include_str!("../../tests/fixtures/jaeger-v3-trace.json");
     const JAEGER_V1: &str = include_str!("../../tests/fixtures/jaeger-v3-trace-jsonpb.json");

@@ -9,12 +9,12 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Args;
+use testkit::receiver::OtlpReceiver;
+use testkit::verify::TraceCheck;
 
 use super::{CheckOrders, LoadConfig, LoadMode, VerifyTraces, run_load};
 use crate::checkout::Item;
 use crate::duration::parse_duration;
-use crate::receiver::OtlpReceiver;
-use crate::verify::TraceCheck;
 
 /// Arguments of `checkout load`.
 #[derive(Debug, Args)]

@@ -3,8 +3,9 @@
 
 use std::time::Duration;
 
+use testkit::receiver::SpanStore;
+
 use crate::checkout::Item;
-use crate::receiver::SpanStore;
 
 /// How load is applied.
 #[derive(Debug, Clone, Copy, PartialEq)]

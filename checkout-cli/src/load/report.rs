@@ -6,10 +6,10 @@ use std::fmt;
 use std::time::Duration;
 
 use hdrhistogram::Histogram;
+use testkit::verify::TraceCheck;
 
 use super::LoadMode;
 use crate::order_status::{OrderOutcomes, StockUnreachable};
-use crate::verify::TraceCheck;
 
 /// A transport failure: no HTTP status came back.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -91,8 +91,8 @@ pub struct LoadReport {
     pub latency: LatencySummary,
     /// The trace ids of the accepted (2xx) requests.
     pub accepted_trace_ids: Vec<String>,
-    /// The accepted (2xx) requests with their order id and the time the answer
-    /// arrived, in the order the answers arrived (same length as `accepted_trace_ids`).
+    /// The accepted (2xx) requests with their order id, in the order the answers
+    /// arrived (same length as `accepted_trace_ids`).
     pub accepted_orders: Vec<AcceptedOrder>,
     /// The trace check, when verification was asked for.
     pub traces: Option<TraceCheck>,
@@ -100,16 +100,13 @@ pub struct LoadReport {
     pub orders: Option<Result<OrderOutcomes, StockUnreachable>>,
 }
 
-/// One accepted (2xx) checkout: which order it created and when the answer arrived.
+/// One accepted (2xx) checkout: which order it created.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AcceptedOrder {
     /// The `orderId` of the response body; `None` if the body had no string `orderId`.
     pub order_id: Option<String>,
     /// The trace id the request was sent with.
     pub trace_id: String,
-    /// Wall-clock time the whole response had been read, in microseconds since the Unix
-    /// epoch (the system clock, so it compares with timestamps taken by other processes).
-    pub accepted_at_unix_micros: u64,
 }
 
 impl LoadReport {

@@ -5,10 +5,11 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use contracts::http::CheckoutAccepted;
 use hdrhistogram::Histogram;
+use testkit::verify;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
@@ -19,7 +20,6 @@ use super::{
 };
 use crate::checkout::{self, TraceContext};
 use crate::order_status::{self, OrderOutcomes, StockUnreachable};
-use crate::verify;
 
 /// Longest wait for one answer of stock-service's order API: it answers from one
 /// indexed row, so anything slower means it is not answering at all.
@@ -206,7 +206,6 @@ impl Run {
         }
         .await;
         if measured {
-            let answered_at = SystemTime::now();
             let latency = intended.elapsed();
             let mut stats = self.stats();
             if let Ok((status, body)) = &outcome
@@ -215,7 +214,6 @@ impl Run {
                 stats.accepted_orders.push(AcceptedOrder {
                     order_id: order_id_of(body),
                     trace_id: trace.trace_id.clone(),
-                    accepted_at_unix_micros: unix_micros(answered_at),
                 });
             }
             stats.record(outcome.map(|(status, _)| status), latency, trace.trace_id);
@@ -374,13 +372,6 @@ fn order_id_of(body: &[u8]) -> Option<String> {
         .map(|accepted| accepted.order_id)
 }
 
-/// `time` in microseconds since the Unix epoch (0 before it, saturating far after it).
-fn unix_micros(time: SystemTime) -> u64 {
-    time.duration_since(UNIX_EPOCH).map_or(0, |since| {
-        u64::try_from(since.as_micros()).unwrap_or(u64::MAX)
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -446,17 +437,12 @@ mod tests {
     }
 
     #[test]
-    fn accepted_orders_carry_the_order_id_and_a_unix_time() {
+    fn accepted_orders_carry_the_order_id() {
         assert_eq!(
             order_id_of(br#"{"orderId":"abc","totalAmount":100,"traceId":"t"}"#).as_deref(),
             Some("abc")
         );
         assert_eq!(order_id_of(br#"{"orderId":7}"#), None);
         assert_eq!(order_id_of(b"not json"), None);
-        assert_eq!(
-            unix_micros(UNIX_EPOCH + Duration::from_millis(1_700_000_000_123)),
-            1_700_000_000_123_000
-        );
-        assert_eq!(unix_micros(UNIX_EPOCH - Duration::from_secs(1)), 0);
     }
 }

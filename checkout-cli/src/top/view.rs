@@ -21,8 +21,7 @@ use contracts::metrics::{
     STOCK_AVAILABLE,
 };
 use serde::Serialize;
-
-use crate::receiver::{HistogramPoint, MetricPoint, MetricSeries, PointValue};
+use testkit::receiver::{HistogramPoint, MetricPoint, MetricSeries, PointValue};
 
 /// One refresh of `checkout top`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -354,7 +353,7 @@ fn unit_to_ms(unit: &str) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::receiver::AttributeValue;
+    use testkit::receiver::AttributeValue;
 
     const S: u64 = 1_000_000_000;
     const T0: u64 = 1_700_000_000 * S;

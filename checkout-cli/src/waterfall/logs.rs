@@ -6,9 +6,9 @@ use std::collections::HashMap;
 use std::fmt::Write;
 
 use serde::Serialize;
+use testkit::receiver::{ReceivedLog, ReceivedSpan};
 
 use super::TraceJson;
-use crate::receiver::{ReceivedLog, ReceivedSpan};
 
 /// Renders `logs` (the records of the trace of `spans`) as lines under a `LOGS`
 /// heading; nothing when there are none. Offsets are milliseconds from the trace's
@@ -107,7 +107,7 @@ mod tests {
     use std::collections::BTreeMap;
 
     use super::*;
-    use crate::receiver::{AttributeValue, SpanKind};
+    use testkit::receiver::{AttributeValue, SpanKind};
 
     const T0: u64 = 1_700_000_000_000_000_000;
     const MS: u64 = 1_000_000;

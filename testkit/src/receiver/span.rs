@@ -302,8 +302,9 @@ fn resource_string<'a>(resource: Option<&'a Resource>, key: &str) -> &'a str {
 }
 
 /// Flattens an export request into one [`ReceivedSpan`] per span, tagging each with its
-/// resource's `service.name` and `service.instance.id`.
-pub(crate) fn flatten(request: ExportTraceServiceRequest) -> Vec<ReceivedSpan> {
+/// resource's `service.name` and `service.instance.id`: what the receiver stores, and
+/// what `checkout trace` makes of the OTLP/JSON Jaeger's API v3 answers with.
+pub fn flatten_spans(request: ExportTraceServiceRequest) -> Vec<ReceivedSpan> {
     let mut out = Vec::new();
     for resource_spans in request.resource_spans {
         let resource = resource_spans.resource.as_ref();

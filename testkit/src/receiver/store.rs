@@ -17,7 +17,7 @@ use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use tokio::sync::watch;
 
 use super::settle::CompletedTraces;
-use super::span::{ReceivedSpan, flatten};
+use super::span::{ReceivedSpan, flatten_spans};
 
 /// Shared, cloneable, thread-safe store of every span received. Clones share the same spans.
 #[derive(Debug, Clone, Default)]
@@ -33,7 +33,7 @@ impl SpanStore {
 
     /// Flattens and stores the spans of an export request, waking all waiters.
     pub fn insert(&self, request: ExportTraceServiceRequest) {
-        let new = flatten(request);
+        let new = flatten_spans(request);
         self.spans.send_modify(|spans| spans.extend(new));
     }
 
