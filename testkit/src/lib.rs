@@ -23,9 +23,9 @@
 //!
 //! # Why one crate
 //!
-//! The tests (`e2e`), the benchmark (`bench`) and the command (`checkout-cli`) each
-//! used to carry their own copy of these. One crate keeps one behaviour to fix and
-//! to trust. It depends on no service crate, so the `checkout` command can use the
+//! The tests (`e2e`), the benchmark (`bench`) and the command (`checkout-cli`) need
+//! the same pieces; in one crate each has one behaviour to fix and to trust. It
+//! depends on no service crate, so the `checkout` command can use the
 //! receiver without compiling the services.
 
 pub mod poll;
