@@ -41,7 +41,8 @@ async fn a_broker_restart_loses_nothing_and_applies_nothing_twice() {
     let load = pipeline.load(Duration::from_secs(240));
     load.wait_for_more_accepted(150, PATIENCE).await;
 
-    // The broker application stops; its VM stays up.
+    // The broker application of the test's private node stops (`rabbitmqctl
+    // -n NODE`, see `PrivateCluster::rabbitmqctl`); its VM stays up.
     broker.rabbitmqctl(0, &["stop_app"]).await.unwrap();
 
     // checkout-service notices, reports NOT_SERVING, and the gateway is not

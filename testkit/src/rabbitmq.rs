@@ -259,8 +259,9 @@ impl PrivateCluster {
         Ok(())
     }
 
-    /// `rabbitmqctl ARGS` on node `index` only, e.g. `stop_app` to take the broker
-    /// down while its VM stays up.
+    /// `rabbitmqctl -n NODE ARGS` on this cluster's node `index` only (never the
+    /// machine's default node), e.g. `stop_app` to take the broker down while its
+    /// VM stays up.
     pub async fn rabbitmqctl(&self, index: usize, args: &[&str]) -> anyhow::Result<String> {
         rabbitmqctl(&self.node(index), args).await
     }
