@@ -18,20 +18,27 @@
 //! through. If no node answers at start, the service starts anyway,
 //! disconnected (its gRPC health says `NOT_SERVING`), and the same task keeps
 //! trying.
-//! A publish that is not confirmed within [`CONFIRM_TIMEOUT`] fails too (and
-//! makes the supervisor check the connection): a caller without a gRPC
-//! deadline must not wait forever on a confirm that a dying connection never
-//! resolves. The failure is ambiguous, as every publish failure is, and the
-//! `Idempotency-Key` is what makes the client's retry safe.
+//! A publish that is not confirmed within [`CONFIRM_TIMEOUT`] fails too: a
+//! caller without a gRPC deadline must not wait forever on a confirm that a
+//! dying connection never resolves. The failure is ambiguous, as every
+//! publish failure is, and the `Idempotency-Key` is what makes the client's
+//! retry safe.
 //!
-//! A nack makes the supervisor replace the channel (at most once per
-//! [`CHANNEL_RENEWAL_INTERVAL`]). RabbitMQ 3.10 sets up a new channel's
-//! quorum-queue client with the leader its queue record names; a channel
-//! opened while the cluster elects a new leader (exactly when a publisher
-//! that lost its node reconnects) can keep the dead leader and nack every
-//! publish for as long as it lives (fixed in 3.11.x/3.12.x:
-//! rabbitmq-server PR 9241). The cluster test caught a minute of nacks; a
-//! fresh channel a moment later has the new leader.
+//! A nack or a confirm timeout makes the supervisor replace the channel (at
+//! most once per [`CHANNEL_RENEWAL_INTERVAL`]). RabbitMQ 3.10 sets up a new
+//! channel's quorum-queue client with the leader its queue record names; a
+//! channel opened while the cluster elects a new leader (exactly when a
+//! publisher that lost its node reconnects) can keep the dead leader, and
+//! nack or never confirm every publish for as long as it lives (fixed in
+//! 3.11.x/3.12.x: rabbitmq-server PR 9241). A fresh channel a moment later
+//! has the new leader.
+//!
+//! Each publish runs on a task of its own, to its end (confirmed, refused,
+//! or timed out), even when its caller stops waiting. The gateway's deadline
+//! (2 s by default) is shorter than [`CONFIRM_TIMEOUT`], and tonic drops a
+//! handler whose deadline passed: were the publish part of the handler, a
+//! channel that never confirms would fail every call at the deadline and
+//! never be replaced.
 
 use std::{
     sync::{
@@ -58,7 +65,7 @@ use telemetry::{
     },
 };
 use tokio::sync::{Notify, watch};
-use tracing::Instrument;
+use tracing::{Instrument, instrument::WithSubscriber};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 /// Why a message was not published.
@@ -116,8 +123,9 @@ struct Shared {
     link: RwLock<Option<Link>>,
     /// Raised by a failed publish to make the supervisor check the connection.
     connection_suspect: Notify,
-    /// Set with `connection_suspect` by a nack: replace the channel.
-    nacked: AtomicBool,
+    /// Set with `connection_suspect` by a nack or a confirm timeout: replace
+    /// the channel.
+    channel_suspect: AtomicBool,
     /// Whether a channel is open, for health reporting.
     connected: watch::Sender<bool>,
     /// The PRODUCER span's measurements.
@@ -156,7 +164,7 @@ impl Publisher {
             connected: watch::Sender::new(link.is_some()),
             link: RwLock::new(link),
             connection_suspect: Notify::new(),
-            nacked: AtomicBool::new(false),
+            channel_suspect: AtomicBool::new(false),
         });
         tokio::spawn(supervise(shared.clone(), connection, shutdown));
         let state = Arc::downgrade(&shared);
@@ -191,33 +199,57 @@ impl Publisher {
     }
 
     /// Publishes `order` and waits for the broker's confirm, inside a
-    /// PRODUCER span whose context travels in the message headers.
+    /// PRODUCER span whose context travels in the message headers. The
+    /// publish goes on to its end if this future is dropped (see the module
+    /// docs).
     pub async fn publish(&self, order: &CheckoutProcessed) -> Result<(), PublishError> {
-        let shared = &self.shared;
         let body = order.to_json();
         let order_id = order.order_id.to_string();
         let span = spans::messaging::producer(Message {
-            exchange: &shared.settings.exchange,
-            routing_key: &shared.settings.routing_key,
+            exchange: &self.shared.settings.exchange,
+            routing_key: &self.shared.settings.routing_key,
             id: Some(&order_id),
             body_size: body.len(),
         });
+        let publisher = self.clone();
+        let publish = async move { publisher.publish_and_report(order_id, body).await };
+        // The task keeps this dispatcher: the service's propagator and
+        // meters are found in it (telemetry's `service_context`).
+        let publish = publish.instrument(span).with_current_subscriber();
+        match tokio::spawn(publish).await {
+            Ok(result) => result,
+            Err(error) if error.is_panic() => std::panic::resume_unwind(error.into_panic()),
+            // The runtime is shutting down.
+            Err(_) => Err(PublishError::Unavailable),
+        }
+    }
+
+    /// Publishes inside the current (PRODUCER) span, then records the
+    /// outcome on the span and the metrics, and flags the connection or the
+    /// channel for the supervisor to check.
+    async fn publish_and_report(
+        &self,
+        order_id: String,
+        body: Vec<u8>,
+    ) -> Result<(), PublishError> {
+        let shared = &self.shared;
+        let span = tracing::Span::current();
         let started = Instant::now();
         let link = self.current_link();
         if let Some(link) = &link {
             spans::messaging::record_server(&span, link.node.host(), link.node.port());
         }
-        let result = self
-            .publish_confirmed(link, order, &body)
-            .instrument(span.clone())
-            .await;
+        let result = self.publish_confirmed(link, &order_id, &body).await;
         shared
             .metrics
             .record(started, result.as_ref().err().map(PublishError::kind));
         if let Err(error) = &result {
             spans::record_error(&span, error.kind(), &error.to_string());
-            if matches!(error, PublishError::Nacked) {
-                shared.nacked.store(true, Ordering::Relaxed);
+            if matches!(
+                error,
+                PublishError::Nacked | PublishError::ConfirmTimeout(_)
+            ) {
+                shared.channel_suspect.store(true, Ordering::Relaxed);
             }
             if matches!(
                 error,
@@ -235,7 +267,7 @@ impl Publisher {
     async fn publish_confirmed(
         &self,
         link: Option<Link>,
-        order: &CheckoutProcessed,
+        order_id: &str,
         body: &[u8],
     ) -> Result<(), PublishError> {
         let channel = link
@@ -257,7 +289,7 @@ impl Publisher {
         let properties = BasicProperties::default()
             .with_content_type(CONTENT_TYPE.into())
             .with_delivery_mode(2) // persistent
-            .with_message_id(order.order_id.to_string().into())
+            .with_message_id(order_id.into())
             .with_timestamp(timestamp)
             .with_app_id(PUBLISHER_APP_ID.into())
             .with_headers(headers);
@@ -361,13 +393,24 @@ async fn supervise(
                         amqp::connection::close(&connection, "reconnecting").await;
                         break;
                     }
-                    if shared.nacked.load(Ordering::Relaxed)
+                    if shared.channel_suspect.load(Ordering::Relaxed)
                         && renewed.elapsed() >= CHANNEL_RENEWAL_INTERVAL
                     {
-                        shared.nacked.store(false, Ordering::Relaxed);
+                        shared.channel_suspect.store(false, Ordering::Relaxed);
                         renewed = Instant::now();
-                        if let Err(error) = renew_channel(&shared, &connection).await {
-                            tracing::warn!(%error, "cannot replace the channel");
+                        // A broker that does not confirm may not open a
+                        // channel either: bounded like a confirm.
+                        let renewed = tokio::time::timeout(
+                            CONFIRM_TIMEOUT,
+                            renew_channel(&shared, &connection),
+                        );
+                        let failure = match renewed.await {
+                            Ok(Ok(())) => None,
+                            Ok(Err(error)) => Some(error.to_string()),
+                            Err(_) => Some(format!("no answer within {CONFIRM_TIMEOUT:?}")),
+                        };
+                        if let Some(error) = failure {
+                            tracing::warn!(%error, "cannot replace the channel: reconnecting");
                             amqp::connection::close(&connection, "reconnecting").await;
                             break;
                         }
@@ -387,9 +430,9 @@ async fn supervise(
 }
 
 /// Replaces the confirming channel with a new one on `connection` (after a
-/// nack: see the module docs). The old one is closed once every publish
+/// nack or a confirm timeout: see the module docs). The old one is closed once every publish
 /// still in flight on it has had its answer or timed out.
-async fn renew_channel(shared: &Shared, connection: &Connection) -> Result<(), PublishError> {
+async fn renew_channel(shared: &Shared, connection: &Connection) -> Result<(), lapin::Error> {
     let channel = connection.create_channel().await?;
     channel
         .confirm_select(ConfirmSelectOptions::default())
@@ -408,7 +451,7 @@ async fn renew_channel(shared: &Shared, connection: &Connection) -> Result<(), P
             }
         });
     }
-    tracing::info!("the broker nacked a message: publishing on a new channel");
+    tracing::info!("the broker refused or did not confirm a message: publishing on a new channel");
     Ok(())
 }
 

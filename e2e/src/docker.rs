@@ -13,6 +13,7 @@ use std::{
     collections::{BTreeMap, HashMap},
     path::Path,
     process::Command,
+    sync::{Mutex, Once, PoisonError},
     time::Duration,
 };
 
@@ -35,6 +36,7 @@ impl Stack {
     /// project of its own, named `checkout-<name>-<pid>`. Quick once
     /// `scripts/compose-test` has built the images: the layers are cached.
     pub fn up(name: &str, files: &[&'static str]) -> Self {
+        remember_panics();
         let stack = Self {
             project: format!("checkout-{name}-{}", std::process::id()),
             files: files.to_vec(),
@@ -211,6 +213,8 @@ impl Drop for Stack {
                 .args(["logs", "--no-color", "--tail", "40"])
                 .current_dir(ROOT)
                 .status();
+            let panics = PANICS.lock().unwrap_or_else(PoisonError::into_inner);
+            eprintln!("\nthe failure, again below the logs: {}", panics.join("\n"));
         }
         let (program, first) = compose_command();
         let _ = Command::new(program)
@@ -221,6 +225,29 @@ impl Drop for Stack {
             .current_dir(ROOT)
             .output();
     }
+}
+
+/// The last few panic messages of the test process: a failed stack prints
+/// the services' logs after the panic message, and a CI page that shows only
+/// the end of the output would show the logs without the reason.
+static PANICS: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+/// Keeps each panic's message in [`PANICS`] (the last five), then reports
+/// it as before.
+fn remember_panics() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let report = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let mut panics = PANICS.lock().unwrap_or_else(PoisonError::into_inner);
+            if panics.len() == 5 {
+                panics.remove(0);
+            }
+            panics.push(info.to_string());
+            drop(panics);
+            report(info);
+        }));
+    });
 }
 
 /// The compose command: `COMPOSE`, or `docker-compose`, or `docker compose`.

@@ -74,13 +74,22 @@ impl Progress {
         self.statuses.lock().expect("not poisoned").clone()
     }
 
-    /// Waits until at least `count` orders were accepted.
+    /// Waits until at least `count` orders were accepted; fails saying what
+    /// the load saw instead.
     pub async fn wait_for_accepted(&self, count: usize, patience: Duration) {
         let what = format!("{count} orders accepted");
-        testkit::poll::until(what, patience, || async {
+        let waited = testkit::poll::within(what, patience, || async {
             (self.accepted() >= count).then_some(())
         })
         .await;
+        if let Err(error) = waited {
+            panic!(
+                "{error}; {} accepted, {} in flight, answers {:?}",
+                self.accepted(),
+                self.in_flight(),
+                self.answers()
+            );
+        }
     }
 
     /// Waits until some answer other than `202` was seen: proof that the
