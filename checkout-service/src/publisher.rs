@@ -98,10 +98,10 @@ pub enum PublishError {
     ConfirmTimeout(Duration),
 }
 
-/// The least time between two channel replacements after nacks (see the
-/// module docs): a queue that refuses messages for another reason
-/// (`x-overflow` = `reject-publish`) costs a channel a second, not one per
-/// publish.
+/// The least time between two channel replacements (after nacks or confirm
+/// timeouts, see the module docs): a queue that refuses messages for another
+/// reason (`x-overflow` = `reject-publish`) costs a channel a second, not one
+/// per publish.
 pub const CHANNEL_RENEWAL_INTERVAL: Duration = Duration::from_secs(1);
 
 /// How long a publish waits for the broker's confirm. A healthy broker
@@ -430,8 +430,8 @@ async fn supervise(
 }
 
 /// Replaces the confirming channel with a new one on `connection` (after a
-/// nack or a confirm timeout: see the module docs). The old one is closed once every publish
-/// still in flight on it has had its answer or timed out.
+/// nack or a confirm timeout: see the module docs). The old one is closed
+/// once every publish still in flight on it has had its answer or timed out.
 async fn renew_channel(shared: &Shared, connection: &Connection) -> Result<(), lapin::Error> {
     let channel = connection.create_channel().await?;
     channel
