@@ -20,8 +20,6 @@
     reason = "tests: a failed expectation is the test failing"
 )]
 
-use std::time::Duration;
-
 use e2e::{PATIENCE, PipelineOptions, TestPipeline};
 use reqwest::StatusCode;
 use serde_json::json;
@@ -67,32 +65,32 @@ async fn a_publish_its_caller_gave_up_on_still_times_out_and_the_retry_is_applie
 
     // The gateway gave up after 2 s; the publish did not: it ends at the
     // confirm timeout, as an error.
-    pipeline.flush_telemetry().await;
-    let timed_out = |spans: &[testkit::receiver::ReceivedSpan]| {
-        spans.iter().any(|span| {
-            span.kind == SpanKind::Producer
-                && span.attr_str("error.type") == Some("confirm_timeout")
-                && matches!(span.status, SpanStatus::Error { .. })
-        })
-    };
-    let flushing = async {
-        loop {
-            tokio::time::sleep(Duration::from_secs(1)).await;
-            pipeline.flush_telemetry().await;
-        }
-    };
     let spans = pipeline.receiver.store();
-    let seen = tokio::select! {
-        seen = spans.wait_for(PATIENCE, timed_out) => seen,
-        () = flushing => unreachable!("flushing never ends"),
-    };
-    if let Err(spans) = seen {
+    let seen = poll::within(
+        "a PRODUCER span ending in confirm_timeout",
+        PATIENCE,
+        || async {
+            pipeline.flush_telemetry().await;
+            spans
+                .all()
+                .iter()
+                .any(|span| {
+                    span.kind == SpanKind::Producer
+                        && span.attr_str("error.type") == Some("confirm_timeout")
+                        && matches!(span.status, SpanStatus::Error { .. })
+                })
+                .then_some(())
+        },
+    )
+    .await;
+    if let Err(error) = seen {
         let producers: Vec<_> = spans
-            .iter()
+            .all()
+            .into_iter()
             .filter(|span| span.kind == SpanKind::Producer)
-            .map(|span| (&span.status, span.attr_str("error.type"), span.duration()))
+            .map(|span| (span.status.clone(), span.duration()))
             .collect();
-        panic!("no PRODUCER span timed out within {PATIENCE:?}; producers: {producers:?}");
+        panic!("{error}; producers (status, duration): {producers:?}");
     }
 
     broker
